@@ -1,0 +1,85 @@
+import os from 'node:os';
+import { z } from 'zod';
+
+/**
+ * Every setting the service reads from the environment, declared once: its variable, its schema
+ * (with the default) and what it is for. `loadConfig` validates all of them at startup; the README's
+ * configuration table is generated from the same list (`npm run config:table`).
+ */
+const cores = Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes' || v === 'on');
+const list = z.string().transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
+
+export const SETTINGS = {
+  port: { env: 'PORT', schema: int(0, 65535), default: '8080', doc: 'TCP port to listen on.' },
+  host: { env: 'HOST', schema: z.string().min(1), default: '0.0.0.0', doc: 'Address to bind.' },
+  logLevel: {
+    env: 'LOG_LEVEL',
+    schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    default: 'info',
+    doc: 'pino log level.',
+  },
+  modelsDir: { env: 'CVSERVE_MODELS_DIR', schema: z.string().min(1), default: './models', doc: 'Directory holding the model files listed in models/models.json.' },
+  modelsFetch: { env: 'CVSERVE_MODELS_FETCH', schema: bool, default: 'on', doc: 'Fetch missing model files in the background at startup (`off` for air-gapped deployments).' },
+  allowPrivateNetworks: {
+    env: 'CVSERVE_ALLOW_PRIVATE_NETWORKS',
+    schema: bool,
+    default: 'false',
+    doc: 'Let `?url=` reach loopback/private/link-local addresses. Only for local development and tests.',
+  },
+  maxBodyBytes: { env: 'CVSERVE_MAX_BODY_BYTES', schema: int(1024, 1 << 30), default: String(20 * 1024 * 1024), doc: 'Largest request body (raw, multipart file or JSON), checked while streaming → 413.' },
+  maxPixels: { env: 'CVSERVE_MAX_PIXELS', schema: int(1, 1_000_000_000), default: String(40_000_000), doc: 'Largest decoded image (width × height), checked from the header before decoding → 413. Bounds decoder memory (4 bytes/pixel).' },
+  maxOutputPixels: { env: 'CVSERVE_MAX_OUTPUT_PIXELS', schema: int(1, 1_000_000_000), default: String(36_000_000), doc: 'Largest image a route may produce (e.g. /upscale) → 413.' },
+  maxFields: { env: 'CVSERVE_MAX_FIELDS', schema: int(1, 10_000), default: '50', doc: 'Most query/form fields accepted in one request.' },
+  maxFieldBytes: { env: 'CVSERVE_MAX_FIELD_BYTES', schema: int(16, 1 << 24), default: '65536', doc: 'Largest single non-file form field.' },
+  urlMaxBytes: { env: 'CVSERVE_URL_MAX_BYTES', schema: int(1024, 1 << 30), default: String(20 * 1024 * 1024), doc: 'Largest download for `?url=`, enforced while streaming → 413.' },
+  urlTimeoutMs: { env: 'CVSERVE_URL_TIMEOUT_MS', schema: int(100, 600_000), default: '10000', doc: 'Total time for a `?url=` download, redirects included → 504.' },
+  urlMaxRedirects: { env: 'CVSERVE_URL_MAX_REDIRECTS', schema: int(0, 20), default: '3', doc: 'Redirects followed for `?url=`; each hop is checked again.' },
+  opencvWorkers: { env: 'CVSERVE_OPENCV_WORKERS', schema: int(1, 256), default: String(cores), doc: 'OpenCV wasm worker threads (default: number of cores).' },
+  opencvMaxQueue: { env: 'CVSERVE_OPENCV_MAX_QUEUE', schema: int(0, 100_000), default: '64', doc: 'Tasks waiting for an OpenCV worker before requests get 503 + Retry-After.' },
+  onnxWorkers: { env: 'CVSERVE_ONNX_WORKERS', schema: int(1, 256), default: '1', doc: 'ONNX Runtime worker threads (each holds one session per model).' },
+  onnxThreads: { env: 'CVSERVE_ONNX_THREADS', schema: int(1, 256), default: String(cores), doc: 'Intra-op threads per ONNX session. Keep workers × threads ≈ cores.' },
+  onnxMaxQueue: { env: 'CVSERVE_ONNX_MAX_QUEUE', schema: int(0, 100_000), default: '64', doc: 'Tasks waiting per ONNX model before requests get 503 + Retry-After.' },
+  requestTimeoutMs: { env: 'CVSERVE_REQUEST_TIMEOUT_MS', schema: int(100, 3_600_000), default: '30000', doc: 'Overall time limit for one request → 504.' },
+  shutdownTimeoutMs: { env: 'CVSERVE_SHUTDOWN_TIMEOUT_MS', schema: int(0, 3_600_000), default: '10000', doc: 'How long in-flight requests may take to finish after SIGTERM/SIGINT.' },
+} as const;
+
+type Settings = typeof SETTINGS;
+export type Config = { [K in keyof Settings]: z.output<Settings[K]['schema']> };
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Reads and validates every setting; throws ConfigError naming each bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [key, s] of Object.entries(SETTINGS) as [keyof Settings, Settings[keyof Settings]][]) {
+    const raw = env[s.env];
+    const value = raw === undefined || raw === '' ? s.default : raw;
+    const parsed = (s.schema as z.ZodType).safeParse(value);
+    if (parsed.success) out[key] = parsed.data;
+    else problems.push(`${s.env}=${JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return { ...(out as Config), ...overrides };
+}
+
+/** Defaults plus overrides, ignoring the environment: for tests and the CLI. */
+export function testConfig(overrides: Partial<Config> = {}): Config {
+  return loadConfig({}, overrides);
+}
+
+/** The README's configuration table, as Markdown. */
+export function configTable(): string {
+  const rows = Object.values(SETTINGS).map((s) => `| \`${s.env}\` | \`${s.default}\` | ${s.doc} |`);
+  return ['| variable | default | what it does |', '|---|---|---|', ...rows].join('\n');
+}

@@ -1,0 +1,38 @@
+import type { Sharp } from 'sharp';
+
+/** Image formats accepted as input (decided from the bytes) and produced as output. */
+export const INPUT_FORMATS = ['jpeg', 'png', 'webp', 'gif', 'tiff', 'avif'] as const;
+export type InputFormat = (typeof INPUT_FORMATS)[number];
+export const OUTPUT_FORMATS = ['jpeg', 'png', 'webp'] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+/** Interleaved 8-bit pixels. */
+export interface RawImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  channels: 1 | 3 | 4;
+}
+
+/** A box in original-image pixel coordinates, [x1, y1, x2, y2], with an optional caption for drawing. */
+export interface DrawBox {
+  box: [number, number, number, number];
+  label?: string;
+}
+
+/**
+ * A validated input image: the original bytes (type checked from the magic number, dimensions
+ * checked against the pixel limit), decoded lazily so a resource that resizes first can let sharp
+ * shrink on load instead of decoding at full size.
+ */
+export interface ImageInput {
+  readonly bytes: Buffer;
+  readonly format: InputFormat;
+  /** Dimensions after EXIF orientation. */
+  readonly width: number;
+  readonly height: number;
+  /** A fresh sharp pipeline over the bytes: pixel limit set, first frame only, EXIF orientation applied. */
+  pipeline(): Sharp;
+  /** The whole image as RGB (alpha flattened away), decoded once and cached. */
+  rgb(): Promise<RawImage>;
+}

@@ -1,0 +1,56 @@
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import type { Config } from '../config.js';
+import type { Engines } from '../engines/engines.js';
+import type { DrawBox, ImageInput, RawImage } from '../image/types.js';
+
+/**
+ * The contract every capability implements, built-in or plugin. A resource knows nothing about
+ * HTTP: it declares its parameters once (a zod object: types, defaults, bounds, descriptions), and
+ * that one declaration drives validation, the OpenAPI document, the playground form, the CLI and
+ * metrics. Lifecycle: init (once, at startup) → run (per request) → close (at shutdown).
+ */
+export interface Resource<Params extends z.ZodObject = z.ZodObject> {
+  /** Route name: the resource answers at `/${name}`. Lowercase letters, digits and dashes. */
+  readonly name: string;
+  readonly summary: string;
+  readonly description?: string;
+  /** Every parameter, from the query string, form fields or JSON fields. */
+  readonly params: Params;
+  /** What a successful answer is. */
+  readonly output: ResourceOutputSpec;
+  /** Methods the route accepts; GET takes the image from ?url=. Default both. */
+  readonly methods?: readonly ('GET' | 'POST')[];
+
+  init(ctx: InitContext): Promise<void>;
+  /** Whether the resource can run now, and if not, why (e.g. a missing model file). */
+  status(): ResourceStatus;
+  run(input: ImageInput, params: z.output<Params>, ctx: RunContext): Promise<ResourceResult>;
+  close(): Promise<void>;
+}
+
+export type ResourceOutputSpec =
+  /** JSON answer whose body matches `schema`; `drawable` means boxes can be drawn on the input (draw=true). */
+  | { kind: 'json'; schema: z.ZodType; drawable?: boolean }
+  /** Image answer; as JSON `{imageBase64, format}` when the client asks for JSON. */
+  | { kind: 'image' };
+
+export type ResourceStatus = { ready: true } | { ready: false; reason: string };
+
+export interface InitContext {
+  config: Config;
+  engines: Engines;
+  log: Logger;
+}
+
+export interface RunContext {
+  /** Aborted when the client goes away or the request times out. Pass it to engine calls. */
+  signal: AbortSignal;
+  log: Logger;
+}
+
+export type ResourceResult =
+  | { kind: 'json'; body: Record<string, unknown>; boxes?: DrawBox[] }
+  | { kind: 'image'; image: RawImage; /** Preferred output format when the client names none. */ format?: 'jpeg' | 'png' | 'webp' | 'input' };
+
+export type AnyResource = Resource<z.ZodObject>;

@@ -1,0 +1,59 @@
+import { z } from 'zod';
+
+/**
+ * Parameter builders shared by every resource. Values arrive as strings (query string, form
+ * fields) or typed (JSON), so numbers and booleans accept both. Bounds and defaults live here, in
+ * the one declaration that also feeds OpenAPI, the playground and the CLI.
+ */
+interface Described {
+  description: string;
+}
+
+function numberParam(kind: 'int' | 'number', o: Described & { min: number; max: number; default?: number }) {
+  let n = z.coerce.number({ error: 'must be a number' });
+  if (kind === 'int') n = n.int({ error: 'must be an integer' });
+  n = n.min(o.min, { error: `must be ≥ ${o.min}` }).max(o.max, { error: `must be ≤ ${o.max}` });
+  return o.default === undefined ? n.optional().describe(o.description) : n.default(o.default).describe(o.description);
+}
+
+const BOOL_WORDS: Record<string, boolean> = { true: true, '1': true, yes: true, on: true, false: false, '0': false, no: false, off: false };
+
+export const param = {
+  int: (o: Described & { min: number; max: number; default?: number }) => numberParam('int', o),
+  number: (o: Described & { min: number; max: number; default?: number }) => numberParam('number', o),
+  boolean: (o: Described & { default: boolean }) =>
+    z
+      .union([
+        z.boolean(),
+        z.string().transform((v, ctx) => {
+          const b = BOOL_WORDS[v.toLowerCase()];
+          if (b === undefined) {
+            ctx.addIssue({ code: 'custom', message: 'must be true or false' });
+            return z.NEVER;
+          }
+          return b;
+        }),
+      ], { error: 'must be true or false' })
+      .default(o.default)
+      .describe(o.description),
+  enum: <const T extends readonly [string, ...string[]]>(values: T, o: Described & { default?: T[number] }) => {
+    const e = z.enum(values, { error: `must be one of ${values.join(', ')}` });
+    return o.default === undefined ? e.optional().describe(o.description) : e.default(o.default as never).describe(o.description);
+  },
+  /** Comma-separated list (or a JSON array) of strings. */
+  list: (o: Described & { default: string[] }) =>
+    z
+      .union([z.array(z.string()), z.string().transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))])
+      .default(o.default)
+      .describe(o.description),
+};
+
+/** `format` for routes answering images. */
+export const formatParam = (defaultFormat?: 'jpeg' | 'png' | 'webp') =>
+  param.enum(['jpeg', 'png', 'webp'] as const, {
+    default: defaultFormat,
+    description: defaultFormat ? 'Output image format.' : 'Output image format (default: the input’s format where possible).',
+  });
+
+/** `draw` for detection routes: answer the input image with the boxes drawn on it. */
+export const drawParam = () => param.boolean({ default: false, description: 'Answer the input image with the results drawn on it instead of JSON.' });
