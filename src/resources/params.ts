@@ -9,18 +9,22 @@ interface Described {
   description: string;
 }
 
-function numberParam(kind: 'int' | 'number', o: Described & { min: number; max: number; default?: number }) {
+type Bounds = Described & { min: number; max: number };
+
+function boundedNumber(kind: 'int' | 'number', o: Bounds) {
   let n = z.coerce.number({ error: 'must be a number' });
   if (kind === 'int') n = n.int({ error: 'must be an integer' });
-  n = n.min(o.min, { error: `must be ≥ ${o.min}` }).max(o.max, { error: `must be ≤ ${o.max}` });
-  return o.default === undefined ? n.optional().describe(o.description) : n.default(o.default).describe(o.description);
+  return n.min(o.min, { error: `must be ≥ ${o.min}` }).max(o.max, { error: `must be ≤ ${o.max}` });
 }
 
 const BOOL_WORDS: Record<string, boolean> = { true: true, '1': true, yes: true, on: true, false: false, '0': false, no: false, off: false };
 
 export const param = {
-  int: (o: Described & { min: number; max: number; default?: number }) => numberParam('int', o),
-  number: (o: Described & { min: number; max: number; default?: number }) => numberParam('number', o),
+  int: (o: Bounds & { default: number }) => boundedNumber('int', o).default(o.default).describe(o.description),
+  number: (o: Bounds & { default: number }) => boundedNumber('number', o).default(o.default).describe(o.description),
+  /** An integer that is off unless given. */
+  optionalInt: (o: Bounds) => boundedNumber('int', o).optional().describe(o.description),
+  optionalNumber: (o: Bounds) => boundedNumber('number', o).optional().describe(o.description),
   boolean: (o: Described & { default: boolean }) =>
     z
       .union([

@@ -1,0 +1,74 @@
+import sharp, { type Metadata, type Sharp } from 'sharp';
+import { AppError } from '../errors.js';
+import { sniffImageType } from './sniff.js';
+import type { ImageInput, RawImage } from './types.js';
+
+export interface DecodeLimits {
+  maxPixels: number;
+}
+
+// libvips shares a thread pool across requests; keep its cache small, the service never reuses images.
+sharp.cache({ memory: 64, files: 0, items: 32 });
+
+/**
+ * Validates image bytes without decoding the pixels: type from the magic number (415 for SVG or
+ * unknown), dimensions from the header (422 when unreadable), pixel limit (413). The returned
+ * ImageInput decodes lazily and at most once to RGB.
+ */
+export async function openImage(bytes: Buffer, limits: DecodeLimits): Promise<ImageInput> {
+  if (bytes.length === 0) throw new AppError('UNDECODABLE_IMAGE', { publicMessage: 'The image is empty (0 bytes)' });
+  const format = sniffImageType(bytes);
+  if (format === 'svg') throw new AppError('UNSUPPORTED_MEDIA_TYPE', { publicMessage: 'SVG images are not accepted: send JPEG, PNG, WebP, GIF, TIFF or AVIF' });
+  if (format === null) throw new AppError('UNSUPPORTED_MEDIA_TYPE', { detail: 'unrecognised magic number' });
+
+  const pipeline = () =>
+    sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'truncated', pages: 1, sequentialRead: true }).rotate();
+
+  let meta: Metadata;
+  try {
+    meta = await sharp(bytes, { limitInputPixels: false, pages: 1 }).metadata();
+  } catch (err) {
+    throw new AppError('UNDECODABLE_IMAGE', { detail: `metadata: ${(err as Error).message}`, cause: err });
+  }
+  if (!meta.width || !meta.height) throw new AppError('UNDECODABLE_IMAGE', { detail: 'no dimensions in header' });
+  // One frame only: an animated GIF/WebP reports the stacked height of all frames in pageHeight terms.
+  const frameHeight = meta.pageHeight ?? meta.height;
+  if (meta.width * frameHeight > limits.maxPixels) {
+    throw new AppError('IMAGE_TOO_LARGE', {
+      publicMessage: `Image is ${meta.width}x${frameHeight} pixels; the limit is ${limits.maxPixels} pixels`,
+    });
+  }
+  const swapped = (meta.orientation ?? 1) >= 5;
+  const width = swapped ? frameHeight : meta.width;
+  const height = swapped ? meta.width : frameHeight;
+
+  let decoded: Promise<RawImage> | undefined;
+  return {
+    bytes,
+    format,
+    width,
+    height,
+    pipeline,
+    rgb() {
+      decoded ??= decodeRgb(pipeline());
+      return decoded;
+    },
+  };
+}
+
+/** Runs a sharp pipeline to raw RGB, mapping decoder failures to 422. */
+export async function decodeRgb(pipeline: Sharp): Promise<RawImage> {
+  try {
+    const { data, info } = await pipeline.removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    return { data, width: info.width, height: info.height, channels: info.channels as 3 };
+  } catch (err) {
+    throw decodeError(err);
+  }
+}
+
+export function decodeError(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  const message = (err as Error)?.message ?? String(err);
+  if (/pixel limit/i.test(message)) return new AppError('IMAGE_TOO_LARGE', { detail: message, cause: err });
+  return new AppError('UNDECODABLE_IMAGE', { detail: message, cause: err });
+}

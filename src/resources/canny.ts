@@ -1,0 +1,41 @@
+import { z } from 'zod';
+import type { AnyResource, InitContext, Resource, ResourceStatus, RunContext } from './contract.js';
+import type { ImageInput } from '../image/types.js';
+import type { OpenCvEngine } from '../engines/opencv/engine.js';
+import { formatParam, param } from './params.js';
+
+const params = z.strictObject({
+  threshold1: param.number({ min: 0, max: 10_000, default: 100, description: 'First hysteresis threshold (cv.Canny threshold1).' }),
+  threshold2: param.number({ min: 0, max: 10_000, default: 200, description: 'Second hysteresis threshold (cv.Canny threshold2).' }),
+  format: formatParam('jpeg'),
+});
+
+/** Canny edge map: OpenCV's RGB→gray then cv.Canny, exactly as the Python service did. */
+export class CannyResource implements Resource<typeof params> {
+  readonly name = 'canny';
+  readonly summary = 'Canny edge detection';
+  readonly description = 'Grayscale, then cv.Canny(gray, threshold1, threshold2). Answers the edge map as an image (JPEG by default), or as {"imageBase64", "format"} for JSON requests.';
+  readonly params = params;
+  readonly output = { kind: 'image' } as const;
+  private opencv?: OpenCvEngine;
+
+  async init(ctx: InitContext): Promise<void> {
+    this.opencv = ctx.engines.opencv;
+  }
+
+  status(): ResourceStatus {
+    return this.opencv ? { ready: true } : { ready: false, reason: 'not initialised' };
+  }
+
+  async run(input: ImageInput, p: z.output<typeof params>, ctx: RunContext) {
+    const rgb = await input.rgb();
+    const edges = await this.opencv!.canny(rgb, p.threshold1, p.threshold2, ctx.signal);
+    return { kind: 'image' as const, image: edges, format: p.format };
+  }
+
+  async close(): Promise<void> {}
+}
+
+export function createCannyResource(): AnyResource {
+  return new CannyResource() as unknown as AnyResource;
+}

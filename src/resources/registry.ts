@@ -1,0 +1,7 @@
+import type { AnyResource } from './contract.js';
+import { createCannyResource } from './canny.js';
+
+/** The built-in capabilities, in the order they are listed. Each becomes the route `/${name}`. */
+export function builtinResources(): AnyResource[] {
+  return [createCannyResource()];
+}
