@@ -25,6 +25,9 @@ export const SETTINGS = {
   },
   modelsDir: { env: 'CVSERVE_MODELS_DIR', schema: z.string().min(1), default: './models', doc: 'Directory holding the model files listed in models/models.json.' },
   modelsFetch: { env: 'CVSERVE_MODELS_FETCH', schema: bool, default: 'on', doc: 'Fetch missing model files in the background at startup (`off` for air-gapped deployments).' },
+  modelsManifest: { env: 'CVSERVE_MODELS_MANIFEST', schema: z.string(), default: '', doc: 'Model manifest (JSON) to use instead of the built-in `models/models.json`.' },
+  modelsBaseUrl: { env: 'CVSERVE_MODELS_BASE_URL', schema: z.union([z.literal(''), z.url({ protocol: /^https?$/ })]), default: '', doc: 'Download model files from `<base>/<file>` (a mirror) instead of each file\'s own URL in the manifest.' },
+  modelsFetchTimeoutMs: { env: 'CVSERVE_MODELS_FETCH_TIMEOUT_MS', schema: int(1000, 3_600_000), default: '300000', doc: 'Time limit for downloading one model file.' },
   allowPrivateNetworks: {
     env: 'CVSERVE_ALLOW_PRIVATE_NETWORKS',
     schema: bool,
@@ -39,10 +42,10 @@ export const SETTINGS = {
   urlMaxBytes: { env: 'CVSERVE_URL_MAX_BYTES', schema: int(1024, 1 << 30), default: String(20 * 1024 * 1024), doc: 'Largest download for `?url=`, enforced while streaming → 413.' },
   urlTimeoutMs: { env: 'CVSERVE_URL_TIMEOUT_MS', schema: int(100, 600_000), default: '10000', doc: 'Total time for a `?url=` download, redirects included → 504.' },
   urlMaxRedirects: { env: 'CVSERVE_URL_MAX_REDIRECTS', schema: int(0, 20), default: '3', doc: 'Redirects followed for `?url=`; each hop is checked again.' },
-  opencvWorkers: { env: 'CVSERVE_OPENCV_WORKERS', schema: int(1, 256), default: String(cores), doc: 'OpenCV wasm worker threads (default: number of cores).' },
+  opencvWorkers: { env: 'CVSERVE_OPENCV_WORKERS', schema: int(1, 256), default: String(cores), shownDefault: 'cores', doc: 'OpenCV wasm worker threads (default: number of cores).' },
   opencvMaxQueue: { env: 'CVSERVE_OPENCV_MAX_QUEUE', schema: int(0, 100_000), default: '64', doc: 'Tasks waiting for an OpenCV worker before requests get 503 + Retry-After.' },
   onnxWorkers: { env: 'CVSERVE_ONNX_WORKERS', schema: int(1, 256), default: '1', doc: 'ONNX Runtime worker threads (each holds one session per model).' },
-  onnxThreads: { env: 'CVSERVE_ONNX_THREADS', schema: int(1, 256), default: String(cores), doc: 'Intra-op threads per ONNX session. Keep workers × threads ≈ cores.' },
+  onnxThreads: { env: 'CVSERVE_ONNX_THREADS', schema: int(1, 256), default: String(cores), shownDefault: 'cores', doc: 'Intra-op threads per ONNX session. Keep workers × threads ≈ cores.' },
   onnxMaxQueue: { env: 'CVSERVE_ONNX_MAX_QUEUE', schema: int(0, 100_000), default: '64', doc: 'Tasks waiting per ONNX model before requests get 503 + Retry-After.' },
   requestTimeoutMs: { env: 'CVSERVE_REQUEST_TIMEOUT_MS', schema: int(100, 3_600_000), default: '30000', doc: 'Overall time limit for one request → 504.' },
   shutdownTimeoutMs: { env: 'CVSERVE_SHUTDOWN_TIMEOUT_MS', schema: int(0, 3_600_000), default: '10000', doc: 'How long in-flight requests may take to finish after SIGTERM/SIGINT.' },
@@ -80,6 +83,9 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
 
 /** The README's configuration table, as Markdown. */
 export function configTable(): string {
-  const rows = Object.values(SETTINGS).map((s) => `| \`${s.env}\` | \`${s.default}\` | ${s.doc} |`);
+  const rows = Object.values(SETTINGS).map((s) => {
+    const shown = 'shownDefault' in s ? s.shownDefault : s.default;
+    return `| \`${s.env}\` | ${shown === '' ? '(unset)' : `\`${shown}\``} | ${s.doc} |`;
+  });
   return ['| variable | default | what it does |', '|---|---|---|', ...rows].join('\n');
 }

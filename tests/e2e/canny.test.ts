@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import request from 'supertest';
+import type { CvServe } from '../../src/app.js';
+import { createTestApp } from '../helpers/app.js';
+import { edgeIoU, grayPixels } from '../helpers/images.js';
+import { image, reference } from '../helpers/paths.js';
+
+const PHOTOS = ['test_face_processing.jpg', 'cat_small.jpg', 'car.jpg'];
+
+describe('/canny', () => {
+  let svc: CvServe;
+  let server: http.Server;
+  let base: string;
+
+  before(async () => {
+    svc = await createTestApp({ allowPrivateNetworks: true });
+    // A local image server for the ?url= way (private networks are allowed in this app only).
+    server = http.createServer((req, res) => {
+      const name = decodeURIComponent((req.url ?? '/').slice(1));
+      if (!PHOTOS.includes(name)) return void res.writeHead(404).end();
+      res.writeHead(200, { 'Content-Type': 'image/jpeg' }).end(readFileSync(image(name)));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    await svc.close();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  for (const name of PHOTOS) {
+    it(`matches native OpenCV's edge map on ${name} (PNG, edge IoU ≥ 0.99)`, async () => {
+      const res = await request(svc.app).post('/canny?format=png').attach('image', readFileSync(image(name)), name);
+      assert.equal(res.status, 200);
+      assert.equal(res.type, 'image/png');
+      const ours = await grayPixels(res.body as Buffer);
+      const ref = await grayPixels(reference(`canny_${name.replace(/\.jpg$/, '.png')}`));
+      assert.deepEqual([ours.width, ours.height], [ref.width, ref.height]);
+      const iou = edgeIoU(ours.data, ref.data);
+      assert.ok(iou >= 0.99, `edge IoU ${iou.toFixed(4)} < 0.99`);
+    });
+  }
+
+  const bytes = () => readFileSync(image('test_face_processing.jpg'));
+  const ways: [string, () => request.Test][] = [
+    ['GET ?url=', () => request(svc.app).get(`/canny?format=png&url=${encodeURIComponent(`${base}/test_face_processing.jpg`)}`)],
+    ['multipart image', () => request(svc.app).post('/canny?format=png').attach('image', bytes(), 'face.jpg')],
+    ['JSON imageBase64', () => request(svc.app).post('/canny').send({ imageBase64: bytes().toString('base64'), format: 'png' })],
+    ['JSON imageBase64 with a data: URL prefix', () => request(svc.app).post('/canny').send({ imageBase64: `data:image/jpeg;base64,${bytes().toString('base64')}`, format: 'png' })],
+    ['raw image/jpeg body', () => request(svc.app).post('/canny?format=png').set('Content-Type', 'image/jpeg').send(bytes())],
+  ];
+  for (const [way, send] of ways) {
+    it(`takes the image by ${way} and answers the same edge map`, async () => {
+      const res = await send();
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      const png = res.type === 'application/json' ? Buffer.from(res.body.imageBase64, 'base64') : (res.body as Buffer);
+      if (res.type === 'application/json') assert.equal(res.body.format, 'png');
+      const ours = await grayPixels(png);
+      const ref = await grayPixels(reference('canny_test_face_processing.png'));
+      assert.ok(edgeIoU(ours.data, ref.data) >= 0.99);
+    });
+  }
+
+  it('answers JPEG by default, and WebP or JSON on request', async () => {
+    const jpeg = await request(svc.app).post('/canny').attach('image', bytes(), 'face.jpg');
+    assert.equal(jpeg.type, 'image/jpeg');
+    assert.deepEqual([...(jpeg.body as Buffer).subarray(0, 3)], [0xff, 0xd8, 0xff]);
+    const webp = await request(svc.app).post('/canny?format=webp').attach('image', bytes(), 'face.jpg');
+    assert.equal(webp.type, 'image/webp');
+    const json = await request(svc.app).post('/canny').set('Accept', 'application/json').attach('image', bytes(), 'face.jpg');
+    assert.equal(json.type, 'application/json');
+    assert.equal(json.body.format, 'jpeg');
+    assert.ok(Buffer.from(json.body.imageBase64, 'base64').length > 1000);
+  });
+
+  it('applies the thresholds: higher thresholds give fewer edge pixels', async () => {
+    const count = async (query: string) => {
+      const res = await request(svc.app).post(`/canny?format=png&${query}`).attach('image', bytes(), 'face.jpg');
+      return (await grayPixels(res.body as Buffer)).data.reduce((n, v) => n + (v > 127 ? 1 : 0), 0);
+    };
+    const low = await count('threshold1=20&threshold2=50');
+    const high = await count('threshold1=300&threshold2=600');
+    assert.ok(low > high * 2, `low ${low} vs high ${high}`);
+  });
+
+  it('keeps answering /ping while a slow /canny runs', async () => {
+    const slow = request(svc.app).post('/canny?format=png').attach('image', readFileSync(image('car.jpg')), 'car.jpg').then((r) => r);
+    const t0 = performance.now();
+    const ping = await request(svc.app).get('/ping');
+    const pingMs = performance.now() - t0;
+    assert.deepEqual(ping.body, { success: true });
+    const done = await slow;
+    assert.equal(done.status, 200);
+    assert.ok(pingMs < 1000, `ping took ${pingMs} ms`);
+  });
+});
