@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
 import { openImage } from '../image/decode.js';
 import type { AnyResource } from '../resources/contract.js';
+import { preferredAnswer } from '../resources/answer.js';
 import { parseParams } from '../resources/validate.js';
 import { toAppError } from './errors.js';
 import type { ImageRequestReader } from './image-request.js';
@@ -41,7 +42,8 @@ export async function handleResource(
     const request = await deps.reader.read(req, res, signal);
     const params = parseParams(resource.params, request.fields) as Record<string, unknown>;
     const input = await openImage(await request.load(), { maxPixels: deps.config.maxPixels });
-    const result = await resource.run(input, params, { signal, log: req.log });
+    const prefers = preferredAnswer({ accept: req.get('accept') ?? '', source: request.source });
+    const result = await resource.run(input, params, { signal, log: req.log, prefers });
     signal.throwIfAborted();
     await sendResult(req, res, resource, result, params, input, request.source);
   })();

@@ -30,8 +30,12 @@ export interface Resource<Params extends z.ZodObject = z.ZodObject> {
 }
 
 export type ResourceOutputSpec =
-  /** JSON answer whose body matches `schema`; `drawable` means boxes can be drawn on the input (draw=true). */
-  | { kind: 'json'; schema: z.ZodType; drawable?: boolean }
+  /**
+   * JSON answer whose body matches `schema`; `drawable` means boxes can be drawn on the input
+   * (draw=true); `rendersImage` means run may answer an image instead (e.g. a chart of the numbers,
+   * when `ctx.prefers` is not 'json').
+   */
+  | { kind: 'json'; schema: z.ZodType; drawable?: boolean; rendersImage?: boolean }
   /** Image answer; as JSON `{imageBase64, format}` when the client asks for JSON. */
   | { kind: 'image' };
 
@@ -47,6 +51,8 @@ export interface RunContext {
   /** Aborted when the client goes away or the request times out. Pass it to engine calls. */
   signal: AbortSignal;
   log: Logger;
+  /** The face of the answer the caller asked for (Accept, or a JSON request), if any. */
+  prefers?: 'json' | 'image';
 }
 
 export type ResourceResult =

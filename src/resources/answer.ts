@@ -1,0 +1,91 @@
+import { drawBoxes } from '../image/draw.js';
+import { encodeImage, MIME_TYPES } from '../image/encode.js';
+import { OUTPUT_FORMATS, type ImageInput, type OutputFormat } from '../image/types.js';
+import type { AnyResource, ResourceResult } from './contract.js';
+
+/** How the image arrived: the JSON way gets JSON back unless it names an image type. */
+export type InputWay = 'url' | 'multipart' | 'json' | 'raw';
+
+/** What the caller asked for, transport-free: the Accept header's value ('' for none) and how the image came. */
+export interface AnswerWish {
+  accept: string;
+  source: InputWay;
+}
+
+/** The answer, ready to send (HTTP) or print (CLI): a JSON body or encoded image bytes. */
+export type Answer =
+  | { kind: 'json'; body: Record<string, unknown> }
+  | { kind: 'image'; bytes: Buffer; format: OutputFormat; contentType: string };
+
+/** An image/* type named explicitly in Accept (a bare wildcard does not count). */
+function acceptedImageFormat(accept: string): OutputFormat | 'any' | undefined {
+  const a = accept.toLowerCase();
+  for (const format of OUTPUT_FORMATS) if (a.includes(MIME_TYPES[format])) return format;
+  return a.includes('image/*') ? 'any' : undefined;
+}
+
+function acceptsJsonExplicitly(accept: string): boolean {
+  return accept.toLowerCase().includes('application/json');
+}
+
+/**
+ * Which face of the answer the caller prefers, for resources that can answer either (a chart or
+ * its numbers): JSON when Accept names application/json (or the image came as JSON and Accept
+ * names no image type), an image when Accept names an image type, otherwise no preference.
+ */
+export function preferredAnswer(wish: AnswerWish): 'json' | 'image' | undefined {
+  const image = acceptedImageFormat(wish.accept);
+  if (acceptsJsonExplicitly(wish.accept)) return 'json';
+  if (image !== undefined) return 'image';
+  return wish.source === 'json' ? 'json' : undefined;
+}
+
+function pickFormat(requested: unknown, accept: string, fallback: OutputFormat): OutputFormat {
+  if (typeof requested === 'string' && (OUTPUT_FORMATS as readonly string[]).includes(requested)) return requested as OutputFormat;
+  const accepted = acceptedImageFormat(accept);
+  return accepted && accepted !== 'any' ? accepted : fallback;
+}
+
+function inputFormatOr(input: ImageInput, fallback: OutputFormat): OutputFormat {
+  return (OUTPUT_FORMATS as readonly string[]).includes(input.format) ? (input.format as OutputFormat) : fallback;
+}
+
+function image(bytes: Buffer, format: OutputFormat): Answer {
+  return { kind: 'image', bytes, format, contentType: MIME_TYPES[format] };
+}
+
+/**
+ * Turns a resource's result into its answer, the same for every transport: JSON as is, boxes
+ * drawn on the input when the caller asks for an image (draw=true or Accept: image/*), images as
+ * bytes or, for JSON callers, as {"imageBase64", "format"}.
+ */
+export async function formatAnswer(
+  resource: AnyResource,
+  result: ResourceResult,
+  params: Record<string, unknown>,
+  input: ImageInput,
+  wish: AnswerWish,
+): Promise<Answer> {
+  const { accept, source } = wish;
+  if (result.kind === 'json') {
+    const drawable = resource.output.kind === 'json' && resource.output.drawable && result.boxes;
+    const wantsDrawing = params.draw === true || (acceptedImageFormat(accept) !== undefined && !acceptsJsonExplicitly(accept));
+    if (drawable && wantsDrawing) {
+      const format = pickFormat(params.format, accept, inputFormatOr(input, 'jpeg'));
+      return image(await drawBoxes(input, result.boxes!, format), format);
+    }
+    return { kind: 'json', body: result.body };
+  }
+
+  const fallback = result.format === 'input' ? inputFormatOr(input, 'png') : (result.format ?? 'png');
+  const format = pickFormat(params.format, accept, fallback);
+  const bytes = await encodeImage(result.image, format);
+  const wantsJson = source === 'json' ? acceptedImageFormat(accept) === undefined : acceptsJsonExplicitly(accept);
+  if (wantsJson) return { kind: 'json', body: { imageBase64: bytes.toString('base64'), format } };
+  return image(bytes, format);
+}
+
+/** The exact bytes of a JSON answer: what Express's res.json sends (no `json spaces` set). */
+export function jsonBytes(body: unknown): Buffer {
+  return Buffer.from(JSON.stringify(body), 'utf8');
+}
