@@ -41,6 +41,7 @@ export const SETTINGS = {
   maxFieldBytes: { env: 'CVSERVE_MAX_FIELD_BYTES', schema: int(16, 1 << 24), default: '65536', doc: 'Largest single non-file form field.' },
   urlMaxBytes: { env: 'CVSERVE_URL_MAX_BYTES', schema: int(1024, 1 << 30), default: String(20 * 1024 * 1024), doc: 'Largest download for `?url=`, enforced while streaming → 413.' },
   urlTimeoutMs: { env: 'CVSERVE_URL_TIMEOUT_MS', schema: int(100, 600_000), default: '10000', doc: 'Total time for a `?url=` download, redirects included → 504.' },
+  urlMaxLength: { env: 'CVSERVE_URL_MAX_LENGTH', schema: int(64, 65536), default: '2048', doc: 'Longest `?url=` (and redirect target) accepted → 400.' },
   urlMaxRedirects: { env: 'CVSERVE_URL_MAX_REDIRECTS', schema: int(0, 20), default: '3', doc: 'Redirects followed for `?url=`; each hop is checked again.' },
   opencvWorkers: { env: 'CVSERVE_OPENCV_WORKERS', schema: int(1, 256), default: String(cores), shownDefault: 'cores', doc: 'OpenCV wasm worker threads (default: number of cores).' },
   opencvMaxQueue: { env: 'CVSERVE_OPENCV_MAX_QUEUE', schema: int(0, 100_000), default: '64', doc: 'Tasks waiting for an OpenCV worker before requests get 503 + Retry-After.' },
