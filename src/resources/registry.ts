@@ -1,7 +1,9 @@
 import type { AnyResource } from './contract.js';
 import { createCannyResource } from './canny.js';
+import { createCatFaceDetectionResource } from './catfacedetection.js';
+import { createDetectResource } from './detect.js';
 
 /** The built-in capabilities, in the order they are listed. Each becomes the route `/${name}`. */
 export function builtinResources(): AnyResource[] {
-  return [createCannyResource()];
+  return [createCannyResource(), createDetectResource(), createCatFaceDetectionResource()];
 }

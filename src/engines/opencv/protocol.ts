@@ -8,8 +8,32 @@ export interface CannyTask {
   threshold2: number;
 }
 
-export type OpenCvTask = CannyTask;
+/** A box in pixel coordinates: [x1, y1, x2, y2] with x2 = x + width, y2 = y + height. */
+export type Box = [number, number, number, number];
+
+export interface DetectOptions {
+  /** Cascade file name in the models directory, e.g. haarcascade_frontalface_alt.xml. */
+  cascade: string;
+  scaleFactor: number;
+  minNeighbors: number;
+  /** Smallest object searched for, in pixels of the image sent (square). */
+  minSize: number;
+}
+
+/** Haar cascade detection on an RGB (3), RGBA (4) or gray (1) image. */
+export interface DetectTask extends DetectOptions {
+  op: 'detect';
+  image: RawImage;
+}
+
+export type OpenCvTask = CannyTask | DetectTask;
 
 export interface CannyResult {
   image: RawImage;
+}
+
+export interface DetectResult {
+  boxes: Box[];
+  /** Time spent in detectMultiScale alone, for logs and benchmarks. */
+  detectMs: number;
 }

@@ -1,19 +1,66 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { workerData } from 'node:worker_threads';
+import { CASCADES, isCascadeFileName } from './cascades.js';
 import { loadOpenCv, type CV } from './load.js';
-import type { CannyResult, CannyTask, OpenCvTask } from './protocol.js';
+import type { Box, CannyResult, CannyTask, DetectResult, DetectTask, OpenCvTask } from './protocol.js';
 
-// One OpenCV instance per worker thread, loaded once when the worker starts.
-const cvReady: Promise<{ cv: CV }> = loadOpenCv().then((cv) => ({ cv }));
+const modelsDir: string = (workerData as { modelsDir?: string } | undefined)?.modelsDir ?? '.';
+
+// One OpenCV instance per worker thread, loaded once when the worker starts, with the known
+// cascades that are present loaded right after so the first request does not pay for parsing.
+const cvReady: Promise<{ cv: CV }> = loadOpenCv().then((cv) => {
+  for (const name of Object.values(CASCADES)) {
+    try {
+      cascade(cv, name);
+    } catch {
+      // Missing or unreadable: the resource reports it; a later task retries and fails with the reason.
+    }
+  }
+  return { cv };
+});
+
+const classifiers = new Map<string, CV>();
+
+/** The classifier for a cascade file, parsed once per worker and kept for the worker's life. */
+function cascade(cv: CV, name: string): CV {
+  const cached = classifiers.get(name);
+  if (cached) return cached;
+  if (!isCascadeFileName(name)) throw new Error(`invalid cascade file name ${JSON.stringify(name)}`);
+  const bytes = readFileSync(path.join(modelsDir, name));
+  // The wasm file system only needs the file while load() parses it.
+  cv.FS_createDataFile('/', name, bytes, true, false, false);
+  const classifier = new cv.CascadeClassifier();
+  let loaded = false;
+  try {
+    loaded = classifier.load(name);
+  } finally {
+    cv.FS_unlink(`/${name}`);
+    if (!loaded) classifier.delete();
+  }
+  if (!loaded) throw new Error(`OpenCV could not parse cascade ${name}`);
+  classifiers.set(name, classifier);
+  return classifier;
+}
+
+function matType(cv: CV, channels: number): number {
+  return channels === 1 ? cv.CV_8UC1 : channels === 3 ? cv.CV_8UC3 : cv.CV_8UC4;
+}
+
+/** Gray copy of the image; RGB2GRAY on RGB gives exactly native OpenCV's BGR2GRAY on the same pixels. */
+function toGray(cv: CV, src: CV, channels: number, gray: CV): void {
+  if (channels === 1) src.copyTo(gray);
+  else cv.cvtColor(src, gray, channels === 3 ? cv.COLOR_RGB2GRAY : cv.COLOR_RGBA2GRAY);
+}
 
 function canny(cv: CV, task: CannyTask): CannyResult {
   const { image } = task;
-  const type = image.channels === 1 ? cv.CV_8UC1 : image.channels === 3 ? cv.CV_8UC3 : cv.CV_8UC4;
-  const src = new cv.Mat(image.height, image.width, type);
+  const src = new cv.Mat(image.height, image.width, matType(cv, image.channels));
   const gray = new cv.Mat();
   const edges = new cv.Mat();
   try {
     src.data.set(image.data);
-    if (image.channels === 1) src.copyTo(gray);
-    else cv.cvtColor(src, gray, image.channels === 3 ? cv.COLOR_RGB2GRAY : cv.COLOR_RGBA2GRAY);
+    toGray(cv, src, image.channels, gray);
     cv.Canny(gray, edges, task.threshold1, task.threshold2);
     // slice() copies out of the wasm heap into a buffer we can transfer.
     return { image: { data: edges.data.slice(), width: image.width, height: image.height, channels: 1 } };
@@ -24,11 +71,39 @@ function canny(cv: CV, task: CannyTask): CannyResult {
   }
 }
 
+function detect(cv: CV, task: DetectTask): DetectResult {
+  const { image } = task;
+  const classifier = cascade(cv, task.cascade);
+  const src = new cv.Mat(image.height, image.width, matType(cv, image.channels));
+  const gray = new cv.Mat();
+  const rects = new cv.RectVector();
+  try {
+    src.data.set(image.data);
+    toGray(cv, src, image.channels, gray);
+    // No equalizeHist: it costs the frontal-face cascade a face and adds a false positive (see MANIFEST).
+    const start = performance.now();
+    classifier.detectMultiScale(gray, rects, task.scaleFactor, task.minNeighbors, 0, new cv.Size(task.minSize, task.minSize));
+    const detectMs = performance.now() - start;
+    const boxes: Box[] = [];
+    for (let i = 0; i < rects.size(); i++) {
+      const r = rects.get(i);
+      boxes.push([r.x, r.y, r.x + r.width, r.y + r.height]);
+    }
+    return { boxes, detectMs };
+  } finally {
+    src.delete();
+    gray.delete();
+    rects.delete();
+  }
+}
+
 export default async function handle(task: OpenCvTask): Promise<unknown> {
   const { cv } = await cvReady;
   switch (task.op) {
     case 'canny':
       return canny(cv, task);
+    case 'detect':
+      return detect(cv, task);
     default:
       throw new Error(`unknown OpenCV op ${(task as { op: string }).op}`);
   }

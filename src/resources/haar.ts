@@ -1,0 +1,150 @@
+import { access } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import type { Box, OpenCvEngine } from '../engines/opencv/engine.js';
+import { AppError } from '../errors.js';
+import { decodeRgb } from '../image/decode.js';
+import type { DrawBox, ImageInput, RawImage } from '../image/types.js';
+import type { InitContext, Resource, ResourceResult, ResourceStatus, RunContext } from './contract.js';
+import { drawParam, formatParam, param } from './params.js';
+
+const params = z.strictObject({
+  scaleFactor: param.number({ min: 1.01, max: 2, default: 1.1, description: 'How much the search window grows per scale (detectMultiScale scaleFactor). Smaller finds more, slower.' }),
+  minNeighbors: param.int({ min: 0, max: 50, default: 5, description: 'Overlapping candidates a detection needs to be kept (detectMultiScale minNeighbors). Higher means fewer false positives.' }),
+  minSize: param.int({ min: 1, max: 10_000, default: 25, description: 'Smallest object searched for, in original-image pixels (square).' }),
+  maxSide: param.optionalInt({
+    min: 32,
+    max: 20_000,
+    description: 'Detect on a copy whose longer side is at most this many pixels, then map the boxes back to original coordinates. Off by default; faster on large photos.',
+  }),
+  draw: drawParam(),
+  format: formatParam(),
+});
+
+export type HaarParams = z.output<typeof params>;
+
+const int = z.number().int();
+
+/** The Python services' answer: `{"status": "ok", "result": [{"box": [x1, y1, x2, y2]}, ...]}`. */
+export const detectionsSchema = z.object({
+  status: z.literal('ok'),
+  result: z.array(z.object({ box: z.tuple([int, int, int, int]).describe('[x1, y1, x2, y2] in original-image pixels') })),
+});
+
+export interface HaarResourceSpec {
+  name: string;
+  summary: string;
+  description: string;
+  /** Cascade file name in the models directory. */
+  cascade: string;
+}
+
+/** How often a missing or broken cascade is looked for again (a model fetcher may bring it later). */
+const RECHECK_MS = 5_000;
+
+/**
+ * A Haar-cascade detector on the OpenCV worker pool. One class serves every cascade: /detect and
+ * /catfacedetection differ only in their spec. Each worker parses the cascade once and keeps it.
+ */
+export class HaarResource implements Resource<typeof params> {
+  readonly name: string;
+  readonly summary: string;
+  readonly description: string;
+  readonly params = params;
+  readonly output = { kind: 'json', schema: detectionsSchema, drawable: true } as const;
+  readonly cascade: string;
+  private opencv?: OpenCvEngine;
+  private modelsDir = '';
+  private state: ResourceStatus = { ready: false, reason: 'not initialised' };
+  private lastCheck = 0;
+  private checking?: Promise<void>;
+
+  constructor(spec: HaarResourceSpec) {
+    this.name = spec.name;
+    this.summary = spec.summary;
+    this.description = spec.description;
+    this.cascade = spec.cascade;
+  }
+
+  async init(ctx: InitContext): Promise<void> {
+    this.opencv = ctx.engines.opencv;
+    this.modelsDir = path.resolve(ctx.config.modelsDir);
+    await this.check();
+  }
+
+  status(): ResourceStatus {
+    if (!this.state.ready && this.opencv && !this.checking && Date.now() - this.lastCheck >= RECHECK_MS) {
+      void this.check();
+    }
+    return this.state;
+  }
+
+  /** Looks for the cascade file, then has a worker parse it once so a corrupt file is reported here, not per request. */
+  private check(): Promise<void> {
+    this.checking ??= (async () => {
+      try {
+        this.state = await this.probe();
+      } finally {
+        this.lastCheck = Date.now();
+        this.checking = undefined;
+      }
+    })();
+    return this.checking;
+  }
+
+  private async probe(): Promise<ResourceStatus> {
+    try {
+      await access(path.join(this.modelsDir, this.cascade));
+    } catch {
+      return { ready: false, reason: `${this.cascade} not found in ${this.modelsDir}` };
+    }
+    const blank: RawImage = { data: new Uint8Array(32 * 32), width: 32, height: 32, channels: 1 };
+    try {
+      await this.opencv!.detect(blank, { cascade: this.cascade, scaleFactor: 1.1, minNeighbors: 0, minSize: 1 });
+    } catch {
+      return { ready: false, reason: `${this.cascade} in ${this.modelsDir} could not be loaded by OpenCV` };
+    }
+    return { ready: true };
+  }
+
+  async run(input: ImageInput, p: HaarParams, ctx: RunContext): Promise<ResourceResult> {
+    if (!this.state.ready) throw new AppError('MODEL_UNAVAILABLE', { publicMessage: `/${this.name} is unavailable: ${this.state.reason}` });
+    const image = await detectionImage(input, p.maxSide);
+    const sx = input.width / image.width;
+    const sy = input.height / image.height;
+    const found = await this.opencv!.detect(
+      image,
+      {
+        cascade: this.cascade,
+        scaleFactor: p.scaleFactor,
+        minNeighbors: p.minNeighbors,
+        minSize: Math.max(1, Math.round(p.minSize / Math.max(sx, sy))),
+      },
+      ctx.signal,
+    );
+    const boxes: DrawBox[] = found.map((b) => ({ box: scaleBox(b, sx, sy, input.width, input.height) }));
+    return { kind: 'json', body: { status: 'ok', result: boxes }, boxes };
+  }
+
+  async close(): Promise<void> {}
+}
+
+/**
+ * The pixels to detect on: the whole image, or with maxSide a copy whose longer side is at most
+ * maxSide. sharp shrinks while decoding (JPEG shrink-on-load) on the libuv pool, which beats
+ * decoding at full size and resizing in wasm, and sends fewer bytes to the worker.
+ */
+async function detectionImage(input: ImageInput, maxSide: number | undefined): Promise<RawImage> {
+  if (maxSide === undefined || Math.max(input.width, input.height) <= maxSide) return input.rgb();
+  return decodeRgb(input.pipeline().resize({ width: maxSide, height: maxSide, fit: 'inside' }));
+}
+
+function scaleBox(b: Box, sx: number, sy: number, width: number, height: number): Box {
+  if (sx === 1 && sy === 1) return b;
+  return [
+    Math.min(width, Math.round(b[0] * sx)),
+    Math.min(height, Math.round(b[1] * sy)),
+    Math.min(width, Math.round(b[2] * sx)),
+    Math.min(height, Math.round(b[3] * sy)),
+  ];
+}
