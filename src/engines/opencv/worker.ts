@@ -20,6 +20,20 @@ const cvReady: Promise<{ cv: CV }> = loadOpenCv().then((cv) => {
   return { cv };
 });
 
+/** Settles once this worker can serve (for pools that wait for their workers to start). */
+export const ready: Promise<unknown> = cvReady;
+
+let loaded: CV | undefined;
+void cvReady.then(({ cv }) => {
+  loaded = cv;
+});
+
+/** Bytes of wasm memory this worker holds; it grows with the largest image seen and never shrinks. */
+export function heapBytes(): number {
+  // Read through the module each time: growing the memory replaces HEAPU8 with a view of a new buffer.
+  return loaded?.HEAPU8?.byteLength ?? 0;
+}
+
 const classifiers = new Map<string, CV>();
 
 /** The classifier for a cascade file, parsed once per worker and kept for the worker's life. */
