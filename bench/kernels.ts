@@ -1,0 +1,162 @@
+/**
+ * Pure kernel times, one thread, no HTTP: what each route's compute costs at the least. The bench
+ * turns them into a throughput limit (workers / kernel time) and shows how close the service gets.
+ *
+ *   node --import tsx bench/kernels.ts [--quick] [--json]
+ *
+ * Run it on a quiet machine: it measures wall time.
+ */
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+import { loadOpenCv, type CV } from '../src/engines/opencv/load.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.resolve(here, '..');
+const sharedDir = path.resolve(repoRoot, '..', 'shared');
+
+export interface KernelTime {
+  /** Median wall time of one call, ms. */
+  ms: number;
+  iterations: number;
+  /** What was timed. */
+  what: string;
+  /** Images per call (batched ONNX runs), for per-image rates. */
+  perCall?: number;
+}
+
+export interface KernelReport {
+  threads: number;
+  cores: number;
+  kernels: Record<string, KernelTime>;
+  /** Kernels that could not be measured (a missing model, a module not installed yet). */
+  skipped: Record<string, string>;
+}
+
+async function timeIt(fn: () => void | Promise<void>, budgetMs: number, minIterations: number): Promise<{ ms: number; iterations: number }> {
+  await fn(); // warm-up: first-call allocations, lazy init
+  const times: number[] = [];
+  const start = performance.now();
+  while (times.length < minIterations || performance.now() - start < budgetMs) {
+    const t = performance.now();
+    await fn();
+    times.push(performance.now() - t);
+    if (times.length >= 200) break;
+  }
+  times.sort((a, b) => a - b);
+  return { ms: times[Math.floor(times.length / 2)]!, iterations: times.length };
+}
+
+async function rgb(file: string): Promise<{ data: Buffer; width: number; height: number }> {
+  const { data, info } = await sharp(file).rotate().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  return { data, width: info.width, height: info.height };
+}
+
+function loadCascade(cv: CV, modelsDir: string, name: string): CV {
+  cv.FS_createDataFile('/', name, readFileSync(path.join(modelsDir, name)), true, false, false);
+  const c = new cv.CascadeClassifier();
+  if (!c.load(name)) throw new Error(`cannot load ${name}`);
+  cv.FS_unlink(`/${name}`);
+  return c;
+}
+
+async function openCvKernels(report: KernelReport, modelsDir: string, imagesDir: string, quick: boolean): Promise<void> {
+  const cv = await loadOpenCv();
+  const face = loadCascade(cv, modelsDir, 'haarcascade_frontalface_alt.xml');
+  const budget = quick ? 300 : 2000;
+  for (const [label, file] of [['face', 'test_face_processing.jpg'], ['car', 'car.jpg']] as const) {
+    const img = await rgb(path.join(imagesDir, file));
+    const src = new cv.Mat(img.height, img.width, cv.CV_8UC3);
+    const gray = new cv.Mat();
+    const edges = new cv.Mat();
+    const rects = new cv.RectVector();
+    try {
+      src.data.set(img.data);
+      cv.cvtColor(src, gray, cv.COLOR_RGB2GRAY);
+      const size = `${img.width}x${img.height}`;
+      const detect = await timeIt(() => face.detectMultiScale(gray, rects, 1.1, 5, 0, new cv.Size(25, 25)), label === 'car' ? budget * 2 : budget, quick ? 1 : 3);
+      report.kernels[`detect ${label}`] = { ...detect, what: `detectMultiScale(1.1, 5, 25) on the ${size} gray image, frontalface_alt` };
+      const canny = await timeIt(() => {
+        cv.cvtColor(src, gray, cv.COLOR_RGB2GRAY);
+        cv.Canny(gray, edges, 100, 200);
+      }, budget, 3);
+      report.kernels[`canny ${label}`] = { ...canny, what: `cvtColor(RGB2GRAY) + Canny(100, 200) on ${size}, pixels already in wasm` };
+      const decode = await timeIt(async () => void (await rgb(path.join(imagesDir, file))), budget, 3);
+      report.kernels[`decode ${label}`] = { ...decode, what: `sharp JPEG decode to RGB, ${size} (libvips threads)` };
+    } finally {
+      src.delete();
+      gray.delete();
+      edges.delete();
+      rects.delete();
+    }
+  }
+  face.delete();
+}
+
+type Ort = typeof import('onnxruntime-node');
+
+async function onnxKernels(report: KernelReport, modelsDir: string, threads: number, quick: boolean): Promise<void> {
+  let ort: Ort;
+  try {
+    ort = await import('onnxruntime-node');
+  } catch (err) {
+    report.skipped.onnx = `onnxruntime-node not loadable: ${(err as Error).message}`;
+    return;
+  }
+  const budget = quick ? 300 : 2000;
+  const options = { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', logSeverityLevel: 3 } as const;
+  const models: [string, string, number[], string, number?][] = [
+    ['predict', 'mobilenetv2-12-int8.onnx', [1, 3, 224, 224], 'session.run, MobileNetV2 int8, batch 1'],
+    ['predict batch 8', 'mobilenetv2-12-int8.onnx', [8, 3, 224, 224], 'session.run, MobileNetV2 int8, batch 8', 8],
+    ['catdetection', 'yolox_nano.onnx', [1, 3, 416, 416], 'session.run, YOLOX-nano 416x416'],
+    ['upscale cat300', 'espcn-x3.onnx', [4, 1, 224, 224], 'session.run, ESPCN x3, 4 tiles of 224 (a 300x400 image)', 4],
+  ];
+  for (const [name, file, shape, what, perCall] of models) {
+    let session: Awaited<ReturnType<Ort['InferenceSession']['create']>>;
+    try {
+      session = await ort.InferenceSession.create(path.join(modelsDir, file), options);
+    } catch (err) {
+      report.skipped[name] = `${file}: ${(err as Error).message}`;
+      continue;
+    }
+    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    for (let i = 0; i < data.length; i++) data[i] = ((i * 7919) % 255) / 255; // deterministic, image-like range
+    const feeds = { [session.inputNames[0]!]: new ort.Tensor('float32', data, shape) };
+    const t = await timeIt(async () => void (await session.run(feeds)), budget, 3);
+    report.kernels[name] = { ...t, what: `${what}, ${threads} intra-op threads`, perCall };
+    await session.release();
+  }
+}
+
+export async function measureKernels(options: { quick?: boolean; threads?: number; modelsDir?: string; imagesDir?: string } = {}): Promise<KernelReport> {
+  const cores = Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+  const threads = options.threads ?? cores;
+  const modelsDir = options.modelsDir ?? path.join(sharedDir, 'models');
+  const imagesDir = options.imagesDir ?? path.join(sharedDir, 'images');
+  const report: KernelReport = { threads, cores, kernels: {}, skipped: {} };
+  await openCvKernels(report, modelsDir, imagesDir, options.quick ?? false);
+  await onnxKernels(report, modelsDir, threads, options.quick ?? false);
+  return report;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const args = process.argv.slice(2);
+  const threadsArg = args.find((a) => a.startsWith('--threads='));
+  const report = await measureKernels({
+    quick: args.includes('--quick'),
+    threads: threadsArg ? Number(threadsArg.split('=')[1]) : process.env.CVSERVE_ONNX_THREADS ? Number(process.env.CVSERVE_ONNX_THREADS) : undefined,
+    modelsDir: process.env.CVSERVE_MODELS_DIR ? path.resolve(repoRoot, process.env.CVSERVE_MODELS_DIR) : undefined,
+  });
+  if (args.includes('--json')) {
+    process.stdout.write(JSON.stringify(report));
+  } else {
+    for (const [name, k] of Object.entries(report.kernels)) {
+      const rate = (1000 / k.ms) * (k.perCall ?? 1);
+      console.log(`${name.padEnd(18)} ${k.ms.toFixed(2).padStart(9)} ms  (${rate.toFixed(1)}/s per thread-set, n=${k.iterations})  ${k.what}`);
+    }
+    for (const [name, why] of Object.entries(report.skipped)) console.log(`${name.padEnd(18)} skipped: ${why}`);
+  }
+  process.exit(0);
+}

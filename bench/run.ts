@@ -1,0 +1,295 @@
+/**
+ * npm run bench -- [--vs-peer] [--duration 5] [--quick] [--only REGEX] [--no-build] [--no-kernels]
+ *                  [--env NAME=VALUE ...] [--cpu-prof] [--label TEXT]
+ *
+ * Builds cvserve, starts its production build on 127.0.0.1 (and with --vs-peer the Python peer, once
+ * under gunicorn -w 2 and once under Flask's dev server), runs every scenario against each server in
+ * turn (rotating who goes first), and prints one table: requests/s, p50, p99, errors, peak RSS, the
+ * ratio to the better peer mode, and how close cvserve gets to its kernel-bound limit. The same goes
+ * to bench/results/<time>.json. All traffic stays on 127.0.0.1.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfig } from '../src/config.js';
+import type { KernelReport } from './kernels.js';
+import { runLoad, type LoadResult } from './load.js';
+import { allScenarios, loadImages, multipartBody, type Scenario } from './scenarios.js';
+import { sampleRss, startCvServe, startPeer, waitIdle, type Target } from './targets.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.resolve(here, '..');
+const shared = path.resolve(repoRoot, '..', 'shared');
+
+interface Args {
+  vsPeer: boolean;
+  durationS: number;
+  quick: boolean;
+  only?: RegExp;
+  build: boolean;
+  kernels: boolean;
+  env: Record<string, string>;
+  cpuProf: boolean;
+  label?: string;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { vsPeer: false, durationS: 5, quick: false, build: true, kernels: true, env: {}, cpuProf: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const next = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${arg} needs a value`);
+      return v;
+    };
+    switch (arg) {
+      case '--vs-peer': a.vsPeer = true; break;
+      case '--duration': a.durationS = Number(next()); break;
+      case '--quick': a.quick = true; break;
+      case '--only': a.only = new RegExp(next()); break;
+      case '--no-build': a.build = false; break;
+      case '--no-kernels': a.kernels = false; break;
+      case '--cpu-prof': a.cpuProf = true; break;
+      case '--label': a.label = next(); break;
+      case '--env': {
+        const [k, ...v] = next().split('=');
+        a.env[k!] = v.join('=');
+        break;
+      }
+      default:
+        throw new Error(`unknown argument ${arg}`);
+    }
+  }
+  if (a.quick && !argv.includes('--duration')) a.durationS = 1;
+  if (!(a.durationS > 0)) throw new Error('--duration must be a positive number of seconds');
+  return a;
+}
+
+interface Row extends LoadResult {
+  scenario: string;
+  target: string;
+  peakRssMb: number;
+  /** One answer, for checking that the servers agree. */
+  answer: string;
+}
+
+/** A short description of one answer: box count, top label, or image type and size. */
+async function describeAnswer(res: Response): Promise<string> {
+  const type = res.headers.get('content-type') ?? '';
+  if (!res.ok) return `HTTP ${res.status} ${(await res.text()).slice(0, 120)}`;
+  if (type.includes('json')) {
+    const body = (await res.json()) as { result?: { label?: string }[]; predictions?: { label: string; probability: number }[]; success?: boolean };
+    if (Array.isArray(body.result)) {
+      const labels = [...new Set(body.result.map((r) => r.label).filter(Boolean))];
+      return `${body.result.length} boxes${labels.length ? ` (${labels.join(',')})` : ''}`;
+    }
+    if (Array.isArray(body.predictions)) return `top ${body.predictions[0]?.label} ${body.predictions[0]?.probability.toFixed(3)}`;
+    return JSON.stringify(body).slice(0, 60);
+  }
+  const bytes = Buffer.from(await res.arrayBuffer());
+  return `${type} ${bytes.length} B`;
+}
+
+interface Prepared {
+  url: string;
+  method: 'GET' | 'POST';
+  headers: Record<string, string>;
+  body?: Buffer;
+}
+
+function prepare(target: Target, s: Scenario, images: Awaited<ReturnType<typeof loadImages>>): Prepared {
+  const url = `${target.baseUrl}${s.route}`;
+  if (!s.image) return { url, method: s.method, headers: {} };
+  const mp = multipartBody(s.image, images.bytes.get(s.image)!);
+  return { url, method: 'POST', headers: { 'content-type': mp.contentType }, body: mp.body };
+}
+
+/** One request per connection, concurrently: warms caches and JIT, and gives the answer to show. */
+async function warmUp(p: Prepared, connections: number): Promise<string> {
+  const send = () => fetch(p.url, { method: p.method, headers: p.headers, body: p.body ? new Uint8Array(p.body) : undefined, signal: AbortSignal.timeout(120_000) });
+  const first = await describeAnswer(await send());
+  await Promise.all(Array.from({ length: connections - 1 }, async () => void (await (await send()).arrayBuffer())));
+  return first;
+}
+
+function kernelsFor(args: Args): KernelReport | undefined {
+  if (!args.kernels) return undefined;
+  const config = loadConfig({ ...process.env, ...args.env });
+  console.log(`measuring kernel times (one thread${args.quick ? ', quick' : ''})...`);
+  const out = execFileSync(process.execPath, ['--import', 'tsx', 'bench/kernels.ts', '--json', `--threads=${config.onnxThreads}`, ...(args.quick ? ['--quick'] : [])], {
+    cwd: repoRoot,
+    env: { ...process.env, CVSERVE_MODELS_DIR: path.join(shared, 'models') },
+    maxBuffer: 1 << 24,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return JSON.parse(out.toString()) as KernelReport;
+}
+
+/** Requests/s that `workers` threads could serve if each did nothing but the kernel. */
+function kernelLimit(s: Scenario, kernels: KernelReport | undefined, workers: { opencv: number; onnx: number }): number | undefined {
+  const k = s.kernel ? kernels?.kernels[s.kernel] : undefined;
+  if (!k) return undefined;
+  const isOnnx = ['/predict', '/catdetection', '/upscale'].includes(s.route);
+  return ((isOnnx ? workers.onnx : workers.opencv) * 1000) / k.ms;
+}
+
+const fmt = (v: number, digits = 1) => (Number.isFinite(v) ? v.toFixed(digits) : '-');
+
+function printTable(rows: Row[], scenarios: Scenario[], limits: Map<string, number>): string {
+  const header = ['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'peak RSS MB', 'x best peer', 'p99 vs peer', '% of limit'];
+  const lines: string[][] = [header];
+  for (const s of scenarios) {
+    const group = rows.filter((r) => r.scenario === s.id);
+    if (group.length === 0) continue;
+    const peers = group.filter((r) => r.target !== 'cvserve' && r.ok > 0);
+    const best = peers.sort((a, b) => b.rps - a.rps)[0];
+    for (const r of group) {
+      if (r.ok === 0 && r.answer && !r.answer.includes('B') && /^(HTTP|failed)/.test(r.answer)) {
+        lines.push([s.id, r.target, '-', '-', '-', String(r.errors), '-', '', '', `unavailable: ${r.answer.slice(0, 40)}`]);
+        continue;
+      }
+      const isCv = r.target === 'cvserve';
+      const limit = limits.get(s.id);
+      lines.push([
+        s.id,
+        r.target,
+        fmt(r.rps, r.rps >= 100 ? 0 : 1),
+        fmt(r.p50, r.p50 >= 100 ? 0 : 1),
+        fmt(r.p99, r.p99 >= 100 ? 0 : 1),
+        String(r.errors),
+        fmt(r.peakRssMb, 0),
+        isCv && best ? `${fmt(r.rps / best.rps, 2)}x` : '',
+        isCv && best ? (r.p99 <= best.p99 ? 'ok' : `${fmt(r.p99 / best.p99, 2)}x`) : '',
+        isCv && limit ? `${fmt((100 * r.rps) / limit, 0)}% of ${fmt(limit, 1)}` : '',
+      ]);
+    }
+  }
+  const widths = header.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
+  const text = lines
+    .map((l, n) => {
+      const line = l.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+      return n === 0 ? `${line}\n${widths.map((w) => '-'.repeat(w)).join('  ')}` : line;
+    })
+    .join('\n');
+  return text;
+}
+
+function gitCommit(): string {
+  const r = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot });
+  const dirty = spawnSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: repoRoot }).stdout.toString().trim() !== '';
+  return `${r.stdout.toString().trim()}${dirty ? '+dirty' : ''}`;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const resultsDir = path.join(repoRoot, 'bench', 'results');
+  const logDir = path.join(resultsDir, 'logs');
+  mkdirSync(logDir, { recursive: true });
+
+  const busy = spawnSync('sh', ['-c', 'ps -eo comm= | grep -c -E "^(node|python3|gunicorn)$"']).stdout.toString().trim();
+  console.log(`load average ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}; ${busy} node/python processes before starting (numbers are noise on a busy machine)`);
+
+  if (args.build) {
+    console.log('building (npm run build)...');
+    const b = spawnSync('npm', ['run', 'build'], { cwd: repoRoot, stdio: 'inherit' });
+    if (b.status !== 0) throw new Error('npm run build failed');
+  }
+
+  const kernels = kernelsFor(args);
+  const config = loadConfig({ ...process.env, ...args.env });
+  const workers = { opencv: config.opencvWorkers, onnx: config.onnxWorkers };
+  const images = await loadImages(path.join(shared, 'images'));
+  const scenarios = allScenarios().filter((s) => !args.only || args.only.test(s.id));
+
+  const targets: Target[] = [];
+  const stopAll = () => Promise.all(targets.map((t) => t.stop()));
+  process.once('SIGINT', () => void stopAll().then(() => process.exit(130)));
+  try {
+    const profDir = path.join(resultsDir, 'prof');
+    targets.push(
+      await startCvServe({
+        repoRoot,
+        modelsDir: path.join(shared, 'models'),
+        logDir,
+        env: args.env,
+        nodeArgs: args.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
+      }),
+    );
+    if (args.vsPeer) {
+      const peer = { peerDir: path.join(shared, 'peers', 'flask_peer'), modelsDir: path.join(shared, 'models'), logDir };
+      targets.push(await startPeer({ ...peer, mode: 'gunicorn' }));
+      targets.push(await startPeer({ ...peer, mode: 'flask-dev' }));
+    }
+    console.log(`targets: ${targets.map((t) => `${t.name} ${t.baseUrl}`).join(', ')}`);
+
+    const rows: Row[] = [];
+    const limits = new Map<string, number>();
+    let turn = 0;
+    for (const s of scenarios) {
+      const limit = kernelLimit(s, kernels, workers);
+      if (limit) limits.set(s.id, limit);
+      const serving = targets.filter((t) => t.routes.has(s.route));
+      const order = serving.map((_, i) => serving[(i + turn) % serving.length]!);
+      turn++;
+      for (const t of order) {
+        const p = prepare(t, s, images);
+        let answer: string;
+        try {
+          answer = await warmUp(p, s.connections);
+        } catch (err) {
+          answer = `failed: ${(err as Error).message}`;
+        }
+        if (answer.startsWith('HTTP ') || answer.startsWith('failed')) {
+          console.log(`  ${s.id.padEnd(22)} ${t.name.padEnd(12)} skipped: ${answer}`);
+          rows.push({ scenario: s.id, target: t.name, rps: 0, p50: NaN, p99: NaN, mean: NaN, ok: 0, errors: 1, statusCodes: {}, durationS: 0, peakRssMb: NaN, answer });
+          continue;
+        }
+        await waitIdle(t.process.pid!);
+        const rss = sampleRss(t.process.pid!);
+        const result = await runLoad({ ...p, connections: s.connections, durationS: args.durationS * s.durationFactor });
+        const peakRssMb = rss.stop();
+        rows.push({ scenario: s.id, target: t.name, ...result, peakRssMb, answer });
+        console.log(`  ${s.id.padEnd(22)} ${t.name.padEnd(12)} ${fmt(result.rps).padStart(8)} req/s  p50 ${fmt(result.p50)} ms  p99 ${fmt(result.p99)} ms  errors ${result.errors}  [${answer}]`);
+        await waitIdle(t.process.pid!);
+      }
+    }
+
+    const table = printTable(rows, scenarios, limits);
+    console.log(`\n${table}\n`);
+    if (kernels) {
+      console.log('kernel times (one thread; limit = workers / kernel time):');
+      for (const [name, k] of Object.entries(kernels.kernels)) console.log(`  ${name.padEnd(16)} ${fmt(k.ms, 2).padStart(8)} ms  ${k.what}`);
+      for (const [name, why] of Object.entries(kernels.skipped)) console.log(`  ${name.padEnd(16)} skipped: ${why}`);
+      console.log(`  workers: opencv ${workers.opencv}, onnx ${workers.onnx} x ${config.onnxThreads} threads`);
+    }
+
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    const report = {
+      when: new Date().toISOString(),
+      label: args.label,
+      commit: gitCommit(),
+      node: process.version,
+      cores: os.availableParallelism?.() ?? os.cpus().length,
+      loadAverageBefore: os.loadavg(),
+      args: { ...args, only: args.only?.source },
+      workers: { ...workers, onnxThreads: config.onnxThreads },
+      kernels,
+      limits: Object.fromEntries(limits),
+      rows,
+      table,
+    };
+    const file = path.join(resultsDir, `${stamp}${args.label ? `-${args.label.replace(/[^\w.-]+/g, '_')}` : ''}.json`);
+    writeFileSync(file, JSON.stringify(report, null, 2));
+    writeFileSync(path.join(resultsDir, 'latest.json'), JSON.stringify(report, null, 2));
+    console.log(`\nwrote ${path.relative(repoRoot, file)}`);
+  } finally {
+    await stopAll();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
