@@ -60,6 +60,7 @@ export class ImageRequestReader {
           maxBytes: this.config.urlMaxBytes,
           timeoutMs: this.config.urlTimeoutMs,
           maxRedirects: this.config.urlMaxRedirects,
+          maxUrlLength: this.config.urlMaxLength,
           allowPrivateNetworks: this.config.allowPrivateNetworks,
           signal,
         });
