@@ -6,11 +6,13 @@ import { pinoHttp } from 'pino-http';
 import type { Config } from './config.js';
 import { closeEngines, createEngines, type Engines } from './engines/engines.js';
 import { AppError } from './errors.js';
+import { docsRouter } from './http/docs.js';
 import { errorHandler } from './http/errors.js';
 import { ImageRequestReader } from './http/image-request.js';
 import { handleResource } from './http/resource-handler.js';
 import { createLogger } from './logger.js';
 import type { AnyResource } from './resources/contract.js';
+import { withPlugins } from './resources/plugins.js';
 import { builtinResources } from './resources/registry.js';
 
 export interface CreateAppOptions {
@@ -37,7 +39,7 @@ const REQUEST_ID = /^[\w.:-]{1,128}$/;
 export async function createApp(config: Config, options: CreateAppOptions = {}): Promise<CvServe> {
   const log = options.logger ?? createLogger(config);
   const engines = options.engines ?? createEngines(config);
-  const resources = options.resources ?? builtinResources();
+  const resources = options.resources ?? (await withPlugins(builtinResources(), config, log));
   await initResources(resources, { config, engines, log });
 
   const app = express();
@@ -68,9 +70,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     res.json({ success: true });
   });
 
-  app.get('/', (_req, res) => {
-    res.json({ name: 'cvserve', routes: ['/ping', ...resources.map((r) => `/${r.name}`)] });
-  });
+  app.use(docsRouter(resources));
 
   const reader = new ImageRequestReader(config);
   for (const resource of resources) {

@@ -25,6 +25,7 @@ export const SETTINGS = {
   },
   modelsDir: { env: 'CVSERVE_MODELS_DIR', schema: z.string().min(1), default: './models', doc: 'Directory holding the model files listed in models/models.json.' },
   modelsFetch: { env: 'CVSERVE_MODELS_FETCH', schema: bool, default: 'on', doc: 'Fetch missing model files in the background at startup (`off` for air-gapped deployments).' },
+  pluginsDir: { env: 'CVSERVE_PLUGINS_DIR', schema: z.string(), default: '', doc: 'Directory of plugin resources: every `.js`/`.mjs` module there exporting a resource becomes a route (see README, Plugins). Empty: none.' },
   modelsManifest: { env: 'CVSERVE_MODELS_MANIFEST', schema: z.string(), default: '', doc: 'Model manifest (JSON) to use instead of the built-in `models/models.json`.' },
   modelsBaseUrl: { env: 'CVSERVE_MODELS_BASE_URL', schema: z.union([z.literal(''), z.url({ protocol: /^https?$/ })]), default: '', doc: 'Download model files from `<base>/<file>` (a mirror) instead of each file\'s own URL in the manifest.' },
   modelsFetchTimeoutMs: { env: 'CVSERVE_MODELS_FETCH_TIMEOUT_MS', schema: int(1000, 3_600_000), default: '300000', doc: 'Time limit for downloading one model file.' },

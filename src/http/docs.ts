@@ -1,0 +1,99 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import express, { type Request, type Response, type Router } from 'express';
+import { AppError } from '../errors.js';
+import type { AnyResource } from '../resources/contract.js';
+import { docsHtml, docsInitializerJs, playgroundCss, playgroundHtml } from '../web/page.js';
+import { buildOpenApi } from './openapi.js';
+
+/**
+ * The faces of the service for people: `GET /openapi.json`, interactive docs at `/docs` (Swagger UI
+ * from the swagger-ui-dist package, nothing from a CDN), and `GET /`, the playground for browsers
+ * or the route list as JSON for everything else.
+ */
+
+const SWAGGER_FILES = new Set(['swagger-ui.css', 'index.css', 'swagger-ui-bundle.js', 'favicon-32x32.png', 'favicon-16x16.png']);
+/** Browser modules the playground loads, relative to src/ (or dist/src/ once built). */
+const BROWSER_MODULES = new Set(['client.js', 'web/playground.js', 'web/render.js', 'web/curl.js']);
+
+const srcRoot = fileURLToPath(new URL('../', import.meta.url));
+const swaggerDir = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
+
+const compiled = new Map<string, Promise<string>>();
+
+/**
+ * A browser module's JavaScript: the compiled file when the package is built (dist/), or, when
+ * running from the TypeScript sources (tsx, tests), the source transpiled once by the typescript
+ * dev dependency. Either way no step is needed before the page works.
+ */
+function browserModule(name: string): Promise<string> {
+  let js = compiled.get(name);
+  if (!js) {
+    js = (async () => {
+      const built = path.join(srcRoot, name);
+      if (existsSync(built)) return readFile(built, 'utf8');
+      const source = path.join(srcRoot, name.replace(/\.js$/, '.ts'));
+      const ts = (await import('typescript')).default;
+      const out = ts.transpileModule(await readFile(source, 'utf8'), {
+        compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ES2022 },
+        fileName: source,
+      });
+      return out.outputText;
+    })();
+    js.catch(() => compiled.delete(name));
+    compiled.set(name, js);
+  }
+  return js;
+}
+
+function send(res: Response, type: string, body: string | Buffer): void {
+  res.setHeader('Cache-Control', 'no-cache');
+  res.type(type).send(body);
+}
+
+export interface DocsRouterOptions {
+  /** Routes of the service besides the resources', listed first in the JSON route list. */
+  serviceRoutes?: string[];
+}
+
+export function docsRouter(resources: readonly AnyResource[], options: DocsRouterOptions = {}): Router {
+  const router = express.Router({ strict: true });
+  const openapi = buildOpenApi(resources);
+  const routes = [...(options.serviceRoutes ?? ['/ping']), ...resources.map((r) => `/${r.name}`)];
+
+  router.get('/', (req: Request, res: Response) => {
+    res.vary('Accept');
+    if (req.accepts(['json', 'html']) === 'html') return send(res, 'html', playgroundHtml());
+    res.json({ name: 'cvserve', routes, docs: '/docs', openapi: '/openapi.json' });
+  });
+  router.get('/openapi.json', (_req, res) => {
+    res.setHeader('Cache-Control', 'no-cache');
+    res.json(openapi);
+  });
+
+  // Relative asset links need the trailing slash: /docs → /docs/ (relative, so it survives a path prefix).
+  router.get('/docs', (_req, res) => res.redirect(301, 'docs/'));
+  router.get('/docs/', (_req, res) => send(res, 'html', docsHtml()));
+  router.get('/docs/swagger-initializer.js', (_req, res) => send(res, 'js', docsInitializerJs()));
+  router.get('/docs/:file', (req, res, next) => {
+    const file = String(req.params.file);
+    if (!SWAGGER_FILES.has(file)) return next(new AppError('NOT_FOUND'));
+    res.setHeader('Cache-Control', 'public, max-age=3600');
+    res.sendFile(path.join(swaggerDir, file), (err) => err && next(err));
+  });
+
+  router.get('/playground/playground.css', (_req, res) => send(res, 'css', playgroundCss()));
+  const module = (name: string) => (_req: Request, res: Response, next: (err?: unknown) => void) => {
+    browserModule(name).then((js) => send(res, 'js', js), next);
+  };
+  router.get('/playground/client.js', module('client.js'));
+  router.get('/playground/web/:file', (req, res, next) => {
+    const name = `web/${String(req.params.file)}`;
+    if (!BROWSER_MODULES.has(name)) return next(new AppError('NOT_FOUND'));
+    module(name)(req, res, next);
+  });
+  return router;
+}

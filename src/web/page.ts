@@ -1,0 +1,139 @@
+/**
+ * The static text of the playground and the docs page. Kept in TypeScript so the build puts it in
+ * dist/ with everything else. No inline scripts or style attributes: the pages work under a strict
+ * Content-Security-Policy (script-src 'self').
+ */
+
+export function playgroundHtml(): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>cvserve playground</title>
+<link rel="stylesheet" href="playground/playground.css">
+<script type="module" src="playground/web/playground.js"></script>
+</head>
+<body>
+<header>
+  <h1>cvserve</h1>
+  <nav><a href="docs/">API docs</a> <a href="openapi.json">openapi.json</a></nav>
+</header>
+<main>
+  <aside>
+    <h2>Capabilities</h2>
+    <ul id="routes" aria-label="Capabilities"><li class="muted">Loading…</li></ul>
+  </aside>
+  <section id="work" hidden>
+    <h2 id="route-title"></h2>
+    <p id="route-description" class="muted"></p>
+    <div id="drop" tabindex="0" aria-label="Image: drop, paste or choose a file">
+      <p>Drop an image here, paste one, or <label class="link">choose a file<input id="file" type="file" accept="image/*"></label></p>
+      <p class="or">or an image URL <input id="url" type="url" placeholder="https://…/photo.jpg" size="40"></p>
+      <p id="image-name" class="muted">No image yet.</p>
+    </div>
+    <form id="params" autocomplete="off"></form>
+    <div class="actions">
+      <button id="run" type="button">Run</button>
+      <button id="curl" type="button" class="secondary">Copy as curl</button>
+      <span id="timing" class="muted"></span>
+    </div>
+    <pre id="curl-text" hidden></pre>
+    <div id="error" role="alert" hidden></div>
+    <div id="result"></div>
+  </section>
+</main>
+</body>
+</html>
+`;
+}
+
+export function playgroundCss(): string {
+  return `:root { --fg: #1d2330; --muted: #667085; --line: #d5d9e2; --accent: #2159d6; --bad: #b42318; --bg: #f7f8fa; font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--fg); background: var(--bg); }
+body { margin: 0; }
+header { display: flex; align-items: baseline; gap: 1.5rem; padding: .6rem 1.2rem; background: #fff; border-bottom: 1px solid var(--line); }
+header h1 { font-size: 1.2rem; margin: 0; }
+header nav a { margin-right: 1rem; color: var(--accent); }
+main { display: grid; grid-template-columns: 15rem 1fr; gap: 1.2rem; padding: 1.2rem; align-items: start; }
+aside h2 { font-size: .8rem; text-transform: uppercase; letter-spacing: .05em; color: var(--muted); margin: 0 0 .5rem; }
+#routes { list-style: none; margin: 0; padding: 0; }
+#routes button { display: block; width: 100%; text-align: left; padding: .5rem .7rem; margin-bottom: .3rem; border: 1px solid var(--line); border-radius: 6px; background: #fff; cursor: pointer; font: inherit; color: inherit; }
+#routes button[aria-current="true"] { border-color: var(--accent); box-shadow: inset 3px 0 0 var(--accent); }
+#routes small { display: block; color: var(--muted); }
+#work { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 1rem 1.2rem; min-width: 0; }
+#work h2 { margin: 0; font-size: 1.2rem; }
+.muted { color: var(--muted); }
+#drop { border: 2px dashed var(--line); border-radius: 8px; padding: .6rem 1rem; margin: .8rem 0; }
+#drop.over { border-color: var(--accent); background: #eef3ff; }
+#drop p { margin: .3rem 0; }
+#drop input[type=file] { display: none; }
+.link { color: var(--accent); text-decoration: underline; cursor: pointer; }
+#params { display: grid; grid-template-columns: repeat(auto-fill, minmax(15rem, 1fr)); gap: .6rem 1rem; margin: .8rem 0; }
+#params label { display: block; font-weight: 600; font-size: .9rem; }
+#params .hint { display: block; font-size: .78rem; color: var(--muted); margin-top: .2rem; }
+#params input[type=checkbox] { margin: .4rem 0; }
+#params input:not([type=checkbox]), #params select { width: 100%; box-sizing: border-box; padding: .3rem; font: inherit; }
+.actions { display: flex; align-items: center; gap: .6rem; }
+button { font: inherit; }
+.actions button { padding: .45rem 1.1rem; border-radius: 6px; border: 1px solid var(--accent); background: var(--accent); color: #fff; cursor: pointer; }
+.actions button.secondary { background: #fff; color: var(--accent); }
+.actions button:disabled { opacity: .6; cursor: wait; }
+#curl-text { white-space: pre-wrap; word-break: break-all; background: #0f172a; color: #e2e8f0; padding: .6rem .8rem; border-radius: 6px; font-size: .82rem; }
+#error { margin: .8rem 0; padding: .6rem .8rem; border: 1px solid var(--bad); color: var(--bad); background: #fef3f2; border-radius: 6px; }
+#result { margin-top: 1rem; }
+.pair { display: grid; grid-template-columns: 1fr 1fr; gap: .8rem; }
+figure { margin: 0; min-width: 0; }
+figcaption { font-size: .85rem; color: var(--muted); margin-bottom: .25rem; }
+.stage { position: relative; display: inline-block; max-width: 100%; line-height: 0; }
+.stage img, .pair img { max-width: 100%; max-height: 70vh; display: block; }
+.stage svg { position: absolute; inset: 0; width: 100%; height: 100%; overflow: visible; pointer-events: none; }
+.stage svg rect.box { fill: none; stroke-width: 2.5px; vector-effect: non-scaling-stroke; }
+.stage svg text { font: 600 13px system-ui, sans-serif; fill: #000; }
+.zoom { display: grid; grid-template-columns: 1fr 1fr; gap: .8rem; margin-top: .6rem; }
+.zoom div { height: 220px; border: 1px solid var(--line); border-radius: 6px; background-repeat: no-repeat; background-color: #eee; }
+.zoom div.pixelated { image-rendering: pixelated; }
+.bars { list-style: none; padding: 0; margin: 0; max-width: 44rem; }
+.bars li { display: grid; grid-template-columns: 12rem 1fr 4.5rem; align-items: center; gap: .6rem; margin: .35rem 0; }
+.bars .bar { height: 1.1rem; background: #e4e7ec; border-radius: 4px; overflow: hidden; }
+.bars .bar span { display: block; height: 100%; background: var(--accent); }
+.bars .value { text-align: right; font-variant-numeric: tabular-nums; }
+.summary { font-weight: 600; margin: .4rem 0; }
+details { margin-top: .8rem; }
+details pre { max-height: 20rem; overflow: auto; background: var(--bg); padding: .5rem; font-size: .8rem; }
+@media (max-width: 800px) { main { grid-template-columns: 1fr; } .pair, .zoom { grid-template-columns: 1fr; } }
+`;
+}
+
+export function docsHtml(): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>cvserve API docs</title>
+<link rel="stylesheet" href="./swagger-ui.css">
+<link rel="stylesheet" href="./index.css">
+<link rel="icon" type="image/png" href="./favicon-32x32.png" sizes="32x32">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="./swagger-ui-bundle.js"></script>
+<script src="./swagger-initializer.js"></script>
+</body>
+</html>
+`;
+}
+
+/** Swagger UI pointed at this service's document; validatorUrl null keeps it from calling out to swagger.io. */
+export function docsInitializerJs(): string {
+  return `window.addEventListener('load', function () {
+  window.ui = SwaggerUIBundle({
+    url: new URL('../openapi.json', window.location.href).href,
+    dom_id: '#swagger-ui',
+    deepLinking: true,
+    validatorUrl: null,
+    presets: [SwaggerUIBundle.presets.apis],
+    layout: 'BaseLayout',
+  });
+});
+`;
+}

@@ -1,0 +1,280 @@
+/**
+ * The playground: capabilities and their forms come from /openapi.json (a new resource shows up
+ * with no UI code), the image from a file, a drop, a paste or a URL; requests go through the
+ * typed client, answers through render.ts.
+ */
+import { CvServeClient, CvServeError, paramStrings, type Params } from '../client.js';
+import { curlCommand } from './curl.js';
+import { renderAnswer, type InputView } from './render.js';
+
+type JsonSchema = { type?: string | string[]; enum?: unknown[]; default?: unknown; minimum?: number; maximum?: number; items?: JsonSchema };
+
+interface ParamSpec {
+  name: string;
+  description: string;
+  schema: JsonSchema;
+}
+
+interface RouteSpec {
+  name: string;
+  summary: string;
+  description: string;
+  output: 'json' | 'image';
+  canPost: boolean;
+  params: ParamSpec[];
+}
+
+type ImageChoice = { kind: 'file'; blob: Blob; name: string; dataUrl: string } | { kind: 'url'; url: string };
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const client = new CvServeClient({ baseUrl: new URL('.', window.location.href).href });
+
+let routes: RouteSpec[] = [];
+let current: RouteSpec | undefined;
+let image: ImageChoice | undefined;
+
+/** Resources are the paths carrying x-cvserve; their parameters are the operation's query parameters. */
+function routesFrom(doc: { paths: Record<string, Record<string, unknown>> }): RouteSpec[] {
+  const out: RouteSpec[] = [];
+  for (const [path, item] of Object.entries(doc.paths)) {
+    const info = item['x-cvserve'] as { resource: string; output: 'json' | 'image'; methods: string[] } | undefined;
+    if (!info) continue;
+    const get = item.get as { parameters?: (ParamSpec & { in: string })[] } | undefined;
+    const post = item.post as { parameters?: (ParamSpec & { in: string })[] } | undefined;
+    const params = (post ?? get)?.parameters?.filter((p) => p.in === 'query' && p.name !== 'url') ?? [];
+    out.push({
+      name: path.slice(1),
+      summary: String(item.summary ?? ''),
+      description: String(item.description ?? ''),
+      output: info.output,
+      canPost: info.methods.includes('POST'),
+      params: params.map((p) => ({ name: p.name, description: p.description ?? '', schema: p.schema ?? {} })),
+    });
+  }
+  return out;
+}
+
+function hint(schema: JsonSchema): string {
+  const bits: string[] = [];
+  if (schema.default !== undefined) bits.push(`default ${Array.isArray(schema.default) ? schema.default.join(',') || '(none)' : String(schema.default)}`);
+  if (schema.minimum !== undefined || schema.maximum !== undefined) bits.push(`${schema.minimum ?? '…'} – ${schema.maximum ?? '…'}`);
+  return bits.join(' · ');
+}
+
+function field(p: ParamSpec): HTMLElement {
+  const s = p.schema;
+  const id = `param-${p.name}`;
+  let input: HTMLInputElement | HTMLSelectElement;
+  if (s.enum) {
+    const select = document.createElement('select');
+    if (s.default === undefined) select.append(new Option('(default)', ''));
+    for (const v of s.enum) select.append(new Option(String(v), String(v), false, v === s.default));
+    input = select;
+  } else if (s.type === 'boolean') {
+    input = Object.assign(document.createElement('input'), { type: 'checkbox', checked: s.default === true });
+  } else if (s.type === 'number' || s.type === 'integer') {
+    input = Object.assign(document.createElement('input'), { type: 'number', step: s.type === 'integer' ? '1' : 'any' });
+    if (s.minimum !== undefined) input.min = String(s.minimum);
+    if (s.maximum !== undefined) input.max = String(s.maximum);
+    if (s.default !== undefined) input.value = String(s.default);
+  } else {
+    input = Object.assign(document.createElement('input'), { type: 'text' });
+    if (s.default !== undefined) input.value = Array.isArray(s.default) ? s.default.join(',') : String(s.default);
+  }
+  input.id = id;
+  input.name = p.name;
+  const label = Object.assign(document.createElement('label'), { htmlFor: id, textContent: p.name });
+  const small = Object.assign(document.createElement('span'), { className: 'hint', textContent: [hint(s), p.description].filter(Boolean).join(' — ') });
+  const wrap = document.createElement('div');
+  wrap.append(label, input, small);
+  return wrap;
+}
+
+/** The values that differ from the defaults: what a request (and its curl command) needs to say. */
+function paramValues(route: RouteSpec): Params {
+  const values: Params = {};
+  for (const p of route.params) {
+    const input = document.getElementById(`param-${p.name}`) as HTMLInputElement | HTMLSelectElement | null;
+    if (!input) continue;
+    const def = p.schema.default;
+    if (input instanceof HTMLInputElement && input.type === 'checkbox') {
+      if (input.checked !== (def === true)) values[p.name] = input.checked;
+      continue;
+    }
+    const v = input.value.trim();
+    const defText = Array.isArray(def) ? def.join(',') : def === undefined ? '' : String(def);
+    if (v !== '' && v !== defText) values[p.name] = v;
+  }
+  return values;
+}
+
+function selectRoute(route: RouteSpec): void {
+  current = route;
+  for (const b of document.querySelectorAll<HTMLButtonElement>('#routes button')) b.setAttribute('aria-current', String(b.dataset.route === route.name));
+  $('work').hidden = false;
+  $('route-title').textContent = `/${route.name} — ${route.summary}`;
+  $('route-description').textContent = route.description;
+  $<HTMLFormElement>('params').replaceChildren(...route.params.map(field));
+  $('result').replaceChildren();
+  showError(undefined);
+  $('timing').textContent = '';
+  $('curl-text').hidden = true;
+  if (window.location.hash !== `#${route.name}`) history.replaceState(null, '', `#${route.name}`);
+}
+
+function showError(message: string | undefined, detail?: string): void {
+  const box = $('error');
+  box.hidden = message === undefined;
+  box.replaceChildren();
+  if (message === undefined) return;
+  const strong = Object.assign(document.createElement('strong'), { textContent: message });
+  box.append(strong);
+  if (detail) box.append(Object.assign(document.createElement('div'), { className: 'muted', textContent: detail }));
+}
+
+function readAsDataUrl(blob: Blob): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result));
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(blob);
+  });
+}
+
+async function setFile(file: File | Blob, name?: string): Promise<void> {
+  const fileName = name ?? (file instanceof File ? file.name : 'pasted-image.png');
+  image = { kind: 'file', blob: file, name: fileName, dataUrl: await readAsDataUrl(file) };
+  $<HTMLInputElement>('url').value = '';
+  $('image-name').textContent = `${fileName} (${Math.max(1, Math.round(file.size / 1024))} KiB)`;
+}
+
+function inputView(): InputView | undefined {
+  if (!image) return undefined;
+  return image.kind === 'file' ? { src: image.dataUrl, label: image.name } : { src: image.url, label: image.url };
+}
+
+async function run(): Promise<void> {
+  if (!current) return;
+  const route = current;
+  if (!image) return showError('Choose an image first: a file, a drop, a paste or a URL.');
+  if (image.kind === 'file' && !route.canPost) return showError(`/${route.name} takes images by URL only: give an image URL.`);
+  const button = $<HTMLButtonElement>('run');
+  button.disabled = true;
+  showError(undefined);
+  $('timing').textContent = 'Running…';
+  $('result').replaceChildren();
+  const started = performance.now();
+  try {
+    const answer =
+      image.kind === 'url'
+        ? await client.request(route.name, { url: image.url }, paramValues(route))
+        : await client.request(route.name, image.blob, paramValues(route), { filename: image.name });
+    $('timing').textContent = `${Math.round(performance.now() - started)} ms · HTTP ${answer.status}`;
+    await renderAnswer($('result'), answer, inputView());
+  } catch (err) {
+    $('timing').textContent = `${Math.round(performance.now() - started)} ms`;
+    if (err instanceof CvServeError) showError(err.message, `HTTP ${err.status} · ${err.code}`);
+    else showError('The request failed: the service could not be reached.', String((err as Error)?.message ?? err));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function outputFile(route: RouteSpec, params: Params): string | undefined {
+  const drawn = params.draw === true || params.draw === 'true';
+  if (route.output !== 'image' && !drawn) return undefined;
+  const chosen = params.format ?? route.params.find((p) => p.name === 'format')?.schema.default;
+  const ext = typeof chosen === 'string' && /^(jpeg|png|webp)$/.test(chosen) ? chosen.replace('jpeg', 'jpg') : 'jpg';
+  return `${route.name}.${ext}`;
+}
+
+function copyCurl(): void {
+  if (!current) return;
+  const params = paramValues(current);
+  const command = curlCommand({
+    origin: new URL('.', window.location.href).href,
+    route: current.name,
+    image: image?.kind === 'url' ? { kind: 'url', url: image.url } : { kind: 'file', name: image?.name ?? 'image.jpg' },
+    params: paramStrings(params),
+    outputFile: outputFile(current, params),
+  });
+  const box = $('curl-text');
+  box.textContent = command;
+  box.hidden = false;
+  navigator.clipboard?.writeText(command).then(
+    () => ($('timing').textContent = 'curl command copied'),
+    () => undefined, // not a secure context or no permission: the command is on the page to copy by hand
+  );
+}
+
+function wireImageInput(): void {
+  const drop = $('drop');
+  $<HTMLInputElement>('file').addEventListener('change', (e) => {
+    const file = (e.target as HTMLInputElement).files?.[0];
+    if (file) void setFile(file);
+  });
+  $<HTMLInputElement>('url').addEventListener('input', (e) => {
+    const url = (e.target as HTMLInputElement).value.trim();
+    image = url ? { kind: 'url', url } : undefined;
+    $('image-name').textContent = url ? `URL: ${url}` : 'No image yet.';
+  });
+  for (const type of ['dragenter', 'dragover'] as const) {
+    drop.addEventListener(type, (e) => {
+      e.preventDefault();
+      drop.classList.add('over');
+    });
+  }
+  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+  drop.addEventListener('drop', (e) => {
+    e.preventDefault();
+    drop.classList.remove('over');
+    const file = e.dataTransfer?.files[0];
+    if (file) return void setFile(file);
+    const url = e.dataTransfer?.getData('text/uri-list') || e.dataTransfer?.getData('text/plain');
+    if (url) {
+      $<HTMLInputElement>('url').value = url.trim();
+      image = { kind: 'url', url: url.trim() };
+      $('image-name').textContent = `URL: ${url.trim()}`;
+    }
+  });
+  document.addEventListener('paste', (e) => {
+    const item = [...(e.clipboardData?.items ?? [])].find((i) => i.kind === 'file' && i.type.startsWith('image/'));
+    const file = item?.getAsFile();
+    if (file) {
+      e.preventDefault();
+      void setFile(file, file.name && file.name !== 'image.png' ? file.name : `pasted.${file.type.split('/')[1] ?? 'png'}`);
+    }
+  });
+}
+
+async function main(): Promise<void> {
+  wireImageInput();
+  $('run').addEventListener('click', () => void run());
+  $('curl').addEventListener('click', copyCurl);
+  $('params').addEventListener('submit', (e) => {
+    e.preventDefault();
+    void run();
+  });
+  const list = $('routes');
+  try {
+    routes = routesFrom((await client.openapi()) as { paths: Record<string, Record<string, unknown>> });
+  } catch (err) {
+    list.replaceChildren(Object.assign(document.createElement('li'), { textContent: `Could not load /openapi.json: ${(err as Error).message}` }));
+    return;
+  }
+  list.replaceChildren(
+    ...routes.map((r) => {
+      const button = Object.assign(document.createElement('button'), { type: 'button' });
+      button.dataset.route = r.name;
+      button.append(`/${r.name}`, Object.assign(document.createElement('small'), { textContent: r.summary }));
+      button.addEventListener('click', () => selectRoute(r));
+      const li = document.createElement('li');
+      li.append(button);
+      return li;
+    }),
+  );
+  const wanted = routes.find((r) => `#${r.name}` === window.location.hash) ?? routes[0];
+  if (wanted) selectRoute(wanted);
+}
+
+void main();
