@@ -5,11 +5,16 @@ import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import type { Config } from './config.js';
 import { closeEngines, createEngines, type Engines } from './engines/engines.js';
+import { logWorkerEvents } from './engines/pool-log.js';
 import { AppError } from './errors.js';
+import { apiKeyAuth } from './http/auth.js';
 import { docsRouter } from './http/docs.js';
 import { errorHandler } from './http/errors.js';
+import { allPoolStats, healthRoutes, Lifecycle } from './http/health.js';
 import { ImageRequestReader } from './http/image-request.js';
+import { createMetrics, type Metrics } from './http/metrics.js';
 import { handleResource } from './http/resource-handler.js';
+import { corsPolicy, securityHeaders } from './http/security.js';
 import { createLogger } from './logger.js';
 import type { AnyResource } from './resources/contract.js';
 import { withPlugins } from './resources/plugins.js';
@@ -29,6 +34,9 @@ export interface CvServe {
   resources: AnyResource[];
   engines: Engines;
   log: Logger;
+  /** Draining state: `lifecycle.beginShutdown()` turns /readyz to 503. */
+  lifecycle: Lifecycle;
+  metrics: Metrics;
   /** Closes resources, then engines (worker pools). */
   close(): Promise<void>;
 }
@@ -38,6 +46,7 @@ const REQUEST_ID = /^[\w.:-]{1,128}$/;
 /** Builds the Express app (without listening): middleware, one route per resource, error mapping. */
 export async function createApp(config: Config, options: CreateAppOptions = {}): Promise<CvServe> {
   const log = options.logger ?? createLogger(config);
+  const requireApiKey = apiKeyAuth(config); // reads the keys file: a bad one fails before any worker starts
   const engines = options.engines ?? createEngines(config);
   const resources = options.resources ?? (await withPlugins(builtinResources(), config, log));
   await initResources(resources, { config, engines, log });
@@ -45,6 +54,9 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  const lifecycle = new Lifecycle();
+  const metrics = createMetrics({ engines, resources });
+  const stopWorkerLog = logWorkerEvents(log, () => allPoolStats(engines));
 
   app.use(
     pinoHttp({
@@ -65,6 +77,14 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       customErrorMessage: (req, res) => `${req.method} ${req.url?.split('?')[0]} ${res.statusCode}`,
     }),
   );
+
+  app.use(metrics.observeRequests);
+  app.use(securityHeaders(config));
+  app.use(corsPolicy(config));
+  app.use(lifecycle.closeConnectionsWhileDraining);
+  app.use(healthRoutes({ resources, engines, lifecycle }));
+  app.use(requireApiKey);
+  app.get('/metrics', metrics.handler);
 
   app.all('/ping', methods(['GET']), (_req, res) => {
     res.json({ success: true });
@@ -89,9 +109,13 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     resources,
     engines,
     log,
+    lifecycle,
+    metrics,
     async close() {
       if (closed) return;
       closed = true;
+      metrics.close();
+      stopWorkerLog();
       await Promise.allSettled(resources.map((r) => r.close()));
       if (!options.engines) await closeEngines(engines);
     },

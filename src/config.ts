@@ -51,6 +51,32 @@ export const SETTINGS = {
   onnxMaxQueue: { env: 'CVSERVE_ONNX_MAX_QUEUE', schema: int(0, 100_000), default: '64', doc: 'Tasks waiting per ONNX model before requests get 503 + Retry-After.' },
   requestTimeoutMs: { env: 'CVSERVE_REQUEST_TIMEOUT_MS', schema: int(100, 3_600_000), default: '30000', doc: 'Overall time limit for one request → 504.' },
   shutdownTimeoutMs: { env: 'CVSERVE_SHUTDOWN_TIMEOUT_MS', schema: int(0, 3_600_000), default: '10000', doc: 'How long in-flight requests may take to finish after SIGTERM/SIGINT.' },
+  workerMaxHeapMb: {
+    env: 'CVSERVE_WORKER_MAX_HEAP_MB',
+    schema: int(0, 4096),
+    default: '256',
+    doc: 'An OpenCV worker whose wasm heap (which only grows, from 128 MB) passes this is replaced between requests; 0: never. Bounds memory kept after one huge image.',
+  },
+  apiKeys: {
+    env: 'CVSERVE_API_KEYS',
+    schema: list,
+    default: '',
+    doc: 'Comma-separated API keys. When any key is set (here or in the file) every route except /ping, /healthz, /readyz (and /metrics if public) needs `Authorization: Bearer <key>` or `X-API-Key: <key>` → 401.',
+  },
+  apiKeysFile: { env: 'CVSERVE_API_KEYS_FILE', schema: z.string(), default: '', doc: 'File with more API keys, one per line (blank lines and `#` comments ignored); read at startup.' },
+  metricsPublic: { env: 'CVSERVE_METRICS_PUBLIC', schema: bool, default: 'false', doc: 'Serve /metrics without an API key when keys are on (e.g. a scraper inside the cluster).' },
+  docsPublic: {
+    env: 'CVSERVE_DOCS_PUBLIC',
+    schema: bool,
+    default: 'true',
+    doc: 'Serve the playground (`/`), `/docs` and `/openapi.json` without an API key when keys are on: they hold no data, and their calls to the API carry the key the user enters.',
+  },
+  corsOrigins: {
+    env: 'CVSERVE_CORS_ORIGINS',
+    schema: list,
+    default: '',
+    doc: 'Comma-separated origins allowed to call the API from browsers (CORS), e.g. `https://app.example.com`; `*` for any. Empty: CORS off.',
+  },
 } as const;
 
 type Settings = typeof SETTINGS;

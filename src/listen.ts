@@ -25,6 +25,7 @@ export async function startServer(config: Config): Promise<{ server: Server; ser
   const shutdown = (reason: string) => {
     stopping ??= (async () => {
       log.info({ reason }, 'shutting down: no new connections, draining in-flight requests');
+      service.lifecycle.beginShutdown();
       const drained = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const deadline = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs).unref());

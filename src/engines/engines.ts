@@ -10,7 +10,12 @@ export interface Engines {
 
 export function createEngines(config: Config): Engines {
   return {
-    opencv: new OpenCvEngine({ workers: config.opencvWorkers, maxQueue: config.opencvMaxQueue, modelsDir: config.modelsDir }),
+    opencv: new OpenCvEngine({
+      workers: config.opencvWorkers,
+      maxQueue: config.opencvMaxQueue,
+      modelsDir: config.modelsDir,
+      maxHeapBytes: config.workerMaxHeapMb * 1024 * 1024,
+    }),
     onnx: new OnnxEngine({ workers: config.onnxWorkers, threads: config.onnxThreads, maxQueue: config.onnxMaxQueue, modelsDir: config.modelsDir }),
   };
 }

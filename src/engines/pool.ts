@@ -1,10 +1,14 @@
-import { Piscina } from 'piscina';
-import { AppError } from '../errors.js';
+import diagnostics from 'node:diagnostics_channel';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { Worker, type Transferable } from 'node:worker_threads';
+import { AppError, ERRORS, type ErrorCode } from '../errors.js';
+import type { InitMessage, TaskMessage, WorkerError, WorkerReply } from './pool-worker.js';
 
 export interface WorkerPoolOptions {
   /** Name used in errors, logs and metrics (e.g. "opencv", "onnx"). */
   name: string;
-  /** Worker module (a file URL). */
+  /** Task module (a file URL): its default export runs one task; see pool-worker.ts for the rest. */
   filename: URL;
   size: number;
   /** Tasks allowed to wait for a free worker; beyond that `run` rejects with QUEUE_FULL (503). */
@@ -12,6 +16,8 @@ export interface WorkerPoolOptions {
   workerData?: unknown;
   /** Per-worker V8 heap cap (MB); wasm memory is outside it. */
   maxOldGenerationSizeMb?: number;
+  /** Retire a worker between tasks once its module's heapBytes() passes this; 0 or unset: never. */
+  maxHeapBytes?: number;
 }
 
 export interface RunOptions {
@@ -22,136 +28,369 @@ export interface RunOptions {
 
 export interface PoolStats {
   name: string;
+  /** Distinguishes pools with the same name (several apps in one process). */
+  id: number;
   size: number;
+  /** Tasks on a worker, including ones whose caller already gave up. */
   running: number;
+  /** Tasks waiting for a worker. */
   queued: number;
+  /** Tasks refused because the queue was full. */
   rejected: number;
+  /** Queued tasks dropped because their caller gave up (client gone, deadline passed). */
+  dropped: number;
   completed: number;
   failed: number;
+  /** Workers started and able to take tasks. */
+  workers: number;
+  /** Every worker has started once, one at least is serving, and the pool is not closed. */
+  up: boolean;
+  /** Why the last worker failed to start, if it did. */
+  startupError?: string;
+  /** Workers replaced after passing the heap cap or a wasm trap. */
+  retired: number;
+  /** Workers that died (exit, uncaught error, out of memory) and were replaced. */
+  crashed: number;
+  /** Sum of the heap sizes the live workers last reported (e.g. OpenCV's wasm heap). */
+  heapBytes: number;
+  /** Largest heap a live worker last reported. */
+  maxWorkerHeapBytes: number;
+  /** Total time workers spent on tasks; rate(busySeconds) / size is the utilisation. */
+  busySeconds: number;
 }
 
-interface Waiting {
-  start: () => void;
-  cancel: (reason: unknown) => void;
+/** Published on `TASK_CHANNEL` after every task a worker finished. */
+export interface TaskEvent {
+  poolId: number;
+  pool: string;
+  /** The task's `op` (or `model`) field when it has a short name, else "task". */
+  op: string;
+  seconds: number;
+  ok: boolean;
 }
+
+export const TASK_CHANNEL = 'cvserve:pool-task';
+const taskChannel = diagnostics.channel(TASK_CHANNEL);
+
+/** Published on `WORKER_CHANNEL` when a worker is replaced or cannot start, for the log. */
+export interface WorkerEvent {
+  poolId: number;
+  pool: string;
+  event: 'retired' | 'crashed' | 'startup-failed';
+  reason: string;
+}
+
+export const WORKER_CHANNEL = 'cvserve:pool-worker';
+const workerChannel = diagnostics.channel(WORKER_CHANNEL);
+
+interface Job {
+  task: unknown;
+  transferList?: Transferable[];
+  op: string;
+  resolve: (value: unknown) => void;
+  reject: (reason: unknown) => void;
+  settled: boolean;
+  started: number;
+  cleanup: () => void;
+}
+
+interface Slot {
+  worker?: Worker;
+  state: 'starting' | 'idle' | 'busy' | 'waiting-restart';
+  job?: Job;
+  heapBytes: number;
+  /** Startup failures in a row, for the restart backoff. */
+  startupFailures: number;
+  restartTimer?: NodeJS.Timeout;
+}
+
+const BOOTSTRAP = siblingModule(import.meta.url, 'pool-worker');
+/**
+ * Worker threads start from this script: compiled, it imports the bootstrap module. In development
+ * (tsx on Node 20) module hooks do not reach worker threads, so the script installs tsx's require
+ * hook and requires the .ts files, as piscina's workers do.
+ */
+const BOOTSTRAP_SCRIPT = BOOTSTRAP.pathname.endsWith('.ts')
+  ? `require(${JSON.stringify(createRequire(import.meta.url).resolve('tsx/cjs'))}); require(${JSON.stringify(fileURLToPath(BOOTSTRAP))});`
+  : `import(${JSON.stringify(BOOTSTRAP.href)});`;
+const MAX_RESTART_DELAY_MS = 30_000;
+const OP_NAME = /^[A-Za-z][\w.-]{0,47}$/;
+let nextPoolId = 1;
 
 /**
- * A fixed-size pool of worker threads with its own bounded queue in front. The queue lives here
- * rather than in piscina so that queued work can be dropped when its client leaves while running
- * work is simply not waited for (piscina would terminate the worker, and reloading OpenCV wasm or
- * an ONNX session costs far more than finishing the task).
+ * A fixed-size pool of worker threads with its own bounded queue. The pool owns the threads (rather
+ * than piscina) so it can retire a worker between tasks without ever handing a task to a worker
+ * that is leaving: a worker whose wasm heap passed the cap, or whose module trapped, is terminated
+ * right after its answer and its slot restarts with a fresh thread. A worker that dies fails only
+ * the task it was running (500) and is replaced. Queued work is dropped when its caller aborts;
+ * running work is not waited for (terminating it would cost a reload of OpenCV or a model).
  */
 export class WorkerPool {
   readonly name: string;
+  readonly id = nextPoolId++;
   readonly size: number;
   readonly maxQueue: number;
-  private readonly piscina: Piscina;
-  private running = 0;
-  private readonly waiting: Waiting[] = [];
-  private rejected = 0;
-  private completed = 0;
-  private failed = 0;
+  private readonly slots: Slot[];
+  private readonly pending: Job[] = [];
+  private nextTaskId = 1;
   private closed = false;
+  private everyWorkerStarted = false;
+  private startupError?: string;
+  private readonly counts = { rejected: 0, dropped: 0, completed: 0, failed: 0, retired: 0, crashed: 0, busySeconds: 0 };
+  private readonly readyWaiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
 
-  constructor(options: WorkerPoolOptions) {
+  constructor(private readonly options: WorkerPoolOptions) {
     this.name = options.name;
     this.size = options.size;
     this.maxQueue = options.maxQueue;
-    this.piscina = new Piscina({
-      filename: options.filename.href,
-      minThreads: options.size,
-      maxThreads: options.size,
-      // One task per worker at a time: the queue above decides who runs next.
-      concurrentTasksPerWorker: 1,
-      maxQueue: options.size,
-      idleTimeout: Number.MAX_SAFE_INTEGER,
-      workerData: options.workerData,
-      resourceLimits: options.maxOldGenerationSizeMb ? { maxOldGenerationSizeMb: options.maxOldGenerationSizeMb } : undefined,
-    });
-    // A worker that dies is replaced by piscina; its task's promise rejects and is handled in run().
-    this.piscina.on('error', () => {});
+    this.slots = Array.from({ length: options.size }, () => ({ state: 'starting' as const, heapBytes: 0, startupFailures: 0 }));
+    for (const slot of this.slots) this.start(slot);
   }
 
   stats(): PoolStats {
+    const live = this.slots.filter((s) => s.state === 'idle' || s.state === 'busy');
+    const heaps = live.map((s) => s.heapBytes);
     return {
       name: this.name,
+      id: this.id,
       size: this.size,
-      running: this.running,
-      queued: this.waiting.length,
-      rejected: this.rejected,
-      completed: this.completed,
-      failed: this.failed,
+      running: this.slots.filter((s) => s.state === 'busy').length,
+      queued: this.pending.length,
+      rejected: this.counts.rejected,
+      dropped: this.counts.dropped,
+      completed: this.counts.completed,
+      failed: this.counts.failed,
+      workers: live.length,
+      up: !this.closed && this.everyWorkerStarted && live.length > 0,
+      ...(this.startupError !== undefined && { startupError: this.startupError }),
+      retired: this.counts.retired,
+      crashed: this.counts.crashed,
+      heapBytes: heaps.reduce((a, b) => a + b, 0),
+      maxWorkerHeapBytes: Math.max(0, ...heaps),
+      busySeconds: this.counts.busySeconds,
     };
   }
 
-  /** Runs one task on a worker. Rejects with QUEUE_FULL when the queue is full. */
-  async run<T>(task: unknown, options: RunOptions = {}): Promise<T> {
-    if (this.closed) throw new AppError('SHUTTING_DOWN', { detail: `${this.name} pool is closed` });
-    const { signal } = options;
-    signal?.throwIfAborted();
-    // A waiting task is handed its slot directly by release(), so nobody can jump the queue.
-    if (this.running >= this.size) await this.waitForSlot(signal);
-    else this.running++;
-    const work = this.piscina.run(task, { transferList: options.transferList as never }).then(
-      (value) => {
-        this.completed++;
-        return value as T;
-      },
-      (err: unknown) => {
-        this.failed++;
-        throw err instanceof AppError
-          ? err
-          : new AppError('INTERNAL', { detail: `${this.name} worker failed: ${(err as Error)?.message ?? String(err)}`, cause: err });
-      },
-    );
-    // The slot frees when the worker is done, whether or not anyone still waits for the answer.
-    void work.then(this.release, this.release);
-    if (!signal) return work;
-    return new Promise<T>((resolve, reject) => {
-      const onAbort = () => reject(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-      work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-    });
+  /** Resolves once every worker has started; rejects if one fails to start first. */
+  ready(): Promise<void> {
+    if (this.everyWorkerStarted) return Promise.resolve();
+    if (this.startupError !== undefined) return Promise.reject(new Error(`${this.name} worker failed to start: ${this.startupError}`));
+    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
-  private readonly release = () => {
-    const next = this.waiting.shift();
-    if (next) next.start();
-    else this.running--;
-  };
-
-  private waitForSlot(signal?: AbortSignal): Promise<void> {
-    if (this.waiting.length >= this.maxQueue) {
-      this.rejected++;
-      throw new AppError('QUEUE_FULL', {
-        detail: `${this.name} queue full (${this.maxQueue} waiting)`,
-        headers: { 'Retry-After': '1' },
-      });
+  /** Runs one task on a worker. Rejects with QUEUE_FULL when the queue is full. */
+  run<T>(task: unknown, options: RunOptions = {}): Promise<T> {
+    if (this.closed) return Promise.reject(new AppError('SHUTTING_DOWN', { detail: `${this.name} pool is closed` }));
+    const { signal } = options;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const running = this.slots.filter((s) => s.state === 'busy').length;
+    if (running + this.pending.length >= this.size + this.maxQueue) {
+      this.counts.rejected++;
+      return Promise.reject(
+        new AppError('QUEUE_FULL', { detail: `${this.name} queue full (${this.maxQueue} waiting)`, headers: { 'Retry-After': '1' } }),
+      );
     }
-    return new Promise<void>((resolve, reject) => {
-      const entry: Waiting = {
-        start: () => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve();
-        },
-        cancel: reject,
+    return new Promise<T>((resolve, reject) => {
+      const job: Job = {
+        task,
+        transferList: options.transferList,
+        op: opName(task),
+        resolve: resolve as (value: unknown) => void,
+        reject,
+        settled: false,
+        started: 0,
+        cleanup: () => signal?.removeEventListener('abort', onAbort),
       };
       const onAbort = () => {
-        const i = this.waiting.indexOf(entry);
-        if (i >= 0) this.waiting.splice(i, 1);
-        reject(signal!.reason);
+        const queuedAt = this.pending.indexOf(job);
+        if (queuedAt >= 0) {
+          this.pending.splice(queuedAt, 1);
+          this.counts.dropped++;
+        }
+        settle(job, () => reject(signal!.reason));
       };
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.waiting.push(entry);
+      this.pending.push(job);
+      this.dispatch();
     });
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const w of this.waiting.splice(0)) w.cancel(new AppError('SHUTTING_DOWN'));
-    await this.piscina.destroy();
+    const shuttingDown = () => new AppError('SHUTTING_DOWN', { detail: `${this.name} pool closed` });
+    for (const job of this.pending.splice(0)) settle(job, () => job.reject(shuttingDown()));
+    for (const w of this.readyWaiters.splice(0)) w.reject(new Error(`${this.name} pool closed`));
+    await Promise.all(
+      this.slots.map(async (slot) => {
+        clearTimeout(slot.restartTimer);
+        if (slot.job) settle(slot.job, () => slot.job!.reject(shuttingDown()));
+        const worker = slot.worker;
+        slot.worker = undefined;
+        slot.job = undefined;
+        slot.state = 'waiting-restart';
+        if (worker) await worker.terminate().catch(() => {});
+      }),
+    );
   }
+
+  private start(slot: Slot): void {
+    if (this.closed) return;
+    const worker = new Worker(BOOTSTRAP_SCRIPT, {
+      eval: true,
+      workerData: this.options.workerData,
+      resourceLimits: this.options.maxOldGenerationSizeMb ? { maxOldGenerationSizeMb: this.options.maxOldGenerationSizeMb } : undefined,
+    });
+    slot.worker = worker;
+    slot.state = 'starting';
+    slot.heapBytes = 0;
+    let lastError: Error | undefined;
+    worker.on('message', (reply: WorkerReply) => {
+      if (slot.worker === worker) this.onReply(slot, reply);
+    });
+    worker.on('error', (err) => {
+      lastError = err;
+    });
+    worker.on('exit', (code) => {
+      if (slot.worker !== worker || this.closed) return; // retired on purpose, or shutting down
+      this.onWorkerDied(slot, lastError?.message ?? `worker exited with code ${code}`);
+    });
+    worker.postMessage({ type: 'init', module: this.options.filename.href, maxHeapBytes: this.options.maxHeapBytes ?? 0 } satisfies InitMessage);
+  }
+
+  private onReply(slot: Slot, reply: WorkerReply): void {
+    switch (reply.type) {
+      case 'ready':
+        slot.state = 'idle';
+        slot.heapBytes = reply.heapBytes;
+        slot.startupFailures = 0;
+        slot.worker!.unref();
+        if (!this.everyWorkerStarted && this.slots.every((s) => s.state === 'idle' || s.state === 'busy')) {
+          this.everyWorkerStarted = true;
+          this.startupError = undefined;
+          for (const w of this.readyWaiters.splice(0)) w.resolve();
+        }
+        this.dispatch();
+        return;
+      case 'startup-failed':
+        this.onStartupFailed(slot, `${reply.error.name}: ${reply.error.message}`);
+        return;
+      case 'result':
+      case 'error': {
+        const job = slot.job!;
+        slot.job = undefined;
+        slot.heapBytes = reply.heapBytes;
+        const seconds = (performance.now() - job.started) / 1000;
+        this.counts.busySeconds += seconds;
+        if (reply.type === 'result') {
+          this.counts.completed++;
+          settle(job, () => job.resolve(reply.value));
+        } else {
+          this.counts.failed++;
+          settle(job, () => job.reject(this.rebuildError(reply.error)));
+        }
+        if (taskChannel.hasSubscribers) {
+          taskChannel.publish({ poolId: this.id, pool: this.name, op: job.op, seconds, ok: reply.type === 'result' } satisfies TaskEvent);
+        }
+        if (reply.retire) this.retire(slot, reply.type === 'error' && reply.error.name === 'RuntimeError' ? `wasm trap: ${reply.error.message}` : `heap ${reply.heapBytes} bytes`);
+        else {
+          slot.state = 'idle';
+          slot.worker!.unref();
+        }
+        this.dispatch();
+        return;
+      }
+    }
+  }
+
+  /** Hands queued jobs to idle workers, oldest first. */
+  private dispatch(): void {
+    while (this.pending.length > 0) {
+      const slot = this.slots.find((s) => s.state === 'idle');
+      if (!slot) return;
+      const job = this.pending.shift()!;
+      const id = this.nextTaskId++;
+      slot.state = 'busy';
+      slot.job = job;
+      job.started = performance.now();
+      slot.worker!.ref();
+      try {
+        slot.worker!.postMessage({ type: 'task', id, task: job.task } satisfies TaskMessage, job.transferList);
+      } catch (err) {
+        // Not cloneable: the caller's fault, and the worker never saw it.
+        slot.job = undefined;
+        slot.state = 'idle';
+        slot.worker!.unref();
+        this.counts.failed++;
+        settle(job, () => job.reject(new AppError('INTERNAL', { detail: `${this.name} task could not be sent: ${(err as Error).message}`, cause: err })));
+      }
+    }
+  }
+
+  /** Replaces a worker that answered but must not take another task. */
+  private retire(slot: Slot, reason: string): void {
+    this.counts.retired++;
+    this.publishWorkerEvent('retired', reason);
+    const worker = slot.worker!;
+    slot.worker = undefined;
+    void worker.terminate().catch(() => {});
+    this.start(slot);
+  }
+
+  private onWorkerDied(slot: Slot, reason: string): void {
+    const job = slot.job;
+    slot.job = undefined;
+    slot.worker = undefined;
+    if (slot.state === 'starting') {
+      this.onStartupFailed(slot, reason);
+      return;
+    }
+    this.counts.crashed++;
+    this.publishWorkerEvent('crashed', reason);
+    if (job) {
+      this.counts.failed++;
+      settle(job, () => job.reject(new AppError('INTERNAL', { detail: `${this.name} worker died: ${reason}` })));
+    }
+    this.start(slot);
+  }
+
+  /** A worker that cannot start is retried with a growing delay, so a broken module does not spin. */
+  private onStartupFailed(slot: Slot, reason: string): void {
+    this.startupError = reason;
+    this.publishWorkerEvent('startup-failed', reason);
+    for (const w of this.readyWaiters.splice(0)) w.reject(new Error(`${this.name} worker failed to start: ${reason}`));
+    const worker = slot.worker;
+    slot.worker = undefined;
+    void worker?.terminate().catch(() => {});
+    slot.state = 'waiting-restart';
+    const delay = Math.min(MAX_RESTART_DELAY_MS, 500 * 2 ** slot.startupFailures++);
+    slot.restartTimer = setTimeout(() => this.start(slot), delay);
+    slot.restartTimer.unref();
+  }
+
+  private publishWorkerEvent(event: WorkerEvent['event'], reason: string): void {
+    if (workerChannel.hasSubscribers) workerChannel.publish({ poolId: this.id, pool: this.name, event, reason } satisfies WorkerEvent);
+  }
+
+  private rebuildError(error: WorkerError): AppError {
+    if (error.code && error.code in ERRORS) {
+      return new AppError(error.code as ErrorCode, { publicMessage: error.publicMessage, detail: error.message });
+    }
+    return new AppError('INTERNAL', { detail: `${this.name} task failed: ${error.name}: ${error.message}` });
+  }
+}
+
+function settle(job: Job, action: () => void): void {
+  if (job.settled) return;
+  job.settled = true;
+  job.cleanup();
+  action();
+}
+
+function opName(task: unknown): string {
+  const t = task as { op?: unknown; model?: unknown } | null;
+  const name = typeof t?.op === 'string' ? t.op : typeof t?.model === 'string' ? t.model : undefined;
+  return name !== undefined && OP_NAME.test(name) ? name : 'task';
 }
 
 /** The worker module's file next to the calling module, whether running from .ts (tsx) or compiled .js. */

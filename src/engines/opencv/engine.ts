@@ -8,6 +8,8 @@ export interface OpenCvEngineOptions {
   workers: number;
   maxQueue: number;
   modelsDir: string;
+  /** A worker whose wasm heap passes this is replaced between tasks (0 or unset: never). */
+  maxHeapBytes?: number;
 }
 
 /** OpenCV (wasm) behind a pool of worker threads. Nothing here runs OpenCV on the calling thread. */
@@ -21,6 +23,7 @@ export class OpenCvEngine {
       size: options.workers,
       maxQueue: options.maxQueue,
       workerData: { modelsDir: options.modelsDir },
+      maxHeapBytes: options.maxHeapBytes,
     });
   }
 

@@ -1,0 +1,235 @@
+import assert from 'node:assert/strict';
+import diagnostics from 'node:diagnostics_channel';
+import { after, describe, it } from 'node:test';
+import { OpenCvEngine } from '../../src/engines/opencv/engine.js';
+import { TASK_CHANNEL, WORKER_CHANNEL, WorkerPool, type TaskEvent, type WorkerEvent } from '../../src/engines/pool.js';
+import { AppError } from '../../src/errors.js';
+import type { FixtureTask } from './fixtures/pool-task.js';
+import { MODELS_DIR } from '../helpers/paths.js';
+
+const FIXTURE = new URL('./fixtures/pool-task.ts', import.meta.url);
+const BROKEN = new URL('./fixtures/broken-task.ts', import.meta.url);
+
+const pools: WorkerPool[] = [];
+function pool(options: { size?: number; maxQueue?: number; maxHeapBytes?: number; filename?: URL; workerData?: unknown } = {}): WorkerPool {
+  const p = new WorkerPool({ name: 'fixture', filename: options.filename ?? FIXTURE, size: options.size ?? 1, maxQueue: options.maxQueue ?? 4, ...options });
+  pools.push(p);
+  return p;
+}
+after(() => Promise.all(pools.map((p) => p.close())));
+
+const run = <T = Record<string, unknown>>(p: WorkerPool, task: FixtureTask, signal?: AbortSignal) => p.run<T>(task, { signal });
+
+async function rejectsWith(promise: Promise<unknown>, code: string): Promise<AppError> {
+  const err = await promise.then(
+    () => assert.fail(`expected ${code}`),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof AppError, `expected an AppError, got ${String(err)}`);
+  assert.equal(err.code, code);
+  return err;
+}
+
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('WorkerPool', () => {
+  it('runs tasks on its workers and counts them', async () => {
+    const p = pool({ size: 2 });
+    await p.ready();
+    const results = await Promise.all([1, 2, 3, 4].map((value) => run(p, { op: 'echo', value })));
+    assert.deepEqual(results.map((r) => r.value), [1, 2, 3, 4]);
+    const stats = p.stats();
+    assert.equal(stats.completed, 4);
+    assert.equal(stats.workers, 2);
+    assert.equal(stats.up, true);
+    assert.equal(stats.running, 0);
+    assert.equal(stats.heapBytes, 2048); // both workers report the fixture's 1 KiB heap
+  });
+
+  it('refuses with QUEUE_FULL and Retry-After when the queue is full, and serves again once drained', async () => {
+    const p = pool({ size: 1, maxQueue: 2 });
+    await p.ready();
+    const accepted = [run(p, { op: 'sleep', ms: 300 }), run(p, { op: 'sleep', ms: 10 }), run(p, { op: 'sleep', ms: 10 })];
+    assert.deepEqual([p.stats().running, p.stats().queued], [1, 2]);
+    const err = await rejectsWith(run(p, { op: 'echo', value: 'x' }), 'QUEUE_FULL');
+    assert.equal(err.status, 503);
+    assert.equal(err.headers['Retry-After'], '1');
+    assert.equal(p.stats().rejected, 1);
+    await Promise.all(accepted);
+    assert.equal((await run(p, { op: 'echo', value: 'after' })).value, 'after');
+  });
+
+  it('drops a queued task whose caller aborts, and does not wait for a running one', async () => {
+    const p = pool({ size: 1, maxQueue: 4 });
+    await p.ready();
+    const running = new AbortController();
+    const queued = new AbortController();
+    const first = run(p, { op: 'sleep', ms: 300 }, running.signal);
+    const second = run(p, { op: 'echo', value: 'never' }, queued.signal);
+    assert.equal(p.stats().queued, 1);
+    queued.abort(new Error('client left'));
+    await assert.rejects(second, /client left/);
+    assert.equal(p.stats().queued, 0);
+    assert.equal(p.stats().dropped, 1);
+    const t0 = performance.now();
+    running.abort(new Error('deadline'));
+    await assert.rejects(first, /deadline/);
+    assert.ok(performance.now() - t0 < 250, 'the caller of a running task is released at once');
+    // The worker finishes its task before taking the next one; nothing was lost or duplicated.
+    assert.equal((await run(p, { op: 'echo', value: 'next' })).value, 'next');
+    assert.deepEqual([p.stats().completed, p.stats().dropped], [2, 1]);
+  });
+
+  it('fails only the task of a worker that exits, and replaces the worker', async () => {
+    const p = pool({ size: 2, maxQueue: 4 });
+    await p.ready();
+    const bystander = run(p, { op: 'sleep', ms: 200 });
+    const err = await rejectsWith(run(p, { op: 'exit' }), 'INTERNAL');
+    assert.equal(err.status, 500);
+    assert.match(err.detail ?? '', /worker died: worker exited with code 3/);
+    assert.equal((await bystander).slept, 200);
+    const after = await Promise.all([1, 2, 3].map((value) => run(p, { op: 'echo', value })));
+    assert.deepEqual(after.map((r) => r.value), [1, 2, 3]);
+    assert.equal(p.stats().crashed, 1);
+    await waitFor(() => p.stats().workers === 2, 'the replacement worker starts');
+  });
+
+  it('fails the task of a worker killed by an uncaught exception', async () => {
+    const p = pool({ size: 1 });
+    await p.ready();
+    const crashing = run(p, { op: 'uncaught' });
+    const queuedBehind = run(p, { op: 'echo', value: 'behind' });
+    const err = await rejectsWith(crashing, 'INTERNAL');
+    assert.match(err.detail ?? '', /boom outside the task/);
+    assert.equal((await queuedBehind).value, 'behind');
+    assert.equal(p.stats().crashed, 1);
+    assert.equal((await run(p, { op: 'echo', value: 'again' })).value, 'again');
+  });
+
+  it('maps a task error to INTERNAL, and an AppError thrown in the worker to its own code', async () => {
+    const p = pool();
+    await p.ready();
+    const plain = await rejectsWith(run(p, { op: 'throw' }), 'INTERNAL');
+    assert.match(plain.detail ?? '', /plain failure/);
+    assert.equal(plain.publicMessage, 'Internal server error');
+    const app = await rejectsWith(run(p, { op: 'app-error' }), 'UNDECODABLE_IMAGE');
+    assert.equal(app.status, 422);
+    assert.equal(app.publicMessage, 'fixture could not decode');
+    assert.equal(p.stats().retired, 0, 'ordinary errors keep the worker');
+  });
+
+  it('retires a worker whose heap passed the cap after answering, without losing queued tasks', async () => {
+    const p = pool({ size: 1, maxQueue: 8, maxHeapBytes: 1 << 20 });
+    await p.ready();
+    const { threadId: before } = await run(p, { op: 'thread' });
+    const events: WorkerEvent[] = [];
+    const onEvent = (m: unknown) => events.push(m as WorkerEvent);
+    diagnostics.subscribe(WORKER_CHANNEL, onEvent);
+    try {
+      // The growing task and five tasks queued behind it: the grower answers, then its worker leaves.
+      const grow = run(p, { op: 'grow', bytes: 2 << 20 });
+      const behind = [1, 2, 3, 4, 5].map((value) => run(p, { op: 'echo', value }));
+      assert.equal((await grow).heap, 2 << 20);
+      const rest = await Promise.all(behind);
+      assert.deepEqual(rest.map((r) => r.value), [1, 2, 3, 4, 5]);
+      assert.ok(rest.every((r) => r.threadId !== before), 'queued tasks ran on the fresh worker');
+      const stats = p.stats();
+      assert.deepEqual([stats.retired, stats.crashed, stats.failed, stats.completed], [1, 0, 0, 7]);
+      assert.equal(stats.heapBytes, 1024, 'the fresh worker starts small');
+      assert.deepEqual(events.filter((e) => e.poolId === p.id).map((e) => e.event), ['retired']);
+    } finally {
+      diagnostics.unsubscribe(WORKER_CHANNEL, onEvent);
+    }
+  });
+
+  it('retires a worker whose module trapped (wasm RuntimeError), failing only that task', async () => {
+    const p = pool({ size: 1 });
+    await p.ready();
+    const { threadId: before } = await run(p, { op: 'thread' });
+    await rejectsWith(run(p, { op: 'trap' }), 'INTERNAL');
+    const { threadId: afterTrap } = await run(p, { op: 'thread' });
+    assert.notEqual(afterTrap, before);
+    assert.equal(p.stats().retired, 1);
+  });
+
+  it('reports a worker that cannot start, and is not up', async () => {
+    const p = pool({ filename: BROKEN });
+    await assert.rejects(p.ready(), /fixture refuses to start/);
+    const stats = p.stats();
+    assert.equal(stats.up, false);
+    assert.match(stats.startupError ?? '', /fixture refuses to start/);
+  });
+
+  it('waits for slow workers to start before running tasks, and queues meanwhile', async () => {
+    const p = pool({ size: 1, maxQueue: 0, workerData: { startupMs: 200 } });
+    assert.equal(p.stats().up, false);
+    // maxQueue 0 still lets `size` tasks in: they wait for the starting worker.
+    const first = run(p, { op: 'echo', value: 1 });
+    await rejectsWith(run(p, { op: 'echo', value: 2 }), 'QUEUE_FULL');
+    assert.equal((await first).value, 1);
+    assert.equal(p.stats().up, true);
+  });
+
+  it('publishes task timings with the op name', async () => {
+    const p = pool();
+    await p.ready();
+    const events: TaskEvent[] = [];
+    const onTask = (m: unknown) => events.push(m as TaskEvent);
+    diagnostics.subscribe(TASK_CHANNEL, onTask);
+    try {
+      await run(p, { op: 'sleep', ms: 50 });
+      await rejectsWith(run(p, { op: 'throw' }), 'INTERNAL');
+    } finally {
+      diagnostics.unsubscribe(TASK_CHANNEL, onTask);
+    }
+    const own = events.filter((e) => e.poolId === p.id);
+    assert.deepEqual(own.map((e) => [e.pool, e.op, e.ok]), [['fixture', 'sleep', true], ['fixture', 'throw', false]]);
+    assert.ok(own[0]!.seconds >= 0.04 && own[0]!.seconds < 5);
+    assert.ok(p.stats().busySeconds >= 0.04);
+  });
+
+  it('refuses work after close and fails what was queued with SHUTTING_DOWN', async () => {
+    const p = pool({ size: 1, maxQueue: 2 });
+    await p.ready();
+    const running = rejectsWith(run(p, { op: 'sleep', ms: 500 }), 'SHUTTING_DOWN');
+    const queued = rejectsWith(run(p, { op: 'echo', value: 1 }), 'SHUTTING_DOWN');
+    await p.close();
+    await Promise.all([running, queued]);
+    await rejectsWith(run(p, { op: 'echo', value: 2 }), 'SHUTTING_DOWN');
+    assert.equal(p.stats().up, false);
+  });
+});
+
+describe('OpenCV engine heap cap', () => {
+  it('replaces a worker whose wasm heap grew past the cap on a large image, and keeps serving', async () => {
+    // OpenCV's heap starts at 128 MiB and doubles as needed: a 4500x3500 Canny takes it to 256 MiB.
+    const engine = new OpenCvEngine({ workers: 1, maxQueue: 4, modelsDir: MODELS_DIR, maxHeapBytes: 128 * 1024 * 1024 });
+    try {
+      // Left half dark, right half light: one vertical edge per row.
+      const width = 4500;
+      const height = 3500;
+      const data = new Uint8Array(width * height * 3).fill(220);
+      for (let y = 0; y < height; y++) data.fill(40, y * width * 3, (y * width + width / 2) * 3);
+      const big = { data, width, height, channels: 3 as const };
+      const small = { data: new Uint8Array(64 * 48 * 3).fill(90), width: 64, height: 48, channels: 3 as const };
+      const before = engine.stats();
+      assert.equal(before.retired, 0);
+      const [edges, next] = await Promise.all([engine.canny(big, 100, 200), engine.canny(small, 100, 200)]);
+      assert.deepEqual([edges.width, edges.height, edges.channels], [4500, 3500, 1]);
+      assert.equal(edges.data[1000 * width + width / 2 - 1]! + edges.data[1000 * width + width / 2]!, 255, 'the edge is found');
+      assert.deepEqual([next.width, next.height], [64, 48]);
+      const stats = engine.stats();
+      assert.equal(stats.retired, 1);
+      assert.equal(stats.failed, 0);
+      assert.equal(stats.maxWorkerHeapBytes, 128 * 1024 * 1024, 'the replacement worker is back at the initial heap');
+    } finally {
+      await engine.close();
+    }
+  });
+});
