@@ -11,6 +11,8 @@ export interface CurlRequest {
   params: [string, string][];
   /** File to write an image answer to (curl -o); omitted for JSON answers. */
   outputFile?: string;
+  /** Send the key from $CVSERVE_API_KEY (the command never contains the key itself). */
+  apiKeyFromEnv?: boolean;
 }
 
 /** Quotes for a POSIX shell: everything literal inside single quotes. */
@@ -21,6 +23,7 @@ export function shellQuote(value: string): string {
 export function curlCommand(r: CurlRequest): string {
   const base = `${r.origin.replace(/\/+$/, '')}/${r.route}`;
   const parts = ['curl', '-sS'];
+  if (r.apiKeyFromEnv) parts.push('-H', '"Authorization: Bearer $CVSERVE_API_KEY"');
   if (r.image.kind === 'url') {
     const query = new URLSearchParams([['url', r.image.url], ...r.params]);
     parts.push(shellQuote(`${base}?${query}`));

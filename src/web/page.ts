@@ -18,6 +18,7 @@ export function playgroundHtml(): string {
 <header>
   <h1>cvserve</h1>
   <nav><a href="docs/">API docs</a> <a href="openapi.json">openapi.json</a></nav>
+  <label class="key">API key <input id="api-key" type="password" autocomplete="off" placeholder="only if the service needs one"></label>
 </header>
 <main>
   <aside>
@@ -54,6 +55,8 @@ body { margin: 0; }
 header { display: flex; align-items: baseline; gap: 1.5rem; padding: .6rem 1.2rem; background: #fff; border-bottom: 1px solid var(--line); }
 header h1 { font-size: 1.2rem; margin: 0; }
 header nav a { margin-right: 1rem; color: var(--accent); }
+header .key { margin-left: auto; font-size: .85rem; color: var(--muted); }
+header .key input { font: inherit; padding: .2rem .4rem; width: 14rem; }
 main { display: grid; grid-template-columns: 15rem 1fr; gap: 1.2rem; padding: 1.2rem; align-items: start; }
 aside h2 { font-size: .8rem; text-transform: uppercase; letter-spacing: .05em; color: var(--muted); margin: 0 0 .5rem; }
 #routes { list-style: none; margin: 0; padding: 0; }

@@ -27,7 +27,26 @@ interface RouteSpec {
 type ImageChoice = { kind: 'file'; blob: Blob; name: string; dataUrl: string } | { kind: 'url'; url: string };
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
-const client = new CvServeClient({ baseUrl: new URL('.', window.location.href).href });
+const baseUrl = new URL('.', window.location.href).href;
+const KEY_STORAGE = 'cvserve.apiKey';
+let client = new CvServeClient({ baseUrl });
+
+/** The API key, when the service wants one: kept for this tab only (sessionStorage), sent as a bearer token. */
+function wireApiKey(): void {
+  const input = $<HTMLInputElement>('api-key');
+  const useKey = (key: string) => {
+    client = new CvServeClient({ baseUrl, apiKey: key || undefined });
+  };
+  input.value = sessionStorage.getItem(KEY_STORAGE) ?? '';
+  useKey(input.value.trim());
+  input.addEventListener('change', () => {
+    const key = input.value.trim();
+    if (key) sessionStorage.setItem(KEY_STORAGE, key);
+    else sessionStorage.removeItem(KEY_STORAGE);
+    useKey(key);
+    if (routes.length === 0) void loadRoutes();
+  });
+}
 
 let routes: RouteSpec[] = [];
 let current: RouteSpec | undefined;
@@ -173,7 +192,10 @@ async function run(): Promise<void> {
     await renderAnswer($('result'), answer, inputView());
   } catch (err) {
     $('timing').textContent = `${Math.round(performance.now() - started)} ms`;
-    if (err instanceof CvServeError) showError(err.message, `HTTP ${err.status} · ${err.code}`);
+    if (err instanceof CvServeError) {
+      const hint = err.status === 401 ? ' Enter a key in the API key field above.' : '';
+      showError(err.message + hint, `HTTP ${err.status} · ${err.code}`);
+    }
     else showError('The request failed: the service could not be reached.', String((err as Error)?.message ?? err));
   } finally {
     button.disabled = false;
@@ -192,11 +214,12 @@ function copyCurl(): void {
   if (!current) return;
   const params = paramValues(current);
   const command = curlCommand({
-    origin: new URL('.', window.location.href).href,
+    origin: baseUrl,
     route: current.name,
     image: image?.kind === 'url' ? { kind: 'url', url: image.url } : { kind: 'file', name: image?.name ?? 'image.jpg' },
     params: paramStrings(params),
     outputFile: outputFile(current, params),
+    apiKeyFromEnv: $<HTMLInputElement>('api-key').value.trim() !== '',
   });
   const box = $('curl-text');
   box.textContent = command;
@@ -248,6 +271,7 @@ function wireImageInput(): void {
 }
 
 async function main(): Promise<void> {
+  wireApiKey();
   wireImageInput();
   $('run').addEventListener('click', () => void run());
   $('curl').addEventListener('click', copyCurl);
@@ -255,11 +279,16 @@ async function main(): Promise<void> {
     e.preventDefault();
     void run();
   });
+  await loadRoutes();
+}
+
+async function loadRoutes(): Promise<void> {
   const list = $('routes');
   try {
     routes = routesFrom((await client.openapi()) as { paths: Record<string, Record<string, unknown>> });
   } catch (err) {
-    list.replaceChildren(Object.assign(document.createElement('li'), { textContent: `Could not load /openapi.json: ${(err as Error).message}` }));
+    const hint = err instanceof CvServeError && err.status === 401 ? ' Enter the API key above.' : '';
+    list.replaceChildren(Object.assign(document.createElement('li'), { textContent: `Could not load /openapi.json: ${(err as Error).message}.${hint}` }));
     return;
   }
   list.replaceChildren(
