@@ -1,5 +1,7 @@
+import type { Logger } from 'pino';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { startServer } from './listen.js';
+import { createLogger } from './logger.js';
 
 /** Starts the service from the environment and stops it gracefully on SIGTERM/SIGINT. */
 export async function runServer(): Promise<void> {
@@ -13,8 +15,8 @@ export async function runServer(): Promise<void> {
     }
     throw err;
   }
+  logProcessFaults(createLogger(config));
   const { shutdown, service } = await startServer(config);
-  process.on('unhandledRejection', (reason) => service.log.error({ err: reason }, 'unhandled promise rejection'));
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
       shutdown(signal).then(
@@ -26,4 +28,17 @@ export async function runServer(): Promise<void> {
       );
     });
   }
+}
+
+/**
+ * An unhandled rejection is logged and the service keeps going (one request's bug must not take the
+ * others down); an uncaught exception leaves the process in an unknown state, so it is logged and
+ * the process exits non-zero for the supervisor to restart it.
+ */
+function logProcessFaults(log: Logger): void {
+  process.on('unhandledRejection', (reason) => log.error({ err: reason }, 'unhandled promise rejection'));
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err }, 'uncaught exception; exiting');
+    process.exit(1);
+  });
 }
