@@ -45,6 +45,12 @@ export const SETTINGS = {
   urlMaxLength: { env: 'CVSERVE_URL_MAX_LENGTH', schema: int(64, 65536), default: '2048', doc: 'Longest `?url=` (and redirect target) accepted → 400.' },
   urlMaxRedirects: { env: 'CVSERVE_URL_MAX_REDIRECTS', schema: int(0, 20), default: '3', doc: 'Redirects followed for `?url=`; each hop is checked again.' },
   opencvWorkers: { env: 'CVSERVE_OPENCV_WORKERS', schema: int(1, 256), default: String(cores), shownDefault: 'cores', doc: 'OpenCV wasm worker threads (default: number of cores).' },
+  detectSplitMinPixels: {
+    env: 'CVSERVE_DETECT_SPLIT_MIN_PIXELS',
+    schema: int(0, 1_000_000_000),
+    default: '1000000',
+    doc: 'Haar detection on images with at least this many pixels is split by scale across idle OpenCV workers (identical answer, lower latency). 0: never.',
+  },
   opencvMaxQueue: { env: 'CVSERVE_OPENCV_MAX_QUEUE', schema: int(0, 100_000), default: '64', doc: 'Tasks waiting for an OpenCV worker before requests get 503 + Retry-After.' },
   onnxWorkers: { env: 'CVSERVE_ONNX_WORKERS', schema: int(1, 256), default: '1', doc: 'ONNX Runtime worker threads (each holds one session per model).' },
   onnxThreads: { env: 'CVSERVE_ONNX_THREADS', schema: int(1, 256), default: String(cores), shownDefault: 'cores', doc: 'Intra-op threads per ONNX session. Keep workers × threads ≈ cores.' },

@@ -1,6 +1,7 @@
 import type { RawImage } from '../../image/types.js';
 import { siblingModule, WorkerPool, type PoolStats } from '../pool.js';
 import type { Box, CannyResult, DetectOptions, DetectResult } from './protocol.js';
+import { groupRectangles, planScaleSplit, type Rect } from './split.js';
 
 export type { Box, DetectOptions } from './protocol.js';
 
@@ -10,11 +11,18 @@ export interface OpenCvEngineOptions {
   modelsDir: string;
   /** A worker whose wasm heap passes this is replaced between tasks (0 or unset: never). */
   maxHeapBytes?: number;
+  /**
+   * Images with at least this many pixels have one detection split by scale across the idle
+   * workers (same answer, lower latency). 0 or unset: never split.
+   */
+  splitMinPixels?: number;
 }
 
 /** OpenCV (wasm) behind a pool of worker threads. Nothing here runs OpenCV on the calling thread. */
 export class OpenCvEngine {
   private readonly pool: WorkerPool;
+  /** Detection window per cascade, learned from the first result (needed to plan a scale split). */
+  private readonly windows = new Map<string, [number, number]>();
 
   constructor(readonly options: OpenCvEngineOptions) {
     this.pool = new WorkerPool({
@@ -42,9 +50,42 @@ export class OpenCvEngine {
   }
 
   /** detect() plus the time spent in detectMultiScale inside the worker. */
-  detectTimed(image: RawImage, options: DetectOptions, signal?: AbortSignal): Promise<DetectResult> {
+  async detectTimed(image: RawImage, options: DetectOptions, signal?: AbortSignal): Promise<DetectResult> {
     const { cascade, scaleFactor, minNeighbors, minSize } = options;
-    return this.pool.run<DetectResult>({ op: 'detect', image, cascade, scaleFactor, minNeighbors, minSize }, { signal });
+    const split = this.splitPlan(image, options);
+    if (split) return this.detectSplit(image, options, split, signal);
+    const result = await this.pool.run<DetectResult>({ op: 'detect', image, cascade, scaleFactor, minNeighbors, minSize }, { signal });
+    if (result.window) this.windows.set(cascade, result.window);
+    return result;
+  }
+
+  /** Scale ranges for the idle workers, or undefined when one worker should do it all. */
+  private splitPlan(image: RawImage, options: DetectOptions) {
+    const threshold = this.options.splitMinPixels ?? 0;
+    const window = this.windows.get(options.cascade);
+    if (threshold <= 0 || !window || image.width * image.height < threshold) return undefined;
+    // Only spare capacity is used: under load every worker already has a request of its own.
+    const stats = this.pool.stats();
+    const idle = stats.size - stats.running;
+    if (idle < 2 || stats.queued > 0) return undefined;
+    const ranges = planScaleSplit(image.width, image.height, window, options.scaleFactor, options.minSize, idle);
+    return ranges.length > 1 ? ranges : undefined;
+  }
+
+  /**
+   * One detection as several scale ranges on several workers, each returning raw candidates
+   * (minNeighbors 0), grouped once here exactly as detectMultiScale groups them.
+   */
+  private async detectSplit(image: RawImage, options: DetectOptions, ranges: { minSize: number; maxSize: number }[], signal?: AbortSignal): Promise<DetectResult> {
+    const { cascade, scaleFactor, minNeighbors } = options;
+    const parts = await Promise.all(
+      ranges.map((r) =>
+        this.pool.run<DetectResult>({ op: 'detect', image, cascade, scaleFactor, minNeighbors: 0, minSize: r.minSize, maxSize: r.maxSize }, { signal }),
+      ),
+    );
+    const candidates: Rect[] = parts.flatMap((p) => p.boxes.map(([x1, y1, x2, y2]): Rect => [x1, y1, x2 - x1, y2 - y1]));
+    const boxes = groupRectangles(candidates, minNeighbors).map(([x, y, w, h]): Box => [x, y, x + w, y + h]);
+    return { boxes, detectMs: Math.max(...parts.map((p) => p.detectMs)), window: parts[0]?.window, parts: parts.length };
   }
 
   stats(): PoolStats {

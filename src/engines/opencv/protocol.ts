@@ -18,6 +18,8 @@ export interface DetectOptions {
   minNeighbors: number;
   /** Smallest object searched for, in pixels of the image sent (square). */
   minSize: number;
+  /** Largest window searched (square); 0 or unset: up to the image size. Used by the scale split. */
+  maxSize?: number;
 }
 
 /** Haar cascade detection on an RGB (3), RGBA (4) or gray (1) image. */
@@ -36,4 +38,8 @@ export interface DetectResult {
   boxes: Box[];
   /** Time spent in detectMultiScale alone, for logs and benchmarks. */
   detectMs: number;
+  /** The cascade's detection window [width, height], when the XML declares it (for splitting by scale). */
+  window?: [number, number];
+  /** How many workers shared this detection (a scale split); absent for one. */
+  parts?: number;
 }

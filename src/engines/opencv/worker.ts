@@ -35,6 +35,17 @@ export function heapBytes(): number {
 }
 
 const classifiers = new Map<string, CV>();
+/** Each cascade's detection window (opencv.js does not expose getOriginalWindowSize). */
+const windows = new Map<string, [number, number]>();
+
+/** The window size from the cascade XML: <width>/<height> (traincascade format) or <size>W H</size> (old format). */
+function windowOf(xml: string): [number, number] | undefined {
+  const w = /<width>\s*(\d+)\s*<\/width>/.exec(xml);
+  const h = /<height>\s*(\d+)\s*<\/height>/.exec(xml);
+  if (w && h) return [Number(w[1]), Number(h[1])];
+  const size = /<size>\s*(\d+)\s+(\d+)\s*<\/size>/.exec(xml);
+  return size ? [Number(size[1]), Number(size[2])] : undefined;
+}
 
 /** The classifier for a cascade file, parsed once per worker and kept for the worker's life. */
 function cascade(cv: CV, name: string): CV {
@@ -54,6 +65,8 @@ function cascade(cv: CV, name: string): CV {
   }
   if (!loaded) throw new Error(`OpenCV could not parse cascade ${name}`);
   classifiers.set(name, classifier);
+  const window = windowOf(bytes.subarray(0, 64 * 1024).toString('latin1'));
+  if (window) windows.set(name, window);
   return classifier;
 }
 
@@ -96,14 +109,15 @@ function detect(cv: CV, task: DetectTask): DetectResult {
     toGray(cv, src, image.channels, gray);
     // No equalizeHist: it costs the frontal-face cascade a face and adds a false positive (see MANIFEST).
     const start = performance.now();
-    classifier.detectMultiScale(gray, rects, task.scaleFactor, task.minNeighbors, 0, new cv.Size(task.minSize, task.minSize));
+    const maxSize = task.maxSize ?? 0; // 0: up to the image size
+    classifier.detectMultiScale(gray, rects, task.scaleFactor, task.minNeighbors, 0, new cv.Size(task.minSize, task.minSize), new cv.Size(maxSize, maxSize));
     const detectMs = performance.now() - start;
     const boxes: Box[] = [];
     for (let i = 0; i < rects.size(); i++) {
       const r = rects.get(i);
       boxes.push([r.x, r.y, r.x + r.width, r.y + r.height]);
     }
-    return { boxes, detectMs };
+    return { boxes, detectMs, window: windows.get(task.cascade) };
   } finally {
     src.delete();
     gray.delete();
