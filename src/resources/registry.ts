@@ -1,9 +1,17 @@
 import type { AnyResource } from './contract.js';
 import { createCannyResource } from './canny.js';
+import { createCatDetectionResource } from './catdetection.js';
 import { createCatFaceDetectionResource } from './catfacedetection.js';
 import { createDetectResource } from './detect.js';
+import { createPredictResource } from './predict.js';
+import { createUpscaleResource } from './upscale.js';
 
 /** The built-in capabilities, in the order they are listed. Each becomes the route `/${name}`. */
 export function builtinResources(): AnyResource[] {
-  return [createCannyResource(), createDetectResource(), createCatFaceDetectionResource()];
+  return [
+    createCannyResource(),
+    createDetectResource(),
+    createCatFaceDetectionResource(),
+    ...[createPredictResource(), createCatDetectionResource(), createUpscaleResource()].map((r) => r as unknown as AnyResource),
+  ];
 }

@@ -1,19 +1,138 @@
-import type { PoolStats } from '../pool.js';
+import { AppError } from '../../errors.js';
+import { siblingModule, WorkerPool, type PoolStats } from '../pool.js';
+import { tensorBuffers, type Feeds, type LoadResult, type OnnxWorkerData, type Outputs, type RunResult, type WarmupInput } from './protocol.js';
+
+export type { Feeds, Outputs, TensorMsg } from './protocol.js';
 
 export interface OnnxEngineOptions {
+  /** Worker threads per model; each holds one session of that model. */
   workers: number;
+  /** Intra-op threads per session. */
   threads: number;
+  /** Tasks allowed to wait per model before QUEUE_FULL. */
   maxQueue: number;
   modelsDir: string;
 }
 
-/** Placeholder until the ONNX engine lands: ONNX Runtime sessions in worker threads. */
+export interface OnnxModelSpec {
+  /** Model id; the model's pool is named `onnx:<id>` in stats and errors. */
+  id: string;
+  /** Path of the (already verified) model file. */
+  path: string;
+  /** Inputs of the one warm-up run each session does after it is created. */
+  warmup: Record<string, WarmupInput>;
+}
+
+export interface OnnxRunOptions {
+  signal?: AbortSignal;
+  /** Output names to compute (default: all). */
+  outputs?: string[];
+}
+
+interface LoadedModel {
+  pool: WorkerPool;
+  ready: Promise<void>;
+  loadMs: number[];
+}
+
+/**
+ * ONNX Runtime (CPU) behind worker threads, with one WorkerPool per model: each model gets
+ * `workers` threads holding one session of it, its own bounded queue, and its own stats. A slow
+ * model (super-resolution on a large image) then never queues a fast one (a classification)
+ * behind it. Size `workers × threads` to the cores; all models together may use
+ * models × workers × threads threads at peak.
+ *
+ * `run` is batch-agnostic: feeds carry whatever batch size the model accepts, so a dynamic
+ * batcher can sit in front of it and merge requests into one call.
+ */
 export class OnnxEngine {
+  private readonly models = new Map<string, LoadedModel>();
+  private closed = false;
+
   constructor(readonly options: OnnxEngineOptions) {}
 
-  stats(): PoolStats[] {
-    return [];
+  /**
+   * Creates the model's pool and, in every worker, its session warmed up with one run. Idempotent
+   * per id. Rejects (and forgets the model) when the session cannot be created.
+   */
+  async load(spec: OnnxModelSpec): Promise<void> {
+    if (this.closed) throw new AppError('SHUTTING_DOWN', { detail: 'ONNX engine is closed' });
+    const existing = this.models.get(spec.id);
+    if (existing) return existing.ready;
+    const workerData: OnnxWorkerData = { modelId: spec.id, modelPath: spec.path, intraOpNumThreads: this.options.threads, warmup: spec.warmup };
+    const pool = new WorkerPool({
+      name: `onnx:${spec.id}`,
+      filename: siblingModule(import.meta.url, 'worker'),
+      size: this.options.workers,
+      maxQueue: this.options.maxQueue,
+      workerData,
+    });
+    const model: LoadedModel = { pool, ready: Promise.resolve(), loadMs: [] };
+    // Each worker creates and warms up its session as it starts (the worker module's `ready`);
+    // then one load task per worker, all at once, collects the per-worker times.
+    model.ready = pool
+      .ready()
+      .then(() => Promise.all(Array.from({ length: pool.size }, () => pool.run<LoadResult>({ op: 'load' }))))
+      .then(
+      (results) => {
+        model.loadMs = results.map((r) => r.loadMs);
+      },
+      async (err: unknown) => {
+        this.models.delete(spec.id);
+        await pool.close();
+        throw err;
+      },
+    );
+    this.models.set(spec.id, model);
+    return model.ready;
   }
 
-  async close(): Promise<void> {}
+  has(id: string): boolean {
+    return this.models.has(id);
+  }
+
+  /** Per-worker session creation + warm-up times of a loaded model (ms). */
+  loadTimes(id: string): number[] {
+    return this.models.get(id)?.loadMs ?? [];
+  }
+
+  /** Worker threads per model: how many calls of one model can run at once. */
+  get workersPerModel(): number {
+    return this.options.workers;
+  }
+
+  /**
+   * Runs the model on a worker. The feed buffers are transferred to the worker: the caller must
+   * not use them afterwards. Output buffers come back without a copy.
+   */
+  async run(id: string, feeds: Feeds, options: OnnxRunOptions = {}): Promise<Outputs> {
+    return (await this.runTimed(id, feeds, options)).outputs;
+  }
+
+  /** `run`, also reporting the time spent in session.run. */
+  async runTimed(id: string, feeds: Feeds, options: OnnxRunOptions = {}): Promise<RunResult> {
+    const model = this.models.get(id);
+    if (!model) throw new AppError('MODEL_UNAVAILABLE', { detail: `ONNX model ${id} is not loaded` });
+    await model.ready;
+    return model.pool.run<RunResult>({ op: 'run', feeds, outputs: options.outputs }, { signal: options.signal, transferList: tensorBuffers(feeds) });
+  }
+
+  stats(): PoolStats[] {
+    return [...this.models.values()].map((m) => m.pool.stats());
+  }
+
+  /** Closes one model's pool (e.g. before loading a replacement file). */
+  async unload(id: string): Promise<void> {
+    const model = this.models.get(id);
+    if (!model) return;
+    this.models.delete(id);
+    await model.ready.catch(() => {});
+    await model.pool.close();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const ids = [...this.models.keys()];
+    await Promise.all(ids.map((id) => this.unload(id)));
+  }
 }

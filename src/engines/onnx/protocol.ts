@@ -1,0 +1,57 @@
+/**
+ * Messages between the main thread and an ONNX worker. Tensor buffers travel as transferables
+ * both ways: the caller gives up its feed buffers, and output buffers move back without a copy.
+ */
+export type TensorData = Float32Array | Uint8Array;
+
+export interface TensorMsg<D extends TensorData = TensorData> {
+  data: D;
+  dims: number[];
+}
+
+/** Input tensors by input name. */
+export type Feeds = Record<string, TensorMsg>;
+/** Output tensors by output name; every numeric output arrives as float32. */
+export type Outputs = Record<string, TensorMsg<Float32Array>>;
+
+export interface WarmupInput {
+  dims: number[];
+  dtype: 'float32' | 'uint8';
+}
+
+/** Everything a worker needs to open its model; one pool (so one workerData) per model. */
+export interface OnnxWorkerData {
+  modelId: string;
+  modelPath: string;
+  intraOpNumThreads: number;
+  /** Zero-filled inputs for the one warm-up run after the session is created. */
+  warmup: Record<string, WarmupInput>;
+}
+
+export type OnnxTask =
+  /** Create (once) and warm up this worker's session. */
+  | { op: 'load' }
+  | { op: 'run'; feeds: Feeds; outputs?: string[] };
+
+export interface LoadResult {
+  /** Session creation + warm-up time in this worker, or 0 when it was already loaded. */
+  loadMs: number;
+  threadId: number;
+}
+
+export interface RunResult {
+  outputs: Outputs;
+  /** session.run time in the worker. */
+  runMs: number;
+}
+
+/** The buffers of tensors, for a transfer list (each buffer once). */
+export function tensorBuffers(tensors: Record<string, TensorMsg>): ArrayBuffer[] {
+  const buffers = new Set<ArrayBuffer>();
+  for (const t of Object.values(tensors)) {
+    const { buffer } = t.data;
+    // Only whole, ordinary buffers: a view into a larger or shared buffer is copied instead.
+    if (buffer instanceof ArrayBuffer && t.data.byteOffset === 0 && t.data.byteLength === buffer.byteLength) buffers.add(buffer);
+  }
+  return [...buffers];
+}

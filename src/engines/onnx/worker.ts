@@ -1,0 +1,91 @@
+import { threadId, workerData } from 'node:worker_threads';
+import * as ort from 'onnxruntime-node';
+import { move, transferableSymbol, valueSymbol } from 'piscina';
+import { tensorBuffers, type Feeds, type LoadResult, type OnnxTask, type OnnxWorkerData, type Outputs, type RunResult } from './protocol.js';
+
+/**
+ * One ONNX Runtime session per worker thread for this pool's model. Session creation and
+ * session.run are synchronous native work, which is why they live here and not on the main thread.
+ */
+const data = workerData as OnnxWorkerData;
+
+function toOrt(feeds: Feeds): Record<string, ort.Tensor> {
+  const out: Record<string, ort.Tensor> = {};
+  for (const [name, t] of Object.entries(feeds)) {
+    out[name] = t.data instanceof Uint8Array ? new ort.Tensor('uint8', t.data, t.dims) : new ort.Tensor('float32', t.data, t.dims);
+  }
+  return out;
+}
+
+async function createSession(): Promise<ort.InferenceSession> {
+  const s = await ort.InferenceSession.create(data.modelPath, {
+    executionProviders: ['cpu'],
+    intraOpNumThreads: data.intraOpNumThreads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    // Old exporters trigger harmless warnings ("Initializer appears in graph inputs").
+    logSeverityLevel: 3,
+    // int8 models: on x64 CPUs without VNNI (AVX2 only) the fast u8s8 kernels saturate and shift
+    // the logits (MobileNetV2-int8 ranks car.jpg "convertible" over "sports car"); the exact
+    // u8u8 kernels give the same answers as VNNI machines.
+    extra: { session: { x64quantprecision: '1' } },
+  });
+  const warmup: Feeds = {};
+  for (const [name, w] of Object.entries(data.warmup)) {
+    const size = w.dims.reduce((a, b) => a * b, 1);
+    warmup[name] = { data: w.dtype === 'uint8' ? new Uint8Array(size) : new Float32Array(size), dims: w.dims };
+  }
+  await s.run(toOrt(warmup));
+  return s;
+}
+
+function toFloat32(t: ort.Tensor): Float32Array {
+  const d = t.data;
+  if (d instanceof Float32Array) return d;
+  if (typeof d === 'string' || (Array.isArray(d) && typeof d[0] === 'string')) throw new Error(`output of type ${t.type} is not numeric`);
+  const out = new Float32Array(t.size);
+  for (let i = 0; i < out.length; i++) out[i] = Number((d as ArrayLike<number | bigint>)[i]);
+  return out;
+}
+
+// The session is created (and warmed up) as the worker starts; the pool waits for `ready`.
+const started = performance.now();
+let loadMs = 0;
+const session = createSession().then((s) => {
+  loadMs = performance.now() - started;
+  return s;
+});
+session.catch(() => {}); // reported through `ready` and every task, never as an unhandled rejection
+export const ready = session;
+
+async function load(): Promise<LoadResult> {
+  await session;
+  return { loadMs, threadId };
+}
+
+async function run(task: Extract<OnnxTask, { op: 'run' }>): Promise<unknown> {
+  const s = await session;
+  const t0 = performance.now();
+  const results = await s.run(toOrt(task.feeds), task.outputs ?? s.outputNames);
+  const runMs = performance.now() - t0;
+  const outputs: Outputs = {};
+  for (const [name, t] of Object.entries(results)) {
+    outputs[name] = { data: toFloat32(t), dims: [...t.dims] };
+  }
+  const result: RunResult = { outputs, runMs };
+  // The largest output buffer moves instead of being copied; small ones (scores, counts) are cloned.
+  const largest = tensorBuffers(outputs).sort((a, b) => b.byteLength - a.byteLength)[0];
+  return largest ? move({ [transferableSymbol]: largest, [valueSymbol]: result } as never) : result;
+}
+
+export default async function handle(task: OnnxTask): Promise<unknown> {
+  switch (task.op) {
+    case 'load':
+      return load();
+    case 'run':
+      return run(task);
+    default:
+      throw new Error(`unknown ONNX op ${(task as { op: string }).op}`);
+  }
+}

@@ -1,0 +1,151 @@
+import type { Sharp } from 'sharp';
+import { decodeError } from './decode.js';
+import type { ImageInput } from './types.js';
+
+/**
+ * Model input preparation: sharp does the resizing, typed-array loops do the cropping, padding
+ * and packing into a tensor. No per-pixel objects anywhere.
+ */
+
+export type ResizeSpec =
+  | { mode: 'shorter-side-center-crop'; shorterSide: number; kernel: Kernel }
+  | { mode: 'letterbox'; align: 'top-left' | 'center'; fill: number; kernel: Kernel }
+  | { mode: 'stretch'; kernel: Kernel };
+
+export type Kernel = 'nearest' | 'linear' | 'cubic' | 'mitchell' | 'lanczos2' | 'lanczos3';
+
+export interface Size {
+  width: number;
+  height: number;
+}
+
+/**
+ * How model-input pixel coordinates relate to the original image:
+ * `x_model = x_orig × scaleX + offsetX` (and the same for y).
+ */
+export interface InputTransform {
+  scaleX: number;
+  scaleY: number;
+  offsetX: number;
+  offsetY: number;
+  /** The original image's size (after EXIF orientation). */
+  source: Size;
+}
+
+/** Interleaved RGB pixels at exactly the model input size. */
+export interface PreparedImage {
+  rgb: Uint8Array;
+  width: number;
+  height: number;
+  transform: InputTransform;
+}
+
+/** Model-input coordinates back to original-image coordinates. */
+export function toOriginal(t: InputTransform, x: number, y: number): [number, number] {
+  return [(x - t.offsetX) / t.scaleX, (y - t.offsetY) / t.scaleY];
+}
+
+async function rawRgb(pipeline: Sharp): Promise<{ data: Buffer; width: number; height: number }> {
+  try {
+    const { data, info } = await pipeline.removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new Error(`expected 3 channels after conversion, got ${info.channels}`);
+    return { data, width: info.width, height: info.height };
+  } catch (err) {
+    throw decodeError(err);
+  }
+}
+
+/** Copies a w×h window at (x, y) of an RGB image into (dx, dy) of a larger RGB canvas. */
+function blit(src: Uint8Array, srcWidth: number, x: number, y: number, w: number, h: number, dst: Uint8Array, dstWidth: number, dx: number, dy: number): void {
+  for (let row = 0; row < h; row++) {
+    const from = ((y + row) * srcWidth + x) * 3;
+    dst.set(src.subarray(from, from + w * 3), ((dy + row) * dstWidth + dx) * 3);
+  }
+}
+
+/** Resizes (and crops or pads) the input image to the model's input size, as the manifest says. */
+export async function prepareImage(input: ImageInput, resize: ResizeSpec, size: Size): Promise<PreparedImage> {
+  const source = { width: input.width, height: input.height };
+  const { width: tw, height: th } = size;
+  switch (resize.mode) {
+    case 'shorter-side-center-crop': {
+      // sharp's `outside` fit: the shorter side becomes shorterSide, the other keeps the aspect ratio.
+      const resized = await rawRgb(input.pipeline().resize(resize.shorterSide, resize.shorterSide, { fit: 'outside', kernel: resize.kernel }));
+      if (resized.width < tw || resized.height < th) throw new Error(`shorterSide ${resize.shorterSide} is smaller than the crop ${tw}x${th}`);
+      const x = Math.floor((resized.width - tw) / 2);
+      const y = Math.floor((resized.height - th) / 2);
+      const rgb = new Uint8Array(tw * th * 3);
+      blit(resized.data, resized.width, x, y, tw, th, rgb, tw, 0, 0);
+      const transform = { scaleX: resized.width / source.width, scaleY: resized.height / source.height, offsetX: -x, offsetY: -y, source };
+      return { rgb, width: tw, height: th, transform };
+    }
+    case 'letterbox': {
+      const r = Math.min(tw / source.width, th / source.height);
+      const w = Math.max(1, Math.min(tw, Math.round(source.width * r)));
+      const h = Math.max(1, Math.min(th, Math.round(source.height * r)));
+      const resized = await rawRgb(input.pipeline().resize(w, h, { fit: 'fill', kernel: resize.kernel }));
+      const dx = resize.align === 'center' ? Math.floor((tw - w) / 2) : 0;
+      const dy = resize.align === 'center' ? Math.floor((th - h) / 2) : 0;
+      const rgb = new Uint8Array(tw * th * 3).fill(resize.fill);
+      blit(resized.data, w, 0, 0, w, h, rgb, tw, dx, dy);
+      // One ratio for both axes, as the detector's own post-processing divides by it.
+      return { rgb, width: tw, height: th, transform: { scaleX: r, scaleY: r, offsetX: dx, offsetY: dy, source } };
+    }
+    case 'stretch': {
+      const resized = await rawRgb(input.pipeline().resize(tw, th, { fit: 'fill', kernel: resize.kernel }));
+      return {
+        rgb: resized.data,
+        width: tw,
+        height: th,
+        transform: { scaleX: tw / source.width, scaleY: th / source.height, offsetX: 0, offsetY: 0, source },
+      };
+    }
+  }
+}
+
+export interface PackSpec {
+  channels: 'RGB' | 'BGR';
+  /** value = (pixel × scale − mean[c]) / std[c], c in model channel order. */
+  scale: number;
+  mean: readonly [number, number, number];
+  std: readonly [number, number, number];
+  layout: 'NCHW' | 'NHWC';
+  dtype: 'float32' | 'uint8';
+}
+
+/**
+ * Packs interleaved RGB pixels into one image of a batch tensor. `out` holds `batch` images;
+ * `index` says which one this is. Returns `out`.
+ */
+export function packImage<T extends Float32Array | Uint8Array>(rgb: Uint8Array, pixels: number, spec: PackSpec, out: T, index = 0): T {
+  const base = index * pixels * 3;
+  // Source channel feeding model channel c.
+  const from = spec.channels === 'RGB' ? [0, 1, 2] : [2, 1, 0];
+  if (spec.dtype === 'uint8') {
+    if (!(out instanceof Uint8Array)) throw new Error('uint8 input needs a Uint8Array');
+    for (let c = 0; c < 3; c++) {
+      const s = from[c]!;
+      if (spec.layout === 'NHWC') for (let i = 0; i < pixels; i++) out[base + i * 3 + c] = rgb[i * 3 + s]!;
+      else for (let i = 0, o = base + c * pixels; i < pixels; i++) out[o + i] = rgb[i * 3 + s]!;
+    }
+    return out;
+  }
+  for (let c = 0; c < 3; c++) {
+    const s = from[c]!;
+    const a = spec.scale / spec.std[c]!;
+    const b = -spec.mean[c]! / spec.std[c]!;
+    if (spec.layout === 'NHWC') for (let i = 0; i < pixels; i++) out[base + i * 3 + c] = rgb[i * 3 + s]! * a + b;
+    else for (let i = 0, o = base + c * pixels; i < pixels; i++) out[o + i] = rgb[i * 3 + s]! * a + b;
+  }
+  return out;
+}
+
+/** A tensor buffer for `batch` images of `pixels` pixels and 3 channels. */
+export function allocateBatch(dtype: 'float32' | 'uint8', batch: number, pixels: number): Float32Array | Uint8Array {
+  return dtype === 'uint8' ? new Uint8Array(batch * pixels * 3) : new Float32Array(batch * pixels * 3);
+}
+
+/** Tensor dims for a batch of images in the given layout. */
+export function batchDims(layout: 'NCHW' | 'NHWC', batch: number, size: Size): number[] {
+  return layout === 'NCHW' ? [batch, 3, size.height, size.width] : [batch, size.height, size.width, 3];
+}

@@ -1,0 +1,167 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { bundledModelsDir, loadManifest, manifestPath, type Manifest, type ManifestFile } from './manifest.js';
+import { rememberSha256, verifyFile } from './verify.js';
+
+export interface FetchModelsOptions {
+  /** Target directory (CVSERVE_MODELS_DIR); created if needed. */
+  dir: string;
+  /** The manifest; default: the one at `manifestFile`, else the built-in one. */
+  manifest?: Manifest;
+  manifestFile?: string;
+  /** A mirror: download `<baseUrl>/<file>` instead of each entry's own URL. */
+  baseUrl?: string;
+  /** Only these files (default: every file in the manifest). */
+  files?: string[];
+  /** Only check what is there; download nothing (missing or wrong files count as failed). */
+  checkOnly?: boolean;
+  /** Time limit per file download. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Where bundled files are copied from (default: cvserve's own models/ directory). */
+  bundledDir?: string;
+  /** Called as each file is decided, for progress output. */
+  onResult?: (result: FileResult) => void;
+  fetchImpl?: typeof fetch;
+}
+
+export type FileResult =
+  | { file: string; outcome: 'fetched'; from: string; bytes: number; replaced: boolean }
+  | { file: string; outcome: 'skipped'; reason: string }
+  | { file: string; outcome: 'failed'; reason: string };
+
+export interface FetchReport {
+  dir: string;
+  results: FileResult[];
+  fetched: string[];
+  skipped: string[];
+  failed: string[];
+}
+
+const DEFAULT_TIMEOUT_MS = 300_000;
+
+/**
+ * Brings every manifest file into `dir`: files already present with the right sha256 are skipped;
+ * the others are downloaded (or copied, for bundled files) to a temporary file next to the target,
+ * checked against the manifest's size and sha256, and renamed into place, so `dir` never holds a
+ * partial or unverified file under a real name. One failure does not stop the others.
+ */
+export async function fetchModels(options: FetchModelsOptions): Promise<FetchReport> {
+  const manifest = options.manifest ?? loadManifest(manifestPath(options.manifestFile));
+  const dir = path.resolve(options.dir);
+  const wanted = options.files ? new Set(options.files) : undefined;
+  if (wanted) {
+    const unknown = [...wanted].filter((f) => !manifest.files.some((e) => e.file === f));
+    if (unknown.length) throw new Error(`not in the model manifest: ${unknown.join(', ')}`);
+  }
+  if (!options.checkOnly) await mkdir(dir, { recursive: true });
+
+  const results: FileResult[] = [];
+  for (const entry of manifest.files) {
+    if (wanted && !wanted.has(entry.file)) continue;
+    options.signal?.throwIfAborted();
+    const result = await fetchOne(entry, dir, options);
+    results.push(result);
+    options.onResult?.(result);
+  }
+  const names = (outcome: FileResult['outcome']) => results.filter((r) => r.outcome === outcome).map((r) => r.file);
+  return { dir, results, fetched: names('fetched'), skipped: names('skipped'), failed: names('failed') };
+}
+
+async function fetchOne(entry: ManifestFile, dir: string, options: FetchModelsOptions): Promise<FileResult> {
+  const file = entry.file;
+  let replaced = false;
+  try {
+    const check = await verifyFile(dir, entry);
+    if (check.state === 'ok') return { file, outcome: 'skipped', reason: 'present, sha256 ok' };
+    if (options.checkOnly) {
+      return { file, outcome: 'failed', reason: check.state === 'missing' ? 'missing' : `sha256 ${check.actual}, expected ${entry.sha256}` };
+    }
+    replaced = check.state === 'mismatch';
+  } catch (err) {
+    return { file, outcome: 'failed', reason: `cannot read the existing file: ${(err as Error).message}` };
+  }
+
+  const source = sourceOf(entry, options);
+  const target = path.join(dir, file);
+  const temp = path.join(dir, `.${file}.${process.pid}.${randomBytes(4).toString('hex')}.part`);
+  try {
+    const chunks = source.kind === 'local' ? localChunks(source.path) : httpChunks(source.url, entry, options);
+    await writeVerified(chunks, temp, entry);
+    await rename(temp, target);
+    await rememberSha256(target, entry.sha256);
+    return { file, outcome: 'fetched', from: source.kind === 'local' ? source.path : source.url, bytes: entry.bytes, replaced };
+  } catch (err) {
+    await unlink(temp).catch(() => {});
+    return { file, outcome: 'failed', reason: `${source.kind === 'local' ? source.path : source.url}: ${(err as Error).message}` };
+  }
+}
+
+type Source = { kind: 'local'; path: string } | { kind: 'http'; url: string };
+
+function sourceOf(entry: ManifestFile, options: FetchModelsOptions): Source {
+  if (entry.bundled) return { kind: 'local', path: path.join(options.bundledDir ?? bundledModelsDir(), entry.file) };
+  if (options.baseUrl) return { kind: 'http', url: `${options.baseUrl.replace(/\/+$/, '')}/${encodeURIComponent(entry.file)}` };
+  return { kind: 'http', url: entry.url! };
+}
+
+async function* localChunks(file: string): AsyncIterable<Uint8Array> {
+  for await (const chunk of createReadStream(file)) yield chunk as Buffer;
+}
+
+async function* httpChunks(url: string, entry: ManifestFile, options: FetchModelsOptions): AsyncIterable<Uint8Array> {
+  const timeout = AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+  const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+  const response = await (options.fetchImpl ?? fetch)(url, { signal, redirect: 'follow' });
+  if (!response.ok) {
+    await response.body?.cancel().catch(() => {});
+    throw new Error(`HTTP ${response.status} ${response.statusText}`.trim());
+  }
+  const declared = Number(response.headers.get('content-length') ?? NaN);
+  if (Number.isFinite(declared) && declared !== entry.bytes) {
+    await response.body?.cancel().catch(() => {});
+    throw new Error(`Content-Length is ${declared} bytes, the manifest says ${entry.bytes}`);
+  }
+  if (!response.body) throw new Error('empty response');
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) yield chunk;
+}
+
+/** Streams chunks into `temp`, hashing as it goes; throws unless size and sha256 match the manifest. */
+async function writeVerified(chunks: AsyncIterable<Uint8Array>, temp: string, entry: ManifestFile): Promise<void> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const handle = await open(temp, 'wx', 0o644);
+  try {
+    for await (const chunk of chunks) {
+      bytes += chunk.byteLength;
+      // Stop early rather than fill the disk from a wrong or hostile URL.
+      if (bytes > entry.bytes) throw new Error(`more than the manifest's ${entry.bytes} bytes`);
+      hash.update(chunk);
+      await handle.write(chunk);
+    }
+    if (bytes !== entry.bytes) throw new Error(`got ${bytes} bytes, the manifest says ${entry.bytes}`);
+    const sha256 = hash.digest('hex');
+    if (sha256 !== entry.sha256) throw new Error(`sha256 mismatch: got ${sha256}, the manifest says ${entry.sha256}`);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The report as lines for a terminal. */
+export function formatReport(report: FetchReport): string {
+  const lines = report.results.map((r) => {
+    switch (r.outcome) {
+      case 'fetched':
+        return `fetched  ${r.file} (${r.bytes} bytes${r.replaced ? ', replaced a file with the wrong sha256' : ''}) from ${r.from}`;
+      case 'skipped':
+        return `skipped  ${r.file}: ${r.reason}`;
+      case 'failed':
+        return `FAILED   ${r.file}: ${r.reason}`;
+    }
+  });
+  lines.push(`${report.dir}: ${report.fetched.length} fetched, ${report.skipped.length} skipped, ${report.failed.length} failed`);
+  return lines.join('\n');
+}

@@ -1,0 +1,263 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+
+/**
+ * The model manifest (`models/models.json`): every file the service loads from the models
+ * directory (ONNX models, Haar cascades, label files) with its size, sha256 and download URL, and
+ * for each ONNX model how to feed it and how to read its output. Routes pick their model by id
+ * from `routes`, so another classifier, detector or super-resolution model of a supported family
+ * is a manifest entry, not code.
+ */
+
+/** A plain file name: no directories, so no entry can point outside the models directory. */
+const fileName = z
+  .string()
+  .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, 'must be a plain file name (letters, digits, _ . -)');
+
+const fileEntry = z
+  .strictObject({
+    file: fileName,
+    kind: z.enum(['onnx', 'cascade', 'labels']),
+    bytes: z.number().int().positive(),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'),
+    /** Public download URL; null for a file that ships with cvserve (`bundled`). */
+    url: z.url({ protocol: /^https?$/ }).nullable(),
+    /** The file is in cvserve's own `models/` directory and is copied from there. */
+    bundled: z.boolean().optional(),
+    license: z.string().min(1),
+    source: z.string().min(1),
+  })
+  .refine((f) => f.url !== null || f.bundled === true, { message: 'a file without url must be bundled' });
+
+const dim = z.union([z.number().int().positive(), z.string().min(1)]);
+
+const inputSpec = z.strictObject({
+  name: z.string().min(1),
+  /** Dimensions in `layout` order; a string is a free (symbolic) dimension such as the batch. */
+  shape: z.array(dim).length(4),
+  layout: z.enum(['NCHW', 'NHWC']),
+  dtype: z.enum(['float32', 'uint8']),
+});
+
+const kernel = z.enum(['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3']).default('lanczos3');
+
+const resizeSpec = z.discriminatedUnion('mode', [
+  /** Resize so the shorter side is `shorterSide`, then cut the input size out of the centre. */
+  z.strictObject({ mode: z.literal('shorter-side-center-crop'), shorterSide: z.number().int().positive(), kernel }),
+  /** Keep the aspect ratio, fit inside the input size, pad with `fill` (all channels). */
+  z.strictObject({ mode: z.literal('letterbox'), align: z.enum(['top-left', 'center']), fill: z.number().int().min(0).max(255), kernel }),
+  /** Stretch to the input size. */
+  z.strictObject({ mode: z.literal('stretch'), kernel }),
+]);
+
+const triple = z.tuple([z.number(), z.number(), z.number()]);
+
+const preprocessSpec = z.strictObject({
+  resize: resizeSpec,
+  /** Channel order the model expects. */
+  channels: z.enum(['RGB', 'BGR']),
+  /** value = (pixel × scale − mean[c]) / std[c], per channel in model order. */
+  scale: z.number().positive(),
+  mean: triple,
+  std: triple.refine((s) => s.every((v) => v !== 0), 'std must not contain 0'),
+});
+
+const softmaxTopk = z.strictObject({
+  family: z.literal('softmax-topk'),
+  output: z.string().min(1),
+  /** `softmax` when the output is logits; `none` when it already holds probabilities. */
+  activation: z.enum(['softmax', 'none']),
+});
+
+const yolox = z.strictObject({
+  family: z.literal('yolox'),
+  output: z.string().min(1),
+  /** Grid strides, in the order the rows of the output walk them. */
+  strides: z.array(z.number().int().positive()).min(1),
+  /** `sigmoid` when objectness and class scores are raw logits; `none` when the export applies it. */
+  activation: z.enum(['sigmoid', 'none']),
+  nmsIou: z.number().min(0).max(1),
+});
+
+const ssd = z.strictObject({
+  family: z.literal('ssd'),
+  outputs: z.strictObject({
+    boxes: z.string().min(1),
+    scores: z.string().min(1),
+    classes: z.string().min(1),
+    /** Number of valid rows, when the model pads its outputs. */
+    count: z.string().min(1).optional(),
+  }),
+  /** Coordinate order of each box. */
+  boxFormat: z.enum(['yxyx', 'xyxy']),
+  /** Coordinates in 0..1 of the model input (true) or in model-input pixels (false). */
+  normalized: z.boolean(),
+  /** Added to a class id to get its line in the labels file (e.g. -1 when class 1 is line 0). */
+  classOffset: z.number().int().default(0),
+  /** Per-class NMS IoU; null when the model already applies NMS. */
+  nmsIou: z.number().min(0).max(1).nullable(),
+});
+
+const superresSpec = z.strictObject({
+  /**
+   * `y-channel-fixed-tile`: input is the BT.601 luma in 0..1, 1 channel, fixed tile size; chroma is
+   * upscaled bicubically. `rgb-any-size`: input is RGB in 0..1, any size (cut into tiles of at most
+   * `tile`).
+   */
+  family: z.enum(['y-channel-fixed-tile', 'rgb-any-size']),
+  output: z.string().min(1),
+  scale: z.number().int().min(2).max(8),
+  /** Tile side in input pixels (the fixed input size for `y-channel-fixed-tile`). */
+  tile: z.number().int().min(8).max(2048),
+  /** Pixels shared by neighbouring tiles; must be at least twice the model's receptive radius. */
+  overlap: z.number().int().min(0).max(512),
+  /** Tiles per inference call. */
+  batch: z.number().int().min(1).max(256),
+});
+
+const modelBase = { id: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/), file: fileName, input: inputSpec };
+
+const modelEntry = z.discriminatedUnion('task', [
+  z.strictObject({ ...modelBase, task: z.literal('classify'), labels: fileName, preprocess: preprocessSpec, decoder: softmaxTopk }),
+  z.strictObject({ ...modelBase, task: z.literal('detect'), labels: fileName, preprocess: preprocessSpec, decoder: z.discriminatedUnion('family', [yolox, ssd]) }),
+  z.strictObject({ ...modelBase, task: z.literal('superres'), superres: superresSpec }),
+]);
+
+export const manifestSchema = z
+  .strictObject({
+    $comment: z.string().optional(),
+    version: z.literal(1),
+    files: z.array(fileEntry),
+    models: z.array(modelEntry),
+    /** Route name → model id. */
+    routes: z.record(z.string(), z.string()).default({}),
+  })
+  .superRefine((m, ctx) => {
+    const files = new Set<string>();
+    for (const f of m.files) {
+      if (files.has(f.file)) ctx.addIssue({ code: 'custom', message: `file ${f.file} is listed twice` });
+      files.add(f.file);
+    }
+    const ids = new Set<string>();
+    for (const model of m.models) {
+      if (ids.has(model.id)) ctx.addIssue({ code: 'custom', message: `model id ${model.id} is used twice` });
+      ids.add(model.id);
+      const needed = [model.file, ...('labels' in model ? [model.labels] : [])];
+      for (const f of needed) if (!files.has(f)) ctx.addIssue({ code: 'custom', message: `model ${model.id} needs ${f}, which is not in files` });
+      if (model.input.dtype === 'uint8' && 'preprocess' in model) {
+        const p = model.preprocess;
+        if (p.scale !== 1 || p.mean.some((v) => v !== 0) || p.std.some((v) => v !== 1)) {
+          ctx.addIssue({ code: 'custom', message: `model ${model.id}: a uint8 input takes raw pixels (scale 1, mean 0, std 1)` });
+        }
+      }
+      if ('preprocess' in model && !spatialSize(model.input)) {
+        ctx.addIssue({ code: 'custom', message: `model ${model.id}: classify/detect inputs need a fixed height and width` });
+      }
+      if (model.task === 'superres') {
+        const { superres: s, input } = model;
+        const channels = input.shape[input.layout === 'NCHW' ? 1 : 3];
+        const want = s.family === 'y-channel-fixed-tile' ? 1 : 3;
+        if (channels !== want) ctx.addIssue({ code: 'custom', message: `model ${model.id}: family ${s.family} needs ${want} input channel(s)` });
+        if (input.dtype !== 'float32') ctx.addIssue({ code: 'custom', message: `model ${model.id}: superres inputs are float32` });
+        if (s.family === 'y-channel-fixed-tile') {
+          const size = spatialSize(input);
+          if (!size || size.width !== s.tile || size.height !== s.tile) {
+            ctx.addIssue({ code: 'custom', message: `model ${model.id}: y-channel-fixed-tile needs input height = width = tile (${s.tile})` });
+          }
+        }
+        if (2 * s.overlap >= s.tile) ctx.addIssue({ code: 'custom', message: `model ${model.id}: overlap must be less than half the tile` });
+      }
+    }
+    for (const [route, id] of Object.entries(m.routes)) {
+      if (!ids.has(id)) ctx.addIssue({ code: 'custom', message: `route ${route} names unknown model ${id}` });
+    }
+  });
+
+export type Manifest = z.output<typeof manifestSchema>;
+export type ManifestFile = Manifest['files'][number];
+export type ModelEntry = Manifest['models'][number];
+export type ClassifyModel = Extract<ModelEntry, { task: 'classify' }>;
+export type DetectModel = Extract<ModelEntry, { task: 'detect' }>;
+export type SuperresModel = Extract<ModelEntry, { task: 'superres' }>;
+export type InputSpec = ModelEntry['input'];
+export type PreprocessSpec = ClassifyModel['preprocess'];
+export type DetectDecoder = DetectModel['decoder'];
+export type SuperresSpec = SuperresModel['superres'];
+
+/** Height and width of an input when both are fixed numbers. */
+export function spatialSize(input: InputSpec): { width: number; height: number } | undefined {
+  const [h, w] = input.layout === 'NCHW' ? [input.shape[2], input.shape[3]] : [input.shape[1], input.shape[2]];
+  return typeof h === 'number' && typeof w === 'number' ? { width: w, height: h } : undefined;
+}
+
+export class ManifestError extends Error {
+  constructor(readonly source: string, readonly problems: string[]) {
+    super(`Invalid model manifest ${source}:\n  ${problems.join('\n  ')}`);
+    this.name = 'ManifestError';
+  }
+}
+
+/** Validates a parsed manifest; throws ManifestError listing every problem with its JSON path. */
+export function parseManifest(data: unknown, source = '<manifest>'): Manifest {
+  const parsed = manifestSchema.safeParse(data);
+  if (!parsed.success) {
+    throw new ManifestError(source, parsed.error.issues.map((i) => `${i.path.length ? i.path.join('.') + ': ' : ''}${i.message}`));
+  }
+  return parsed.data;
+}
+
+/** cvserve's own directory (the one holding package.json), from src/ or dist/src/. */
+export function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'models', 'models.json'))) return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error('cannot find the cvserve package root (models/models.json)');
+    dir = parent;
+  }
+}
+
+/** Where bundled files (those with `bundled: true`) and the built-in manifest live. */
+export function bundledModelsDir(): string {
+  return path.join(packageRoot(), 'models');
+}
+
+/** The manifest in use: the file named by CVSERVE_MODELS_MANIFEST, or the built-in one. */
+export function manifestPath(configured = ''): string {
+  return configured ? path.resolve(configured) : path.join(bundledModelsDir(), 'models.json');
+}
+
+export function loadManifest(file = manifestPath()): Manifest {
+  let data: unknown;
+  try {
+    data = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ManifestError(file, [(err as Error).message]);
+  }
+  return parseManifest(data, file);
+}
+
+export function findFile(manifest: Manifest, file: string): ManifestFile {
+  const entry = manifest.files.find((f) => f.file === file);
+  if (!entry) throw new Error(`${file} is not in the model manifest`);
+  return entry;
+}
+
+export function findModel(manifest: Manifest, id: string): ModelEntry {
+  const entry = manifest.models.find((m) => m.id === id);
+  if (!entry) throw new Error(`model ${id} is not in the model manifest`);
+  return entry;
+}
+
+/** The model a route uses: `routes[route]` in the manifest. */
+export function modelForRoute(manifest: Manifest, route: string): ModelEntry | undefined {
+  const id = manifest.routes[route];
+  return id === undefined ? undefined : findModel(manifest, id);
+}
+
+/** The files a model needs: the network and, for classifiers and detectors, its labels. */
+export function modelFiles(model: ModelEntry): string[] {
+  return 'labels' in model ? [model.file, model.labels] : [model.file];
+}

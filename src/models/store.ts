@@ -1,0 +1,238 @@
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { ResourceStatus } from '../resources/contract.js';
+import { fetchModels } from './fetch.js';
+import { findFile, loadManifest, manifestPath, type Manifest, type ManifestFile } from './manifest.js';
+import { describeCheck, verifyFile, type FileCheck } from './verify.js';
+
+export interface ModelStoreOptions {
+  /** The models directory (CVSERVE_MODELS_DIR). */
+  dir: string;
+  manifest: Manifest;
+  /** Fetch missing files in the background (CVSERVE_MODELS_FETCH). */
+  fetchMissing: boolean;
+  /** Mirror base URL (CVSERVE_MODELS_BASE_URL); empty: each file's own URL. */
+  baseUrl?: string;
+  fetchTimeoutMs?: number;
+  /** Delays before the 2nd, 3rd, … download attempt of a file. */
+  retryDelaysMs?: number[];
+  bundledDir?: string;
+  fetchImpl?: typeof fetch;
+}
+
+const DEFAULT_RETRY_DELAYS_MS = [5_000, 30_000, 120_000];
+
+/**
+ * The models directory as the service sees it: every file is checked against the manifest's
+ * sha256 before anyone loads it (a mismatching file is refused, never replaced behind the
+ * operator's back), and files that are missing are fetched in the background when allowed. Routes
+ * wait on their files through `watch`, which reports "not ready, and why" until they are there.
+ */
+export class ModelStore {
+  readonly dir: string;
+  readonly manifest: Manifest;
+  private readonly downloads = new Map<string, Promise<void>>();
+  private readonly abort = new AbortController();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private startedAll = false;
+
+  constructor(readonly options: ModelStoreOptions) {
+    this.dir = path.resolve(options.dir);
+    this.manifest = options.manifest;
+  }
+
+  static fromConfig(config: Config): ModelStore {
+    return new ModelStore({
+      dir: config.modelsDir,
+      manifest: loadManifest(manifestPath(config.modelsManifest)),
+      fetchMissing: config.modelsFetch,
+      baseUrl: config.modelsBaseUrl || undefined,
+      fetchTimeoutMs: config.modelsFetchTimeoutMs,
+    });
+  }
+
+  get fetchEnabled(): boolean {
+    return this.options.fetchMissing;
+  }
+
+  entry(file: string): ManifestFile {
+    return findFile(this.manifest, file);
+  }
+
+  path(file: string): string {
+    return path.join(this.dir, this.entry(file).file);
+  }
+
+  /** Present and matching the manifest's sha256? (Hashes are cached per path, size and mtime.) */
+  check(file: string): Promise<FileCheck> {
+    return verifyFile(this.dir, this.entry(file));
+  }
+
+  /** One line saying what is wrong with a file, or that it is fine. */
+  describe(file: string, check: FileCheck): string {
+    return describeCheck(this.entry(file), this.dir, check);
+  }
+
+  /**
+   * Starts fetching, in the background, every manifest file that is missing (Haar cascades and
+   * label files included), once per store. Does nothing when fetching is off.
+   */
+  fetchAllMissing(log: Logger): void {
+    if (this.startedAll || !this.fetchEnabled) return;
+    this.startedAll = true;
+    for (const entry of this.manifest.files) {
+      void this.check(entry.file).then(
+        (c) => {
+          if (c.state === 'missing') this.download(entry.file, log).catch(() => {});
+        },
+        () => {},
+      );
+    }
+  }
+
+  /**
+   * Downloads one missing file (deduplicated: every caller shares one download), retrying with
+   * growing delays. Rejects when every attempt failed or fetching is off.
+   */
+  download(file: string, log: Logger): Promise<void> {
+    let pending = this.downloads.get(file);
+    if (!pending) {
+      pending = this.downloadWithRetries(file, log);
+      this.downloads.set(file, pending);
+    }
+    return pending;
+  }
+
+  private async downloadWithRetries(file: string, log: Logger): Promise<void> {
+    if (!this.fetchEnabled) throw new Error('model fetching is off (CVSERVE_MODELS_FETCH=off)');
+    const delays = this.options.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS;
+    let lastReason = '';
+    for (let attempt = 0; attempt <= delays.length; attempt++) {
+      if (attempt > 0) await this.sleep(delays[attempt - 1]!);
+      if (this.abort.signal.aborted) throw new Error('model store closed');
+      log.info({ file, dir: this.dir, attempt: attempt + 1 }, `fetching ${file} into ${this.dir}`);
+      const report = await fetchModels({
+        dir: this.dir,
+        manifest: this.manifest,
+        files: [file],
+        baseUrl: this.options.baseUrl,
+        timeoutMs: this.options.fetchTimeoutMs,
+        bundledDir: this.options.bundledDir,
+        signal: this.abort.signal,
+        fetchImpl: this.options.fetchImpl,
+      }).catch((err: unknown) => ({ results: [{ file, outcome: 'failed' as const, reason: (err as Error).message }] }));
+      const result = report.results[0]!;
+      if (result.outcome !== 'failed') {
+        log.info({ file, dir: this.dir }, result.outcome === 'fetched' ? `fetched ${file} (${result.bytes} bytes, sha256 ok) from ${result.from}` : `${file} is present`);
+        return;
+      }
+      lastReason = result.reason;
+      const next = delays[attempt];
+      log.warn({ file, reason: lastReason, attempt: attempt + 1 }, `fetching ${file} failed: ${lastReason}${next !== undefined ? `; retrying in ${next / 1000} s` : ''}`);
+    }
+    log.error({ file, reason: lastReason }, `giving up fetching ${file}; run npm run models`);
+    throw new Error(lastReason);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        resolve();
+      }, ms);
+      timer.unref();
+      this.timers.add(timer);
+      this.abort.signal.addEventListener('abort', () => {
+        clearTimeout(timer);
+        resolve();
+      }, { once: true });
+    });
+  }
+
+  /**
+   * Makes `load` run once every file in `files` is present and verified: now, or after a
+   * background fetch. The gate's status says why the files cannot be used until then.
+   */
+  watch(files: string[], load: () => Promise<void>, log: Logger): ModelGate {
+    const gate = new ModelGate(this, files, load, log);
+    gate.initial = gate.evaluate();
+    return gate;
+  }
+
+  close(): void {
+    this.abort.abort();
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+  }
+}
+
+/** The files one route needs, and whether they are loaded. */
+export class ModelGate {
+  /** Settles when the first check (and load, when everything was there) is done. */
+  initial: Promise<void> = Promise.resolve();
+  /** Settles whenever the gate stops changing on its own: loaded, refused, or given up. */
+  settled: Promise<void>;
+  private state: ResourceStatus = { ready: false, reason: 'starting' };
+  private settle!: () => void;
+  private closed = false;
+
+  constructor(
+    private readonly store: ModelStore,
+    readonly files: string[],
+    private readonly load: () => Promise<void>,
+    private readonly log: Logger,
+  ) {
+    this.settled = new Promise((resolve) => (this.settle = resolve));
+  }
+
+  status(): ResourceStatus {
+    return this.state;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.settle();
+  }
+
+  /** Checks the files; loads when all are good, refuses a mismatch, fetches what is missing. */
+  async evaluate(): Promise<void> {
+    let checks: FileCheck[];
+    try {
+      checks = await Promise.all(this.files.map((f) => this.store.check(f)));
+    } catch (err) {
+      return this.fail(`cannot read the model files: ${(err as Error).message}`);
+    }
+    const bad = checks.findIndex((c) => c.state === 'mismatch');
+    if (bad >= 0) return this.fail(this.store.describe(this.files[bad]!, checks[bad]!));
+
+    const missing = this.files.filter((_, i) => checks[i]!.state === 'missing');
+    if (missing.length > 0) {
+      const reason = missing.map((f) => this.store.describe(f, { state: 'missing', path: this.store.path(f) })).join('; ');
+      if (!this.store.fetchEnabled) return this.fail(reason, 'warn');
+      this.state = { ready: false, reason: `${reason} (fetching it in the background)` };
+      this.log.warn({ files: missing, dir: this.store.dir }, `${reason}; fetching in the background`);
+      const downloads = missing.map((f) => this.store.download(f, this.log));
+      return void Promise.all(downloads).then(
+        () => (this.closed ? undefined : this.evaluate()),
+        (err: unknown) => this.fail(`${reason} (fetching failed: ${(err as Error).message})`, 'error'),
+      );
+    }
+
+    if (this.closed) return;
+    this.state = { ready: false, reason: `loading ${this.files.join(', ')}` };
+    try {
+      await this.load();
+    } catch (err) {
+      return this.fail(`${this.files[0]} could not be loaded: ${(err as Error).message}`);
+    }
+    this.state = { ready: true };
+    this.settle();
+  }
+
+  private fail(reason: string, level: 'warn' | 'error' = 'error'): void {
+    this.state = { ready: false, reason };
+    this.log[level]({ files: this.files, dir: this.store.dir, reason }, reason);
+    this.settle();
+  }
+}

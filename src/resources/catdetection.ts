@@ -1,0 +1,109 @@
+import { z } from 'zod';
+import { AppError } from '../errors.js';
+import { allocateBatch, batchDims, packImage, prepareImage } from '../image/preprocess.js';
+import type { DrawBox, ImageInput } from '../image/types.js';
+import type { DetectModel } from '../models/manifest.js';
+import type { InitContext, Resource, ResourceResult, ResourceStatus, RunContext } from './contract.js';
+import { decodeSsd, decodeYolox, nmsPerClass, type Detection } from './onnx/decoders.js';
+import { OnnxModelBinding } from './onnx/model-resource.js';
+import type { ModelChoice } from './predict.js';
+import { drawParam, formatParam, param } from './params.js';
+
+const params = z.strictObject({
+  labels: param.list({ default: ['cat'], description: 'Classes to report, comma-separated model class names (e.g. dog,cat), or all.' }),
+  threshold: param.number({ min: 0, max: 1, default: 0.3, description: 'Lowest score reported.' }),
+  draw: drawParam(),
+  format: formatParam(),
+});
+
+export const catDetectionSchema = z.object({
+  status: z.literal('ok'),
+  result: z.array(
+    z.object({
+      box: z.tuple([z.number().int(), z.number().int(), z.number().int(), z.number().int()]).describe('[x1, y1, x2, y2] in original-image pixels'),
+      label: z.string(),
+      score: z.number().min(0).max(1),
+    }),
+  ),
+});
+
+/** /catdetection: objects (cats by default) with the manifest's detector (YOLOX-nano by default). */
+export class CatDetectionResource implements Resource<typeof params> {
+  readonly name: string;
+  readonly summary = 'Cat (and other COCO object) detection';
+  readonly description =
+    'Detects objects with the manifest\'s detector (default YOLOX-nano, COCO classes, ONNX Runtime; SSD-style models are supported too) and ' +
+    'answers {"status": "ok", "result": [{"box": [x1, y1, x2, y2], "label": "cat", "score": 0.76}]}, best first, after per-class NMS. ' +
+    'Cats only unless labels says otherwise (labels=dog,cat or labels=all). draw=true answers the image with the boxes drawn.';
+  readonly params = params;
+  readonly output = { kind: 'json', schema: catDetectionSchema, drawable: true } as const;
+  private readonly binding: OnnxModelBinding<DetectModel>;
+
+  constructor(choice: ModelChoice = {}) {
+    this.name = choice.name ?? 'catdetection';
+    this.binding = new OnnxModelBinding(this.name, 'detect', choice.modelId);
+  }
+
+  init(ctx: InitContext): Promise<void> {
+    return this.binding.init(ctx);
+  }
+
+  status(): ResourceStatus {
+    return this.binding.status();
+  }
+
+  settled(): Promise<void> {
+    return this.binding.settled();
+  }
+
+  async run(input: ImageInput, p: z.output<typeof params>, ctx: RunContext): Promise<ResourceResult> {
+    const { model, engine, labels } = this.binding.require();
+    const classes = classFilter(p.labels, labels);
+    const size = this.binding.inputSize();
+    const prepared = await prepareImage(input, model.preprocess.resize, size);
+    const pixels = size.width * size.height;
+    const data = packImage(prepared.rgb, pixels, { ...model.preprocess, layout: model.input.layout, dtype: model.input.dtype }, allocateBatch(model.input.dtype, 1, pixels));
+    const outputs = await engine.run(model.id, { [model.input.name]: { data, dims: batchDims(model.input.layout, 1, size) } }, { signal: ctx.signal });
+    const options = { threshold: p.threshold, classes };
+    const { decoder } = model;
+    let found: Detection[];
+    if (decoder.family === 'yolox') found = nmsPerClass(decodeYolox(outputs, decoder, size, prepared.transform, options), decoder.nmsIou);
+    else {
+      const candidates = decodeSsd(outputs, decoder, size, prepared.transform, options);
+      found = decoder.nmsIou === null ? candidates.sort((a, b) => b.score - a.score) : nmsPerClass(candidates, decoder.nmsIou);
+    }
+    const result = found.map((d) => ({
+      box: d.box.map(Math.round) as [number, number, number, number],
+      label: labels[d.classId] ?? `class ${d.classId}`,
+      score: Math.round(d.score * 1000) / 1000,
+    }));
+    const boxes: DrawBox[] = result.map((r) => ({ box: r.box, label: `${r.label} ${r.score.toFixed(2)}` }));
+    return { kind: 'json', body: { status: 'ok', result }, boxes };
+  }
+
+  async close(): Promise<void> {
+    this.binding.close();
+  }
+}
+
+/** Class ids for the requested label names; undefined for `all`. Unknown names are a 400. */
+export function classFilter(requested: string[], labels: string[]): Set<number> | undefined {
+  if (requested.some((l) => l.toLowerCase() === 'all')) return undefined;
+  const ids = new Set<number>();
+  const unknown: string[] = [];
+  for (const name of requested) {
+    const id = labels.findIndex((l) => l.toLowerCase() === name.toLowerCase());
+    if (id < 0) unknown.push(name);
+    else ids.add(id);
+  }
+  if (unknown.length > 0 || ids.size === 0) {
+    throw new AppError('BAD_PARAMETER', {
+      publicMessage: `labels: unknown class name(s) ${unknown.map((u) => JSON.stringify(u)).join(', ') || '(none given)'}; use the model's class names (e.g. cat, dog, person, car) or all`,
+    });
+  }
+  return ids;
+}
+
+export function createCatDetectionResource(choice: ModelChoice = {}): CatDetectionResource {
+  return new CatDetectionResource(choice);
+}

@@ -1,0 +1,164 @@
+import type { Outputs, TensorMsg } from '../../engines/onnx/protocol.js';
+import { toOriginal, type InputTransform, type Size } from '../../image/preprocess.js';
+
+/** Output decoders, one per manifest decoder family. Pure functions over typed arrays. */
+
+export interface Ranked {
+  index: number;
+  probability: number;
+}
+
+/** The k best classes of one row of scores; softmax first when the row holds logits. */
+export function topK(scores: Float32Array, k: number, activation: 'softmax' | 'none'): Ranked[] {
+  let probs = scores;
+  if (activation === 'softmax') {
+    let max = -Infinity;
+    for (const v of scores) if (v > max) max = v;
+    probs = new Float32Array(scores.length);
+    let sum = 0;
+    for (let i = 0; i < scores.length; i++) sum += probs[i] = Math.exp(scores[i]! - max);
+    for (let i = 0; i < probs.length; i++) probs[i]! /= sum;
+  }
+  // Partial selection: k is small (≤ 20), the row is ~1000 long.
+  const best: Ranked[] = [];
+  for (let i = 0; i < probs.length; i++) {
+    const p = probs[i]!;
+    if (best.length === k && p <= best[k - 1]!.probability) continue;
+    let at = best.length;
+    while (at > 0 && best[at - 1]!.probability < p) at--;
+    best.splice(at, 0, { index: i, probability: p });
+    if (best.length > k) best.pop();
+  }
+  return best;
+}
+
+export interface Detection {
+  /** [x1, y1, x2, y2] in original-image pixels, clipped to the image. */
+  box: [number, number, number, number];
+  classId: number;
+  score: number;
+}
+
+export interface DetectOptions {
+  threshold: number;
+  /** Class ids to keep; undefined keeps all. */
+  classes?: ReadonlySet<number>;
+}
+
+const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
+
+/** A model-input box to an original-image box, clipped to the image. */
+function mapBox(t: InputTransform, x1: number, y1: number, x2: number, y2: number): [number, number, number, number] {
+  const [ox1, oy1] = toOriginal(t, x1, y1);
+  const [ox2, oy2] = toOriginal(t, x2, y2);
+  const clipX = (v: number) => Math.min(Math.max(v, 0), t.source.width);
+  const clipY = (v: number) => Math.min(Math.max(v, 0), t.source.height);
+  return [clipX(ox1), clipY(oy1), clipX(ox2), clipY(oy2)];
+}
+
+function tensor(outputs: Outputs, name: string): TensorMsg<Float32Array> {
+  const t = outputs[name];
+  if (!t) throw new Error(`the model has no output named ${name} (it has ${Object.keys(outputs).join(', ')})`);
+  return t;
+}
+
+export interface YoloxSpec {
+  output: string;
+  strides: number[];
+  activation: 'sigmoid' | 'none';
+}
+
+/**
+ * YOLOX grid output `[1, anchors, 5 + classes]`, rows `[tx, ty, tw, th, obj, cls…]`, anchors
+ * walking each stride's grid row-major: centre `(t + g) × s`, size `exp(t) × s`, score
+ * `obj × max cls`. Returns candidates above the threshold, before NMS.
+ */
+export function decodeYolox(outputs: Outputs, spec: YoloxSpec, inputSize: Size, transform: InputTransform, options: DetectOptions): Detection[] {
+  const out = tensor(outputs, spec.output);
+  const [, anchors, width] = out.dims as [number, number, number];
+  const classes = width - 5;
+  const expected = spec.strides.reduce((n, s) => n + Math.floor(inputSize.width / s) * Math.floor(inputSize.height / s), 0);
+  if (anchors !== expected) throw new Error(`YOLOX output has ${anchors} anchors, strides ${spec.strides.join('/')} on ${inputSize.width}x${inputSize.height} give ${expected}`);
+  const act = spec.activation === 'sigmoid' ? sigmoid : (v: number) => v;
+  const d = out.data;
+  const found: Detection[] = [];
+  let row = 0;
+  for (const s of spec.strides) {
+    const gw = Math.floor(inputSize.width / s);
+    const gh = Math.floor(inputSize.height / s);
+    for (let gy = 0; gy < gh; gy++) {
+      for (let gx = 0; gx < gw; gx++, row++) {
+        const o = row * width;
+        const obj = act(d[o + 4]!);
+        if (obj < options.threshold) continue; // score = obj × cls ≤ obj
+        let best = 0;
+        let bestScore = -Infinity;
+        for (let k = 0; k < classes; k++) {
+          const v = d[o + 5 + k]!;
+          if (v > bestScore) {
+            bestScore = v;
+            best = k;
+          }
+        }
+        const score = obj * act(bestScore);
+        if (score < options.threshold || (options.classes && !options.classes.has(best))) continue;
+        const cx = (d[o]! + gx) * s;
+        const cy = (d[o + 1]! + gy) * s;
+        const w = Math.exp(d[o + 2]!) * s;
+        const h = Math.exp(d[o + 3]!) * s;
+        found.push({ box: mapBox(transform, cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), classId: best, score });
+      }
+    }
+  }
+  return found;
+}
+
+export interface SsdSpec {
+  outputs: { boxes: string; scores: string; classes: string; count?: string };
+  boxFormat: 'yxyx' | 'xyxy';
+  normalized: boolean;
+  classOffset: number;
+}
+
+/**
+ * SSD-style outputs as the ONNX Model Zoo (TensorFlow Object Detection API) exports them: boxes
+ * `[1, N, 4]`, scores `[1, N]`, classes `[1, N]` and optionally the valid count `[1]`.
+ */
+export function decodeSsd(outputs: Outputs, spec: SsdSpec, inputSize: Size, transform: InputTransform, options: DetectOptions): Detection[] {
+  const boxes = tensor(outputs, spec.outputs.boxes).data;
+  const scores = tensor(outputs, spec.outputs.scores).data;
+  const classes = tensor(outputs, spec.outputs.classes).data;
+  let n = scores.length;
+  if (boxes.length !== n * 4 || classes.length !== n) throw new Error(`SSD outputs disagree: ${boxes.length / 4} boxes, ${n} scores, ${classes.length} classes`);
+  if (spec.outputs.count) n = Math.min(n, Math.max(0, Math.round(tensor(outputs, spec.outputs.count).data[0] ?? 0)));
+  const sx = spec.normalized ? inputSize.width : 1;
+  const sy = spec.normalized ? inputSize.height : 1;
+  const found: Detection[] = [];
+  for (let i = 0; i < n; i++) {
+    const score = scores[i]!;
+    const classId = Math.round(classes[i]!) + spec.classOffset;
+    if (score < options.threshold || (options.classes && !options.classes.has(classId))) continue;
+    const b = boxes.subarray(i * 4, i * 4 + 4);
+    const [x1, y1, x2, y2] = spec.boxFormat === 'yxyx' ? [b[1]!, b[0]!, b[3]!, b[2]!] : [b[0]!, b[1]!, b[2]!, b[3]!];
+    found.push({ box: mapBox(transform, x1 * sx, y1 * sy, x2 * sx, y2 * sy), classId, score });
+  }
+  return found;
+}
+
+export function iou(a: readonly number[], b: readonly number[]): number {
+  const ix = Math.max(0, Math.min(a[2]!, b[2]!) - Math.max(a[0]!, b[0]!));
+  const iy = Math.max(0, Math.min(a[3]!, b[3]!) - Math.max(a[1]!, b[1]!));
+  const inter = ix * iy;
+  const union = (a[2]! - a[0]!) * (a[3]! - a[1]!) + (b[2]! - b[0]!) * (b[3]! - b[1]!) - inter;
+  return union <= 0 ? 0 : inter / union;
+}
+
+/** Greedy non-maximum suppression within each class. Returns the kept detections, best first. */
+export function nmsPerClass(detections: Detection[], iouThreshold: number): Detection[] {
+  const sorted = [...detections].sort((a, b) => b.score - a.score);
+  const kept: Detection[] = [];
+  for (const d of sorted) {
+    if (!kept.some((k) => k.classId === d.classId && iou(k.box, d.box) > iouThreshold)) kept.push(d);
+  }
+  return kept;
+}

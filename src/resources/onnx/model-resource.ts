@@ -1,0 +1,98 @@
+import { readFile } from 'node:fs/promises';
+import type { OnnxEngine } from '../../engines/onnx/engine.js';
+import type { WarmupInput } from '../../engines/onnx/protocol.js';
+import { AppError } from '../../errors.js';
+import { findModel, modelFiles, modelForRoute, spatialSize, type ModelEntry } from '../../models/manifest.js';
+import type { ModelGate, ModelStore } from '../../models/store.js';
+import type { InitContext, ResourceStatus } from '../contract.js';
+
+/** Reads a labels file: one name per line, line i = class i. */
+export async function readLabels(file: string): Promise<string[]> {
+  const lines = (await readFile(file, 'utf8')).split(/\r?\n/);
+  if (lines.at(-1) === '') lines.pop();
+  return lines;
+}
+
+/** Zero inputs for the warm-up run: free dimensions become 1 (batch) or the tile size (spatial). */
+export function warmupInputs(model: ModelEntry): Record<string, WarmupInput> {
+  const { input } = model;
+  const tile = model.task === 'superres' ? model.superres.tile : 1;
+  const dims = input.shape.map((d, i) => (typeof d === 'number' ? d : i === 0 ? 1 : tile));
+  return { [input.name]: { dims, dtype: input.dtype } };
+}
+
+/**
+ * What every ONNX-backed route shares: pick the model (the manifest's `routes[name]`, or an
+ * explicit id), wait for its verified files through the model store, load it into the engine,
+ * and report not-ready with the reason (missing file, fetch in progress, sha256 mismatch) until then.
+ */
+export class OnnxModelBinding<M extends ModelEntry> {
+  model?: M;
+  labels: string[] = [];
+  engine?: OnnxEngine;
+  private gate?: ModelGate;
+  private problem: ResourceStatus = { ready: false, reason: 'not initialised' };
+
+  constructor(
+    private readonly route: string,
+    private readonly task: M['task'],
+    private readonly modelId?: string,
+  ) {}
+
+  async init(ctx: InitContext): Promise<void> {
+    const store: ModelStore = ctx.engines.models;
+    const model = this.modelId ? findModel(store.manifest, this.modelId) : modelForRoute(store.manifest, this.route);
+    if (!model) {
+      this.problem = { ready: false, reason: `the model manifest names no model for /${this.route}` };
+      return;
+    }
+    if (model.task !== this.task) {
+      this.problem = { ready: false, reason: `model ${model.id} is a ${model.task} model; /${this.route} needs ${this.task}` };
+      return;
+    }
+    this.model = model as M;
+    this.engine = ctx.engines.onnx;
+    const engine = ctx.engines.onnx;
+    this.gate = store.watch(
+      modelFiles(model),
+      async () => {
+        if ('labels' in model) this.labels = await readLabels(store.path(model.labels));
+        const t0 = performance.now();
+        await engine.load({ id: model.id, path: store.path(model.file), warmup: warmupInputs(model) });
+        ctx.log.info({ model: model.id, ms: Math.round(performance.now() - t0), workers: engine.loadTimes(model.id).map(Math.round) }, `/${this.route}: ${model.file} loaded`);
+      },
+      ctx.log,
+    );
+    store.fetchAllMissing(ctx.log);
+    await this.gate.initial;
+  }
+
+  status(): ResourceStatus {
+    return this.gate ? this.gate.status() : this.problem;
+  }
+
+  /** Settles once the route is ready, or has definitely failed (for tests and startup waits). */
+  settled(): Promise<void> {
+    return this.gate?.settled ?? Promise.resolve();
+  }
+
+  /** The loaded model, or 503 naming the reason. */
+  require(): { model: M; engine: OnnxEngine; labels: string[] } {
+    const status = this.status();
+    if (!status.ready || !this.model || !this.engine) {
+      throw new AppError('MODEL_UNAVAILABLE', { publicMessage: `/${this.route} is unavailable: ${status.ready ? 'not initialised' : status.reason}` });
+    }
+    return { model: this.model, engine: this.engine, labels: this.labels };
+  }
+
+  close(): void {
+    this.gate?.close();
+  }
+
+  /** The model's fixed input height and width. */
+  inputSize(): { width: number; height: number } {
+    const size = this.model && spatialSize(this.model.input);
+    if (!size) throw new Error('the model input has no fixed size');
+    return size;
+  }
+}

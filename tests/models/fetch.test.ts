@@ -1,0 +1,203 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
+import { fetchModels, formatReport } from '../../src/models/fetch.js';
+import { loadManifest, parseManifest, type Manifest } from '../../src/models/manifest.js';
+import { entryFor, MODELS_DIR } from '../engines/onnx-fixtures.js';
+import { REPO_ROOT } from '../helpers/paths.js';
+
+type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+
+/** A file server on 127.0.0.1 whose answer per path the test decides. */
+async function localServer(): Promise<{ url: string; routes: Map<string, Handler>; hits: string[]; close: () => Promise<void> }> {
+  const routes = new Map<string, Handler>();
+  const hits: string[] = [];
+  const server = http.createServer((req, res) => {
+    hits.push(req.url!);
+    const handler = routes.get(req.url!);
+    if (handler) handler(req, res);
+    else res.writeHead(404).end('not found');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    routes,
+    hits,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+const serve = (data: Buffer | string): Handler => (_req, res) =>
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(Buffer.byteLength(data)) }).end(data);
+
+const A = 'alpha file\n'.repeat(1000);
+const B = Buffer.from(Array.from({ length: 50_000 }, (_, i) => (i * 31) & 255));
+
+describe('fetchModels', () => {
+  let server: Awaited<ReturnType<typeof localServer>>;
+  let dir: string;
+  let manifest: Manifest;
+
+  before(async () => {
+    server = await localServer();
+    manifest = parseManifest({
+      version: 1,
+      files: [
+        { ...entryFor('a.txt', A, 'labels'), url: `${server.url}/files/a.txt` },
+        { ...entryFor('b.onnx', B, 'onnx'), url: `${server.url}/files/b.onnx` },
+      ],
+      models: [],
+    });
+  });
+  after(() => server.close());
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'cvserve-fetch-'));
+    server.routes.clear();
+    server.hits.length = 0;
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  test('fetches each file from its URL, then skips what is present and correct', async () => {
+    server.routes.set('/files/a.txt', serve(A));
+    server.routes.set('/files/b.onnx', serve(B));
+    const first = await fetchModels({ dir, manifest });
+    assert.deepEqual(first.fetched, ['a.txt', 'b.onnx']);
+    assert.deepEqual(first.failed, []);
+    assert.equal(await readFile(path.join(dir, 'a.txt'), 'utf8'), A);
+    assert.deepEqual(await readFile(path.join(dir, 'b.onnx')), B);
+    assert.deepEqual((await readdir(dir)).sort(), ['a.txt', 'b.onnx'], 'no temporary files left');
+
+    const second = await fetchModels({ dir, manifest });
+    assert.deepEqual(second.skipped, ['a.txt', 'b.onnx']);
+    assert.deepEqual(second.fetched, []);
+    assert.equal(server.hits.length, 2, 'nothing downloaded the second time');
+    assert.match(formatReport(second), /skipped  a\.txt: present, sha256 ok\n.*\n.*: 0 fetched, 2 skipped, 0 failed$/);
+  });
+
+  test('a download with the wrong sha256 fails, leaves nothing behind, and does not stop the others', async () => {
+    const corrupt = Buffer.from(B);
+    corrupt[1234] ^= 0xff; // same size, one byte changed
+    server.routes.set('/files/a.txt', serve(A));
+    server.routes.set('/files/b.onnx', serve(corrupt));
+    const report = await fetchModels({ dir, manifest });
+    assert.deepEqual(report.fetched, ['a.txt']);
+    assert.deepEqual(report.failed, ['b.onnx']);
+    const failed = report.results.find((r) => r.file === 'b.onnx')!;
+    assert.ok(failed.outcome === 'failed');
+    assert.match(failed.reason, /^http:\/\/127\.0\.0\.1:\d+\/files\/b\.onnx: sha256 mismatch: got [0-9a-f]{64}, the manifest says [0-9a-f]{64}$/);
+    assert.deepEqual(await readdir(dir), ['a.txt'], 'no b.onnx, no temporary file');
+    assert.match(formatReport(report), /FAILED   b\.onnx: .*sha256 mismatch/);
+  });
+
+  test('HTTP errors, wrong sizes and oversized bodies fail clearly', async () => {
+    server.routes.set('/files/b.onnx', (_req, res) => {
+      // No Content-Length: the size limit must be enforced while streaming.
+      res.writeHead(200, { 'transfer-encoding': 'chunked' });
+      res.write(B);
+      res.end(B);
+    });
+    const report = await fetchModels({ dir, manifest });
+    const reasons = Object.fromEntries(report.results.map((r) => [r.file, r.outcome === 'failed' ? r.reason : r.outcome]));
+    assert.match(reasons['a.txt']!, /: HTTP 404 Not Found$/);
+    assert.match(reasons['b.onnx']!, /: more than the manifest's 50000 bytes$/);
+
+    server.routes.set('/files/a.txt', serve(A.slice(0, 100)));
+    const short = await fetchModels({ dir, manifest, files: ['a.txt'] });
+    assert.match((short.results[0] as { reason: string }).reason, /: Content-Length is 100 bytes, the manifest says 11000$/);
+    server.routes.set('/files/a.txt', (_req, res) => res.writeHead(200).end(A.slice(0, 100))); // chunked, no length
+    const truncated = await fetchModels({ dir, manifest, files: ['a.txt'] });
+    assert.match((truncated.results[0] as { reason: string }).reason, /: got 100 bytes, the manifest says 11000$/);
+    assert.deepEqual(await readdir(dir), []);
+  });
+
+  test('atomic replacement: a wrong file is replaced only by a verified download', async () => {
+    await writeFile(path.join(dir, 'a.txt'), 'stale');
+    server.routes.set('/files/a.txt', serve(A.replace('alpha', 'ALPHA')));
+    const failed = await fetchModels({ dir, manifest, files: ['a.txt'] });
+    assert.deepEqual(failed.failed, ['a.txt']);
+    assert.equal(await readFile(path.join(dir, 'a.txt'), 'utf8'), 'stale', 'the old file is untouched');
+
+    server.routes.set('/files/a.txt', serve(A));
+    const fixed = await fetchModels({ dir, manifest, files: ['a.txt'] });
+    assert.deepEqual(fixed.results, [{ file: 'a.txt', outcome: 'fetched', from: `${server.url}/files/a.txt`, bytes: 11000, replaced: true }]);
+    assert.equal(await readFile(path.join(dir, 'a.txt'), 'utf8'), A);
+  });
+
+  test('atomic write: while downloading, only a temporary file exists', async () => {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let halfSent!: () => void;
+    const half = new Promise<void>((resolve) => (halfSent = resolve));
+    server.routes.set('/files/b.onnx', (_req, res) => {
+      res.writeHead(200, { 'content-length': String(B.length) });
+      res.write(B.subarray(0, 25_000), () => halfSent());
+      void released.then(() => res.end(B.subarray(25_000)));
+    });
+    const running = fetchModels({ dir, manifest, files: ['b.onnx'] });
+    await half;
+    // Give the client a moment to write what it received.
+    let names: string[] = [];
+    for (let i = 0; i < 50 && names.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      names = await readdir(dir);
+    }
+    assert.equal(names.length, 1);
+    assert.match(names[0]!, /^\.b\.onnx\.\d+\.[0-9a-f]{8}\.part$/);
+    release();
+    const report = await running;
+    assert.deepEqual(report.fetched, ['b.onnx']);
+    assert.deepEqual(await readdir(dir), ['b.onnx']);
+  });
+
+  test('a base URL (mirror) replaces every URL; --check only verifies', async () => {
+    server.routes.set('/mirror/a.txt', serve(A));
+    server.routes.set('/mirror/b.onnx', serve(B));
+    const check = await fetchModels({ dir, manifest, checkOnly: true });
+    assert.deepEqual(check.failed, ['a.txt', 'b.onnx']);
+    assert.equal(server.hits.length, 0);
+    const report = await fetchModels({ dir, manifest, baseUrl: `${server.url}/mirror/` });
+    assert.deepEqual(report.fetched, ['a.txt', 'b.onnx']);
+    assert.deepEqual(server.hits, ['/mirror/a.txt', '/mirror/b.onnx']);
+    assert.deepEqual((await fetchModels({ dir, manifest, checkOnly: true })).skipped, ['a.txt', 'b.onnx']);
+  });
+
+  test('the built-in manifest: every real file through a mirror, the bundled label file copied', async () => {
+    const real = loadManifest();
+    for (const f of real.files) if (!f.bundled) server.routes.set(`/m/${f.file}`, (_req, res) => void readFile(path.join(MODELS_DIR, f.file)).then((d) => res.end(d)));
+    const report = await fetchModels({ dir, manifest: real, baseUrl: `${server.url}/m` });
+    assert.deepEqual(report.failed, []);
+    assert.deepEqual(report.fetched, real.files.map((f) => f.file));
+    const coco = report.results.find((r) => r.file === 'coco_classes.txt')!;
+    assert.ok(coco.outcome === 'fetched' && coco.from === path.join(REPO_ROOT, 'models', 'coco_classes.txt'));
+    assert.equal(server.hits.length, real.files.length - 1);
+  });
+
+  test('npm run models: the script reports and exits 1 on failure, 0 when all is well', async () => {
+    server.routes.set('/s/a.txt', serve(A));
+    const manifestFile = path.join(dir, 'manifest.json');
+    await writeFile(manifestFile, JSON.stringify(manifest));
+    const target = path.join(dir, 'models');
+    const run = (args: string[]) =>
+      promisify(execFile)(process.execPath, ['--import', 'tsx', 'scripts/models.ts', ...args], {
+        cwd: REPO_ROOT,
+        env: { ...process.env, CVSERVE_MODELS_MANIFEST: manifestFile, CVSERVE_MODELS_DIR: target, CVSERVE_MODELS_BASE_URL: `${server.url}/s` },
+      }).then(
+        (r) => ({ code: 0, stdout: r.stdout }),
+        (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }),
+      );
+    const failing = await run([]);
+    assert.equal(failing.code, 1);
+    assert.match(failing.stdout, /^fetched  a\.txt \(11000 bytes\) from http:\/\/127\.0\.0\.1:\d+\/s\/a\.txt\nFAILED   b\.onnx: .*HTTP 404 Not Found\n.*: 1 fetched, 0 skipped, 1 failed\n$/);
+    const fine = await run(['--only', 'a.txt']);
+    assert.equal(fine.code, 0);
+    assert.match(fine.stdout, /^skipped  a\.txt: present, sha256 ok\n/);
+    assert.equal((await run(['--bogus'])).code, 2);
+  });
+});
