@@ -12,6 +12,7 @@ export function playgroundHtml(): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>cvserve playground</title>
 <link rel="stylesheet" href="playground/playground.css">
+<link rel="icon" type="image/png" href="docs/favicon-32x32.png">
 <script type="module" src="playground/web/playground.js"></script>
 </head>
 <body>
@@ -88,10 +89,12 @@ button { font: inherit; }
 figure { margin: 0; min-width: 0; }
 figcaption { font-size: .85rem; color: var(--muted); margin-bottom: .25rem; }
 .stage { position: relative; display: inline-block; max-width: 100%; line-height: 0; }
-.stage img, .pair img { max-width: 100%; max-height: 70vh; display: block; }
+.stage img { max-width: 100%; max-height: 70vh; display: block; }
+/* Both images at the column's width, so input and output line up even when the output is 3× larger. */
+.pair img { width: 100%; height: auto; max-height: 70vh; object-fit: contain; object-position: left top; display: block; }
 .stage svg { position: absolute; inset: 0; width: 100%; height: 100%; overflow: visible; pointer-events: none; }
 .stage svg rect.box { fill: none; stroke-width: 2.5px; vector-effect: non-scaling-stroke; }
-.stage svg text { font: 600 13px system-ui, sans-serif; fill: #000; }
+.stage svg text { font-family: system-ui, sans-serif; font-weight: 600; fill: #000; }
 .zoom { display: grid; grid-template-columns: 1fr 1fr; gap: .8rem; margin-top: .6rem; }
 .zoom div { height: 220px; border: 1px solid var(--line); border-radius: 6px; background-repeat: no-repeat; background-color: #eee; }
 .zoom div.pixelated { image-rendering: pixelated; }

@@ -6,23 +6,7 @@
 import { CvServeClient, CvServeError, paramStrings, type Params } from '../client.js';
 import { curlCommand } from './curl.js';
 import { renderAnswer, type InputView } from './render.js';
-
-type JsonSchema = { type?: string | string[]; enum?: unknown[]; default?: unknown; minimum?: number; maximum?: number; items?: JsonSchema };
-
-interface ParamSpec {
-  name: string;
-  description: string;
-  schema: JsonSchema;
-}
-
-interface RouteSpec {
-  name: string;
-  summary: string;
-  description: string;
-  output: 'json' | 'image';
-  canPost: boolean;
-  params: ParamSpec[];
-}
+import { routesFrom, type JsonSchema, type ParamSpec, type RouteSpec } from './routes.js';
 
 type ImageChoice = { kind: 'file'; blob: Blob; name: string; dataUrl: string } | { kind: 'url'; url: string };
 
@@ -30,6 +14,9 @@ const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as 
 const baseUrl = new URL('.', window.location.href).href;
 const KEY_STORAGE = 'cvserve.apiKey';
 let client = new CvServeClient({ baseUrl });
+let routes: RouteSpec[] = [];
+let current: RouteSpec | undefined;
+let image: ImageChoice | undefined;
 
 /** The API key, when the service wants one: kept for this tab only (sessionStorage), sent as a bearer token. */
 function wireApiKey(): void {
@@ -48,30 +35,6 @@ function wireApiKey(): void {
   });
 }
 
-let routes: RouteSpec[] = [];
-let current: RouteSpec | undefined;
-let image: ImageChoice | undefined;
-
-/** Resources are the paths carrying x-cvserve; their parameters are the operation's query parameters. */
-function routesFrom(doc: { paths: Record<string, Record<string, unknown>> }): RouteSpec[] {
-  const out: RouteSpec[] = [];
-  for (const [path, item] of Object.entries(doc.paths)) {
-    const info = item['x-cvserve'] as { resource: string; output: 'json' | 'image'; methods: string[] } | undefined;
-    if (!info) continue;
-    const get = item.get as { parameters?: (ParamSpec & { in: string })[] } | undefined;
-    const post = item.post as { parameters?: (ParamSpec & { in: string })[] } | undefined;
-    const params = (post ?? get)?.parameters?.filter((p) => p.in === 'query' && p.name !== 'url') ?? [];
-    out.push({
-      name: path.slice(1),
-      summary: String(item.summary ?? ''),
-      description: String(item.description ?? ''),
-      output: info.output,
-      canPost: info.methods.includes('POST'),
-      params: params.map((p) => ({ name: p.name, description: p.description ?? '', schema: p.schema ?? {} })),
-    });
-  }
-  return out;
-}
 
 function hint(schema: JsonSchema): string {
   const bits: string[] = [];

@@ -74,6 +74,7 @@ async function renderBoxes(target: HTMLElement, detections: Detection[], input: 
   const overlay = svg('svg', { viewBox: `0 0 ${w} ${h}`, preserveAspectRatio: 'none', 'aria-label': `${count} boxes` });
   // Label text in image pixels, sized so it reads at the size the image is shown.
   const font = Math.max(12, Math.round(Math.max(w, h) / 45));
+  const tags: [SVGRectElement, SVGTextElement][] = [];
   for (const d of detections) {
     const [x1, y1, x2, y2] = d.box;
     const label = [typeof d.label === 'string' ? d.label : '', typeof d.score === 'number' ? `${Math.round(d.score * 100)}%` : ''].filter(Boolean).join(' ');
@@ -82,15 +83,18 @@ async function renderBoxes(target: HTMLElement, detections: Detection[], input: 
     if (label) {
       const tagH = Math.round(font * 1.35);
       const tagY = y1 - tagH >= 0 ? y1 - tagH : y1;
-      overlay.append(svg('rect', { class: 'tag', x: x1, y: tagY, width: Math.round(label.length * font * 0.62 + font * 0.6), height: tagH, fill: color }));
+      const tag = svg('rect', { class: 'tag', x: x1, y: tagY, width: Math.round(label.length * font * 0.62 + font * 0.6), height: tagH, fill: color });
       const text = svg('text', { x: x1 + font * 0.3, y: tagY + font * 1.02 });
       text.setAttribute('font-size', String(font));
       text.textContent = label;
-      overlay.append(text);
+      overlay.append(tag, text);
+      tags.push([tag, text]);
     }
   }
   img.alt = input.label;
   target.append(el('figure', {}, el('figcaption', {}, `${input.label} · ${w}×${h}`), el('div', { className: 'stage' }, img, overlay)));
+  // Now that the text is laid out, fit each tag to its label.
+  for (const [tag, text] of tags) tag.setAttribute('width', String(Math.ceil(text.getComputedTextLength() + font * 0.6)));
 }
 
 function renderBars(target: HTMLElement, predictions: Record<string, unknown>[]): void {

@@ -203,7 +203,7 @@ describe('/docs and /', () => {
       assert.equal(json.status, 200);
       assert.deepEqual(json.body, { name: 'cvserve', routes: ['/ping', '/canny'], docs: '/docs', openapi: '/openapi.json' });
     }
-    for (const module of ['web/playground.js', 'web/render.js', 'web/curl.js', 'client.js']) {
+    for (const module of ['web/playground.js', 'web/render.js', 'web/curl.js', 'web/routes.js', 'client.js']) {
       const js = await request(svc.app).get(`/playground/${module}`);
       assert.equal(js.status, 200, module);
       assert.equal(js.type, 'text/javascript', module);
