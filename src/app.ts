@@ -11,7 +11,7 @@ import { apiKeyAuth } from './http/auth.js';
 import { docsRouter } from './http/docs.js';
 import { errorHandler } from './http/errors.js';
 import { allPoolStats, healthRoutes, Lifecycle } from './http/health.js';
-import { ImageRequestReader } from './http/image-request.js';
+import { ImageRequestReader, type UrlFetchHooks } from './http/image-request.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
 import { handleResource } from './http/resource-handler.js';
 import { corsPolicy, securityHeaders } from './http/security.js';
@@ -26,6 +26,8 @@ export interface CreateAppOptions {
   resources?: AnyResource[];
   /** Engines to use; default: created from config (and closed by close()). */
   engines?: Engines;
+  /** DNS lookup, connect hook and exempt addresses for ?url= downloads (tests: no real network). */
+  urlHooks?: UrlFetchHooks;
 }
 
 export interface CvServe {
@@ -92,7 +94,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
 
   app.use(docsRouter(resources));
 
-  const reader = new ImageRequestReader(config);
+  const reader = new ImageRequestReader(config, options.urlHooks);
   for (const resource of resources) {
     app.all(`/${resource.name}`, methods(resource.methods ?? ['GET', 'POST']), (req, res, next) => {
       handleResource(resource, req, res, { config, reader }).catch(next);

@@ -12,14 +12,17 @@ export const ERRORS = {
   INVALID_URL: { status: 400, message: 'url must be an absolute http(s) URL' },
   UNAUTHORIZED: { status: 401, message: 'A valid API key is required' },
   FORBIDDEN_ADDRESS: { status: 403, message: 'The URL resolves to an address that is not allowed' },
+  MALFORMED_REQUEST: { status: 400, message: 'Malformed HTTP request' },
   NOT_FOUND: { status: 404, message: 'Route not found' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'Method not allowed for this route' },
+  CLIENT_TIMEOUT: { status: 408, message: 'The request was not received in time' },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'Request body too large' },
   IMAGE_TOO_LARGE: { status: 413, message: 'Image has too many pixels' },
   OUTPUT_TOO_LARGE: { status: 413, message: 'The result would have too many pixels' },
   DOWNLOAD_TOO_LARGE: { status: 413, message: 'The image at the URL is too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Unsupported image type: send JPEG, PNG, WebP, GIF, TIFF or AVIF' },
   UNDECODABLE_IMAGE: { status: 422, message: 'The image could not be decoded' },
+  HEADERS_TOO_LARGE: { status: 431, message: 'Request line or headers too large' },
   INTERNAL: { status: 500, message: 'Internal server error' },
   URL_FETCH_FAILED: { status: 502, message: 'Could not fetch the image URL' },
   QUEUE_FULL: { status: 503, message: 'Server busy, try again shortly' },
@@ -33,8 +36,8 @@ export type ErrorCode = keyof typeof ERRORS;
 
 /** A status word per HTTP status, for the `status` field of the error body. */
 const STATUS_WORDS: Record<number, string> = {
-  400: 'bad request', 401: 'unauthorized', 403: 'forbidden', 404: 'not found', 405: 'method not allowed',
-  413: 'payload too large', 415: 'unsupported media type', 422: 'unprocessable entity',
+  400: 'bad request', 401: 'unauthorized', 403: 'forbidden', 404: 'not found', 405: 'method not allowed', 408: 'request timeout',
+  413: 'payload too large', 415: 'unsupported media type', 422: 'unprocessable entity', 431: 'request header fields too large',
   500: 'internal error', 502: 'bad gateway', 503: 'service unavailable', 504: 'gateway timeout',
 };
 

@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import { createApp, type CvServe } from './app.js';
 import type { Config } from './config.js';
+import { answerClientErrorsAsJson } from './http/client-error.js';
 import { createLogger } from './logger.js';
 
 /**
@@ -18,6 +19,7 @@ export async function startServer(config: Config): Promise<{ server: Server; ser
   // Slow clients must not hold sockets forever; the request deadline covers the work itself.
   server.headersTimeout = 20_000;
   server.requestTimeout = config.requestTimeoutMs + 5_000;
+  answerClientErrorsAsJson(server);
   const address = server.address();
   log.info({ address }, `cvserve listening on ${typeof address === 'object' && address ? `${address.address}:${address.port}` : address}`);
 

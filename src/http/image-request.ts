@@ -4,7 +4,9 @@ import multer from 'multer';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
 import { decodeBase64Image } from './base64.js';
-import { fetchUrlBytes } from './url-fetch.js';
+import { fetchUrlBytes, type UrlFetchOptions } from './url-fetch.js';
+
+export type UrlFetchHooks = Pick<UrlFetchOptions, 'lookup' | 'onConnect' | 'allowAddresses'>;
 
 /** How the image arrived. */
 export type ImageSource = 'url' | 'multipart' | 'json' | 'raw';
@@ -33,7 +35,11 @@ export class ImageRequestReader {
   private readonly json: Middleware;
   private readonly raw: Middleware;
 
-  constructor(private readonly config: Config) {
+  constructor(
+    private readonly config: Config,
+    /** Name resolution and connection hooks for ?url= (tests inject them so no real network is reached). */
+    private readonly urlHooks: UrlFetchHooks = {},
+  ) {
     this.multipart = multer({
       storage: multer.memoryStorage(),
       limits: {
@@ -63,6 +69,7 @@ export class ImageRequestReader {
           maxUrlLength: this.config.urlMaxLength,
           allowPrivateNetworks: this.config.allowPrivateNetworks,
           signal,
+          ...this.urlHooks,
         });
       return { load, fields, source: 'url' };
     }
