@@ -54,6 +54,18 @@ export const SETTINGS = {
   opencvMaxQueue: { env: 'CVSERVE_OPENCV_MAX_QUEUE', schema: int(0, 100_000), default: '64', doc: 'Tasks waiting for an OpenCV worker before requests get 503 + Retry-After.' },
   onnxWorkers: { env: 'CVSERVE_ONNX_WORKERS', schema: int(1, 256), default: '1', doc: 'ONNX Runtime worker threads (each holds one session per model).' },
   onnxThreads: { env: 'CVSERVE_ONNX_THREADS', schema: int(1, 256), default: String(cores), shownDefault: 'cores', doc: 'Intra-op threads per ONNX session. Keep workers × threads ≈ cores.' },
+  onnxBatchMax: {
+    env: 'CVSERVE_ONNX_BATCH_MAX',
+    schema: int(1, 256),
+    default: '8',
+    doc: 'Dynamic batching for models with a free batch dimension: most concurrent requests merged into one session.run. 1 turns it off.',
+  },
+  onnxBatchWaitMs: {
+    env: 'CVSERVE_ONNX_BATCH_WAIT_MS',
+    schema: int(0, 1000),
+    default: '0',
+    doc: 'How long a batch waits for more requests while an ONNX worker is free. 0: never; batches still form from requests that arrive while every worker is busy.',
+  },
   onnxMaxQueue: { env: 'CVSERVE_ONNX_MAX_QUEUE', schema: int(0, 100_000), default: '64', doc: 'Tasks waiting per ONNX model before requests get 503 + Retry-After.' },
   requestTimeoutMs: { env: 'CVSERVE_REQUEST_TIMEOUT_MS', schema: int(100, 3_600_000), default: '30000', doc: 'Overall time limit for one request → 504.' },
   shutdownTimeoutMs: { env: 'CVSERVE_SHUTDOWN_TIMEOUT_MS', schema: int(0, 3_600_000), default: '10000', doc: 'How long in-flight requests may take to finish after SIGTERM/SIGINT.' },

@@ -22,7 +22,14 @@ export function createEngines(config: Config): Engines {
       maxHeapBytes: config.workerMaxHeapMb * 1024 * 1024,
       splitMinPixels: config.detectSplitMinPixels,
     }),
-    onnx: new OnnxEngine({ workers: config.onnxWorkers, threads: config.onnxThreads, maxQueue: config.onnxMaxQueue, modelsDir: config.modelsDir }),
+    onnx: new OnnxEngine({
+      workers: config.onnxWorkers,
+      threads: config.onnxThreads,
+      maxQueue: config.onnxMaxQueue,
+      modelsDir: config.modelsDir,
+      batchMax: config.onnxBatchMax,
+      batchWaitMs: config.onnxBatchWaitMs,
+    }),
     models,
   };
 }

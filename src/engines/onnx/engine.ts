@@ -1,5 +1,6 @@
 import { AppError } from '../../errors.js';
 import { siblingModule, WorkerPool, type PoolStats } from '../pool.js';
+import { DynamicBatcher } from './batcher.js';
 import { tensorBuffers, type Feeds, type LoadResult, type OnnxWorkerData, type Outputs, type RunResult, type WarmupInput } from './protocol.js';
 
 export type { Feeds, Outputs, TensorMsg } from './protocol.js';
@@ -12,6 +13,10 @@ export interface OnnxEngineOptions {
   /** Tasks allowed to wait per model before QUEUE_FULL. */
   maxQueue: number;
   modelsDir: string;
+  /** Dynamic batching for models with a free batch dimension: most items per session.run (1: off). */
+  batchMax?: number;
+  /** How long a batch may wait for more items while a worker is free (ms). */
+  batchWaitMs?: number;
 }
 
 export interface OnnxModelSpec {
@@ -21,6 +26,8 @@ export interface OnnxModelSpec {
   path: string;
   /** Inputs of the one warm-up run each session does after it is created. */
   warmup: Record<string, WarmupInput>;
+  /** The model's batch dimension is free: concurrent runs may be merged into one (see batchMax). */
+  batchable?: boolean;
 }
 
 export interface OnnxRunOptions {
@@ -31,6 +38,7 @@ export interface OnnxRunOptions {
 
 interface LoadedModel {
   pool: WorkerPool;
+  batcher?: DynamicBatcher;
   ready: Promise<void>;
   loadMs: number[];
 }
@@ -68,6 +76,20 @@ export class OnnxEngine {
       workerData,
     });
     const model: LoadedModel = { pool, ready: Promise.resolve(), loadMs: [] };
+    const batchMax = this.options.batchMax ?? 1;
+    if (spec.batchable && batchMax > 1) {
+      model.batcher = new DynamicBatcher(
+        async (feeds, outputs, signal) => (await pool.run<RunResult>({ op: 'run', feeds, outputs }, { signal, transferList: tensorBuffers(feeds) })).outputs,
+        {
+          maxBatch: batchMax,
+          maxWaitMs: this.options.batchWaitMs ?? 0,
+          concurrency: pool.size,
+          // The same bound as the pool's queue: requests waiting for a batch are queued requests.
+          maxPending: this.options.maxQueue,
+          rejectFull: () => new AppError('QUEUE_FULL', { detail: `onnx:${spec.id} batch queue full (${this.options.maxQueue} waiting)`, headers: { 'Retry-After': '1' } }),
+        },
+      );
+    }
     // Each worker creates and warms up its session as it starts (the worker module's `ready`);
     // then one load task per worker, all at once, collects the per-worker times.
     model.ready = pool
@@ -109,11 +131,12 @@ export class OnnxEngine {
     return (await this.runTimed(id, feeds, options)).outputs;
   }
 
-  /** `run`, also reporting the time spent in session.run. */
+  /** `run`, also reporting the time spent in session.run (NaN when the run was merged into a batch). */
   async runTimed(id: string, feeds: Feeds, options: OnnxRunOptions = {}): Promise<RunResult> {
     const model = this.models.get(id);
     if (!model) throw new AppError('MODEL_UNAVAILABLE', { detail: `ONNX model ${id} is not loaded` });
     await model.ready;
+    if (model.batcher) return { outputs: await model.batcher.run(feeds, options.outputs, options.signal), runMs: Number.NaN };
     return model.pool.run<RunResult>({ op: 'run', feeds, outputs: options.outputs }, { signal: options.signal, transferList: tensorBuffers(feeds) });
   }
 

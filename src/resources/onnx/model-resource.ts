@@ -58,7 +58,7 @@ export class OnnxModelBinding<M extends ModelEntry> {
       async () => {
         if ('labels' in model) this.labels = await readLabels(store.path(model.labels));
         const t0 = performance.now();
-        await engine.load({ id: model.id, path: store.path(model.file), warmup: warmupInputs(model) });
+        await engine.load({ id: model.id, path: store.path(model.file), warmup: warmupInputs(model), batchable: typeof model.input.shape[0] === 'string' });
         ctx.log.info({ model: model.id, ms: Math.round(performance.now() - t0), workers: engine.loadTimes(model.id).map(Math.round) }, `/${this.route}: ${model.file} loaded`);
       },
       ctx.log,
