@@ -1,4 +1,5 @@
 import { access } from 'node:fs/promises';
+import type { ModelStore } from '../models/store.js';
 import path from 'node:path';
 import { z } from 'zod';
 import type { Box, OpenCvEngine } from '../engines/opencv/engine.js';
@@ -54,6 +55,7 @@ export class HaarResource implements Resource<typeof params> {
   readonly output = { kind: 'json', schema: detectionsSchema, drawable: true } as const;
   readonly cascade: string;
   private opencv?: OpenCvEngine;
+  private models?: ModelStore;
   private modelsDir = '';
   private state: ResourceStatus = { ready: false, reason: 'not initialised' };
   private lastCheck = 0;
@@ -68,6 +70,8 @@ export class HaarResource implements Resource<typeof params> {
 
   async init(ctx: InitContext): Promise<void> {
     this.opencv = ctx.engines.opencv;
+    this.models = ctx.engines.models;
+    this.models.fetchAllMissing(ctx.log);
     this.modelsDir = path.resolve(ctx.config.modelsDir);
     await this.check();
   }
@@ -97,6 +101,11 @@ export class HaarResource implements Resource<typeof params> {
       await access(path.join(this.modelsDir, this.cascade));
     } catch {
       return { ready: false, reason: `${this.cascade} not found in ${this.modelsDir}` };
+    }
+    // A cascade listed in the manifest must match its sha256, like every model file.
+    if (this.models && this.models.manifest.files.some((f) => f.file === this.cascade)) {
+      const check = await this.models.check(this.cascade);
+      if (check.state === 'mismatch') return { ready: false, reason: this.models.describe(this.cascade, check) };
     }
     const blank: RawImage = { data: new Uint8Array(32 * 32), width: 32, height: 32, channels: 1 };
     try {
