@@ -204,6 +204,7 @@ export function buildOpenApi(resources: readonly AnyResource[], options: OpenApi
     '/': {
       get: {
         operationId: 'index',
+        security: [{}],
         tags: ['service'],
         summary: 'Playground (HTML) or the list of routes (JSON)',
         description: 'Browsers (Accept: text/html) get the web playground; other clients get the route list as JSON.',
@@ -221,6 +222,7 @@ export function buildOpenApi(resources: readonly AnyResource[], options: OpenApi
     '/ping': {
       get: {
         operationId: 'ping',
+        security: [{}],
         tags: ['service'],
         summary: 'Liveness check',
         responses: {
@@ -232,9 +234,56 @@ export function buildOpenApi(resources: readonly AnyResource[], options: OpenApi
         },
       },
     },
+    '/healthz': {
+      get: {
+        operationId: 'healthz',
+        tags: ['service'],
+        summary: 'Liveness: the process and its event loop answer',
+        security: [{}],
+        responses: { '200': { description: 'Alive.', content: { 'application/json': { schema: { type: 'object', required: ['status'], properties: { status: { const: 'ok' } } } } } } },
+      },
+    },
+    '/readyz': {
+      get: {
+        operationId: 'readyz',
+        tags: ['service'],
+        summary: 'Readiness: every model and worker pool is up, and the service is not shutting down',
+        security: [{}],
+        responses: {
+          '200': { description: 'Ready.', content: { 'application/json': { schema: { type: 'object', required: ['status'], properties: { status: { const: 'ready' } } } } } },
+          '503': {
+            description: 'Not ready: what is missing, or shutting down.',
+            content: {
+              'application/json': {
+                schema: { type: 'object', required: ['status', 'missing'], properties: { status: { const: 'not ready' }, missing: { type: 'array', items: { type: 'string' } } } },
+              },
+            },
+          },
+        },
+      },
+    },
+    '/metrics': {
+      get: {
+        operationId: 'metrics',
+        tags: ['service'],
+        summary: 'Prometheus metrics',
+        description: 'Requests, latency, queue depths, inference times, worker pools and process metrics in the Prometheus text format. Needs an API key when keys are on, unless CVSERVE_METRICS_PUBLIC is set.',
+        responses: { '200': { description: 'The metrics.', content: { 'text/plain': { schema: { type: 'string' } } } }, '401': { $ref: '#/components/responses/Error401' } },
+      },
+    },
+    '/docs': {
+      get: {
+        operationId: 'docs',
+        security: [{}],
+        tags: ['service'],
+        summary: 'Interactive API docs (Swagger UI, served by the service itself)',
+        responses: { '301': { description: 'To /docs/, the page.' } },
+      },
+    },
     '/openapi.json': {
       get: {
         operationId: 'openapi',
+        security: [{}],
         tags: ['service'],
         summary: 'This document',
         responses: { '200': { description: 'The OpenAPI 3.1 document.', content: { 'application/json': { schema: { type: 'object' } } } } },

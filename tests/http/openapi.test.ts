@@ -46,7 +46,7 @@ describe('/openapi.json', () => {
     for (const builtin of builtinResources()) assert.ok(names.includes(builtin.name), `${builtin.name} is served`);
     assert.ok(names.includes('histogram'), 'the example plugin is served');
     for (const name of names) assert.ok(doc.paths[`/${name}`], `/${name} is in the document`);
-    for (const path of ['/', '/ping', '/openapi.json']) assert.ok(doc.paths[path], `${path} is in the document`);
+    for (const path of ['/', '/ping', '/healthz', '/readyz', '/metrics', '/docs', '/openapi.json']) assert.ok(doc.paths[path], `${path} is in the document`);
   });
 
   it("gives every route each of its parameters, with the schema's type, default, bounds and description, in every input way", () => {
