@@ -18,14 +18,19 @@ const CHANNELS = [
 
 /** Counts per channel of interleaved RGB bytes, `bins` equal bins over 0..255 (value v falls in bin ⌊v·bins/256⌋). */
 function histogram(data, channels, bins) {
-  const counts = CHANNELS.map(() => new Uint32Array(bins));
-  const [r, g, b] = counts;
+  // One pass counting all 256 levels (a plain index, nothing to compute per pixel), then folded into bins.
+  const levels = CHANNELS.map(() => new Uint32Array(256));
+  const [r, g, b] = levels;
   for (let i = 0; i < data.length; i += channels) {
-    r[(data[i] * bins) >> 8]++;
-    g[(data[i + 1] * bins) >> 8]++;
-    b[(data[i + 2] * bins) >> 8]++;
+    r[data[i]]++;
+    g[data[i + 1]]++;
+    b[data[i + 2]]++;
   }
-  return counts.map((c) => Array.from(c));
+  return levels.map((level) => {
+    const counts = new Array(bins).fill(0);
+    for (let v = 0; v < 256; v++) counts[(v * bins) >> 8] += level[v];
+    return counts;
+  });
 }
 
 /** An SVG chart: each channel's histogram as a translucent area over a light grid, 0 and 255 marked. */

@@ -31,6 +31,8 @@ const FILES: Record<string, string> = {
   'no-zod.mjs': 'export default { name: "plain", summary: "params are not zod", params: { threshold: 1 }, output: { kind: "image" }, run() {} };',
   'factory-throws.mjs': 'export default () => { throw new Error("no licence file"); };',
   'notes.txt': 'not a plugin',
+  // Whatever package.json sits above the temp directory, .js files here are CommonJS.
+  'package.json': '{"type": "commonjs"}',
   // CommonJS .js (no package.json here), a class export, and an init that fails.
   'size.js': `module.exports = class Size {
     constructor({ z, param }) {
