@@ -216,6 +216,32 @@ describe('cvserve: usage, openapi, routes, models', () => {
     }
   });
 
+  it('serve starts the HTTP service and stops cleanly on SIGTERM', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
+      cwd: REPO_ROOT,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', CVSERVE_MODELS_DIR: MODELS_DIR, CVSERVE_MODELS_FETCH: 'off', CVSERVE_OPENCV_WORKERS: '1', CVSERVE_ONNX_THREADS: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        let out = '';
+        child.stdout.on('data', (c: Buffer) => {
+          out += String(c);
+          const m = /cvserve listening on 127\.0\.0\.1:(\d+)/.exec(out);
+          if (m) resolve(Number(m[1]));
+        });
+        child.once('exit', (code) => reject(new Error(`serve exited with ${code} before listening: ${out}`)));
+      });
+      const ping = await fetch(`http://127.0.0.1:${port}/ping`);
+      assert.deepEqual(await ping.json(), { success: true });
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+
   it('is an executable script (shebang) for the package bin', () => {
     assert.equal(readFileSync(path.join(REPO_ROOT, 'src/cli.ts'), 'utf8').split('\n')[0], '#!/usr/bin/env node');
     const pkg = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8'));
