@@ -14,6 +14,7 @@ import { allPoolStats, healthRoutes, Lifecycle } from './http/health.js';
 import { ImageRequestReader, type UrlFetchHooks } from './http/image-request.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
 import { handleResource } from './http/resource-handler.js';
+import { ResponseCache } from './http/response-cache.js';
 import { corsPolicy, securityHeaders } from './http/security.js';
 import { createLogger } from './logger.js';
 import type { AnyResource } from './resources/contract.js';
@@ -95,9 +96,10 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   app.use(docsRouter(resources));
 
   const reader = new ImageRequestReader(config, options.urlHooks);
+  const cache = config.responseCacheMb > 0 ? new ResponseCache(config.responseCacheMb * 1024 * 1024) : undefined;
   for (const resource of resources) {
     app.all(`/${resource.name}`, methods(resource.methods ?? ['GET', 'POST']), (req, res, next) => {
-      handleResource(resource, req, res, { config, reader }).catch(next);
+      handleResource(resource, req, res, { config, reader, cache }).catch(next);
     });
   }
 

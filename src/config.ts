@@ -67,6 +67,12 @@ export const SETTINGS = {
     doc: 'How long a batch waits for more requests while an ONNX worker is free. 0: never; batches still form from requests that arrive while every worker is busy.',
   },
   onnxMaxQueue: { env: 'CVSERVE_ONNX_MAX_QUEUE', schema: int(0, 100_000), default: '64', doc: 'Tasks waiting per ONNX model before requests get 503 + Retry-After.' },
+  responseCacheMb: {
+    env: 'CVSERVE_RESPONSE_CACHE_MB',
+    schema: int(0, 100_000),
+    default: '0',
+    doc: 'Size of an in-memory LRU of answers keyed by the sha256 of the image and the parameters (repeated requests skip the work; `X-Cache: hit`). 0: off.',
+  },
   requestTimeoutMs: { env: 'CVSERVE_REQUEST_TIMEOUT_MS', schema: int(100, 3_600_000), default: '30000', doc: 'Overall time limit for one request → 504.' },
   shutdownTimeoutMs: { env: 'CVSERVE_SHUTDOWN_TIMEOUT_MS', schema: int(0, 3_600_000), default: '10000', doc: 'How long in-flight requests may take to finish after SIGTERM/SIGINT.' },
   workerMaxHeapMb: {

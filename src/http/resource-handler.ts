@@ -3,11 +3,12 @@ import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
 import { openImage } from '../image/decode.js';
 import type { AnyResource } from '../resources/contract.js';
-import { preferredAnswer } from '../resources/answer.js';
+import { formatAnswer, preferredAnswer } from '../resources/answer.js';
 import { parseParams } from '../resources/validate.js';
 import { toAppError } from './errors.js';
 import type { ImageRequestReader } from './image-request.js';
-import { sendResult } from './respond.js';
+import { ResponseCache } from './response-cache.js';
+import { sendAnswer } from './respond.js';
 
 /**
  * An AbortSignal for one request: aborted when the overall time limit passes or when the client
@@ -33,7 +34,7 @@ export async function handleResource(
   resource: AnyResource,
   req: Request,
   res: Response,
-  deps: { config: Config; reader: ImageRequestReader },
+  deps: { config: Config; reader: ImageRequestReader; cache?: ResponseCache },
 ): Promise<void> {
   const status = resource.status();
   if (!status.ready) throw new AppError('MODEL_UNAVAILABLE', { publicMessage: `/${resource.name} is unavailable: ${status.reason}` });
@@ -41,11 +42,25 @@ export async function handleResource(
   const work = (async () => {
     const request = await deps.reader.read(req, res, signal);
     const params = parseParams(resource.params, request.fields) as Record<string, unknown>;
-    const input = await openImage(await request.load(), { maxPixels: deps.config.maxPixels });
-    const prefers = preferredAnswer({ accept: req.get('accept') ?? '', source: request.source });
+    const bytes = await request.load();
+    const accept = req.get('accept') ?? '';
+    const cacheKey = deps.cache && ResponseCache.key(resource.name, params, accept, request.source, bytes);
+    const cached = cacheKey && deps.cache!.get(cacheKey);
+    if (cached) {
+      res.setHeader('X-Cache', 'hit');
+      sendAnswer(res, cached);
+      return;
+    }
+    const input = await openImage(bytes, { maxPixels: deps.config.maxPixels });
+    const prefers = preferredAnswer({ accept, source: request.source });
     const result = await resource.run(input, params, { signal, log: req.log, prefers });
     signal.throwIfAborted();
-    await sendResult(req, res, resource, result, params, input, request.source);
+    const answer = await formatAnswer(resource, result, params, input, { accept, source: request.source });
+    if (cacheKey) {
+      deps.cache!.set(cacheKey, answer);
+      res.setHeader('X-Cache', 'miss');
+    }
+    sendAnswer(res, answer);
   })();
   work.catch(() => {}); // its failure is reported through the race below, or not at all once the deadline won
   await Promise.race([work, whenAborted(signal)]).catch((err: unknown) => {

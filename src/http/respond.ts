@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
 import type { ImageInput } from '../image/types.js';
-import { formatAnswer } from '../resources/answer.js';
+import { formatAnswer, type Answer } from '../resources/answer.js';
 import type { AnyResource, ResourceResult } from '../resources/contract.js';
 import type { ImageSource } from './image-request.js';
 
@@ -17,7 +17,11 @@ export async function sendResult(
   input: ImageInput,
   source: ImageSource,
 ): Promise<void> {
-  const answer = await formatAnswer(resource, result, params, input, { accept: req.get('accept') ?? '', source });
+  sendAnswer(res, await formatAnswer(resource, result, params, input, { accept: req.get('accept') ?? '', source }));
+}
+
+/** Sends a finished answer (also one from the response cache). */
+export function sendAnswer(res: Response, answer: Answer): void {
   if (answer.kind === 'json') res.json(answer.body);
   else res.type(answer.contentType).send(answer.bytes);
 }
