@@ -21,8 +21,8 @@ export async function openImage(bytes: Buffer, limits: DecodeLimits): Promise<Im
   if (format === 'svg') throw new AppError('UNSUPPORTED_MEDIA_TYPE', { publicMessage: 'SVG images are not accepted: send JPEG, PNG, WebP, GIF, TIFF or AVIF' });
   if (format === null) throw new AppError('UNSUPPORTED_MEDIA_TYPE', { detail: 'unrecognised magic number' });
 
-  const pipeline = () =>
-    sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'truncated', pages: 1, sequentialRead: true }).rotate();
+  const pipeline = (ignoreIcc = false) =>
+    sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'truncated', pages: 1, sequentialRead: true, ignoreIcc }).rotate();
 
   let meta: Metadata;
   try {
@@ -43,15 +43,21 @@ export async function openImage(bytes: Buffer, limits: DecodeLimits): Promise<Im
   const height = swapped ? meta.width : frameHeight;
 
   let decoded: Promise<RawImage> | undefined;
+  let decodedAsStored: Promise<RawImage> | undefined;
   return {
     bytes,
     format,
     width,
     height,
-    pipeline,
+    pipeline: () => pipeline(),
     rgb() {
       decoded ??= decodeRgb(pipeline());
       return decoded;
+    },
+    analysisPipeline: () => pipeline(true),
+    analysisRgb() {
+      decodedAsStored ??= decodeRgb(pipeline(true));
+      return decodedAsStored;
     },
   };
 }

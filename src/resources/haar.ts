@@ -144,8 +144,8 @@ export class HaarResource implements Resource<typeof params> {
  * decoding at full size and resizing in wasm, and sends fewer bytes to the worker.
  */
 async function detectionImage(input: ImageInput, maxSide: number | undefined): Promise<RawImage> {
-  if (maxSide === undefined || Math.max(input.width, input.height) <= maxSide) return input.rgb();
-  return decodeRgb(input.pipeline().resize({ width: maxSide, height: maxSide, fit: 'inside' }));
+  if (maxSide === undefined || Math.max(input.width, input.height) <= maxSide) return input.analysisRgb();
+  return decodeRgb(input.analysisPipeline().resize({ width: maxSide, height: maxSide, fit: 'inside' }));
 }
 
 function scaleBox(b: Box, sx: number, sy: number, width: number, height: number): Box {
