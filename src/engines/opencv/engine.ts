@@ -36,7 +36,8 @@ export class OpenCvEngine {
   }
 
   async canny(image: RawImage, threshold1: number, threshold2: number, signal?: AbortSignal): Promise<RawImage> {
-    const result = await this.pool.run<CannyResult>({ op: 'canny', image, threshold1, threshold2 }, { signal });
+    const [pixels, transferList] = ownCopy(image);
+    const result = await this.pool.run<CannyResult>({ op: 'canny', image: pixels, threshold1, threshold2 }, { signal, transferList });
     return result.image;
   }
 
@@ -54,7 +55,8 @@ export class OpenCvEngine {
     const { cascade, scaleFactor, minNeighbors, minSize } = options;
     const split = this.splitPlan(image, options);
     if (split) return this.detectSplit(image, options, split, signal);
-    const result = await this.pool.run<DetectResult>({ op: 'detect', image, cascade, scaleFactor, minNeighbors, minSize }, { signal });
+    const [pixels, transferList] = ownCopy(image);
+    const result = await this.pool.run<DetectResult>({ op: 'detect', image: pixels, cascade, scaleFactor, minNeighbors, minSize }, { signal, transferList });
     if (result.window) this.windows.set(cascade, result.window);
     return result;
   }
@@ -79,9 +81,10 @@ export class OpenCvEngine {
   private async detectSplit(image: RawImage, options: DetectOptions, ranges: { minSize: number; maxSize: number }[], signal?: AbortSignal): Promise<DetectResult> {
     const { cascade, scaleFactor, minNeighbors } = options;
     const parts = await Promise.all(
-      ranges.map((r) =>
-        this.pool.run<DetectResult>({ op: 'detect', image, cascade, scaleFactor, minNeighbors: 0, minSize: r.minSize, maxSize: r.maxSize }, { signal }),
-      ),
+      ranges.map((r) => {
+        const [pixels, transferList] = ownCopy(image);
+        return this.pool.run<DetectResult>({ op: 'detect', image: pixels, cascade, scaleFactor, minNeighbors: 0, minSize: r.minSize, maxSize: r.maxSize }, { signal, transferList });
+      }),
     );
     const candidates: Rect[] = parts.flatMap((p) => p.boxes.map(([x1, y1, x2, y2]): Rect => [x1, y1, x2 - x1, y2 - y1]));
     const boxes = groupRectangles(candidates, minNeighbors).map(([x, y, w, h]): Box => [x, y, x + w, y + h]);
@@ -95,4 +98,15 @@ export class OpenCvEngine {
   close(): Promise<void> {
     return this.pool.close();
   }
+}
+
+/**
+ * The pixels in a fresh buffer of their own, to transfer to a worker: one copy, where cloning
+ * sharp's (untransferable) output buffer costs two (measured on car.jpg's 9.5 MB: 8.2-10.5 ms
+ * CPU cloned, 3.9-5.7 ms copied and transferred). The caller's image stays untouched.
+ */
+function ownCopy(image: RawImage): [RawImage, ArrayBuffer[]] {
+  const data = new Uint8Array(image.data.length);
+  data.set(image.data);
+  return [{ ...image, data }, [data.buffer]];
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { workerData } from 'node:worker_threads';
+import { transferableSymbol, valueSymbol } from 'piscina';
 import { CASCADES, isCascadeFileName } from './cascades.js';
 import { loadOpenCv, type CV } from './load.js';
 import type { Box, CannyResult, CannyTask, DetectResult, DetectTask, OpenCvTask } from './protocol.js';
@@ -80,7 +81,7 @@ function toGray(cv: CV, src: CV, channels: number, gray: CV): void {
   else cv.cvtColor(src, gray, channels === 3 ? cv.COLOR_RGB2GRAY : cv.COLOR_RGBA2GRAY);
 }
 
-function canny(cv: CV, task: CannyTask): CannyResult {
+function canny(cv: CV, task: CannyTask): unknown {
   const { image } = task;
   const src = new cv.Mat(image.height, image.width, matType(cv, image.channels));
   const gray = new cv.Mat();
@@ -89,8 +90,11 @@ function canny(cv: CV, task: CannyTask): CannyResult {
     src.data.set(image.data);
     toGray(cv, src, image.channels, gray);
     cv.Canny(gray, edges, task.threshold1, task.threshold2);
-    // slice() copies out of the wasm heap into a buffer we can transfer.
-    return { image: { data: edges.data.slice(), width: image.width, height: image.height, channels: 1 } };
+    // slice() copies out of the wasm heap into a buffer of its own, which then moves to the main
+    // thread instead of being cloned (the pool worker hands over a value marked this way).
+    const data: Uint8Array = edges.data.slice();
+    const result: CannyResult = { image: { data, width: image.width, height: image.height, channels: 1 } };
+    return { [transferableSymbol]: data.buffer, [valueSymbol]: result };
   } finally {
     src.delete();
     gray.delete();
