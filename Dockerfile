@@ -1,26 +1,64 @@
 # syntax=docker/dockerfile:1
-# Build stage: dev dependencies and the TypeScript build.
-FROM node:20-bookworm-slim AS build
+# cvserve production image.
+#
+#   docker build -t cvserve .                                  # models fetched and sha256-checked at build time
+#   docker build -t cvserve --build-arg FETCH_MODELS=false .   # no models in the image: mount them at /models
+#   docker run --rm -p 8080:8080 --read-only --tmpfs /tmp cvserve
+#
+# Nothing is written outside /tmp at run time, except a run-time model fetch into CVSERVE_MODELS_DIR
+# (/models), which then must be a writable volume (README "Docker"). tests/deploy/dockerfile.test.ts
+# replays this file without Docker: keep RUN steps free of absolute paths (use the ENV variables).
+
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# 1. build: every dependency, then TypeScript → dist/
+FROM ${NODE_IMAGE} AS build
+# .npmrc and this variable both tell onnxruntime-node's install script to skip its CUDA download.
 ENV ONNXRUNTIME_NODE_INSTALL=skip
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json ./
+COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
-# Runtime stage: production dependencies only, non-root.
-FROM node:20-bookworm-slim
-ENV NODE_ENV=production \
-    ONNXRUNTIME_NODE_INSTALL=skip \
-    PORT=8080 \
-    CVSERVE_MODELS_DIR=/app/models
+# 2. deps: production dependencies only
+FROM ${NODE_IMAGE} AS deps
+ENV ONNXRUNTIME_NODE_INSTALL=skip
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --no-audit --no-fund
+
+# 3. runtime: production dependencies, compiled code, the model manifest; non-root
+FROM ${NODE_IMAGE} AS runtime
+# MALLOC_ARENA_MAX=2: glibc's per-thread malloc arenas fragment under sharp/libvips and onnxruntime
+# and keep memory; two arenas keep the resident size flat (numbers: README "Scaling guide").
+ENV NODE_ENV=production \
+    ONNXRUNTIME_NODE_INSTALL=skip \
+    MALLOC_ARENA_MAX=2 \
+    PORT=8080 \
+    CVSERVE_MODELS_DIR=/models
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY package.json ./
 COPY models ./models
-USER node
+
+# Models: fetched now by the project's own command (each file's sha256 checked against
+# models/models.json), or left out (FETCH_MODELS=false) for a volume at /models. The directory
+# belongs to the run-time user so a run-time fetch can fill it; fetched files stay root's, read-only.
+# CVSERVE_MODELS_BASE_URL (optional): fetch from a mirror instead of each file's public URL.
+ARG FETCH_MODELS=true
+ARG CVSERVE_MODELS_BASE_URL=
+RUN mkdir -p "$CVSERVE_MODELS_DIR" \
+ && if [ "$FETCH_MODELS" = "true" ]; then node dist/src/cli.js models; fi \
+ && chown 1000:1000 "$CVSERVE_MODELS_DIR"
+
+# The base image's "node" user, by number so Kubernetes can check runAsNonRoot.
+USER 1000:1000
 EXPOSE 8080
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s CMD node -e "fetch('http://127.0.0.1:8080/ping').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz',{signal:AbortSignal.timeout(2500)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# node itself, no npm or shell in between, so SIGTERM reaches the server and starts the drain.
 CMD ["node", "dist/src/server.js"]

@@ -1,0 +1,111 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+
+/** A cvserve process started as an operator would start it, listening on loopback. */
+export interface ServerProcess {
+  child: ChildProcess;
+  pid: number;
+  port: number;
+  url: string;
+  /** The last lines of stdout (pino JSON) and stderr, in arrival order. */
+  output: string[];
+  /** Resolves when the process has exited. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Sends `signal` (SIGTERM by default) and waits for the exit; SIGKILL after `killAfterMs`. */
+  stop(signal?: NodeJS.Signals, killAfterMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resident set size of the whole process (all threads), in KiB, from /proc. */
+  rssKiB(): number;
+  /** Peak resident set size (VmHWM), in KiB. */
+  peakRssKiB(): number;
+}
+
+export interface StartServerOptions {
+  /** argv[0] and the rest, e.g. ['node', 'dist/src/server.js']. */
+  command: readonly string[];
+  cwd: string;
+  /** The complete environment of the process (nothing is inherited unless passed here). */
+  env: NodeJS.ProcessEnv;
+  uid?: number;
+  gid?: number;
+  /** How long to wait for the "listening" log line. */
+  startTimeoutMs?: number;
+}
+
+/**
+ * Spawns the server and waits for its "cvserve listening on" log line, which carries the port it
+ * bound (so PORT=0 works and no port is guessed). That line is logged at info: LOG_LEVEL must
+ * not be above info.
+ */
+export function startServerProcess(options: StartServerOptions): Promise<ServerProcess> {
+  const [cmd, ...args] = options.command;
+  if (!cmd) throw new Error('empty command');
+  const child = spawn(cmd, args, { cwd: options.cwd, env: options.env, uid: options.uid, gid: options.gid, stdio: ['ignore', 'pipe', 'pipe'] });
+  const output: string[] = [];
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  const keep = (line: string) => {
+    output.push(line);
+    if (output.length > 1000) output.splice(0, output.length - 500);
+  };
+  createInterface({ input: child.stderr! }).on('line', keep);
+
+  return new Promise<ServerProcess>((resolve, reject) => {
+    const fail = (why: string) => {
+      child.kill('SIGKILL');
+      reject(new Error(`${options.command.join(' ')}: ${why}\n${output.slice(-30).join('\n')}`));
+    };
+    const timer = setTimeout(() => fail(`no "listening" log line within ${options.startTimeoutMs ?? 60_000} ms`), options.startTimeoutMs ?? 60_000);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      fail(err.message);
+    });
+    void exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`${options.command.join(' ')} exited (code ${code}, signal ${signal}) before listening\n${output.slice(-30).join('\n')}`));
+    });
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      keep(line);
+      const port = listeningPort(line);
+      if (port === undefined) return;
+      clearTimeout(timer);
+      const pid = child.pid!;
+      resolve({
+        child,
+        pid,
+        port,
+        url: `http://127.0.0.1:${port}`,
+        output,
+        exited,
+        stop(signal = 'SIGTERM', killAfterMs = 30_000) {
+          if (child.exitCode === null && child.signalCode === null) {
+            child.kill(signal);
+            const kill = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+            void exited.then(() => clearTimeout(kill));
+          }
+          return exited;
+        },
+        rssKiB: () => procStatusKiB(pid, 'VmRSS'),
+        peakRssKiB: () => procStatusKiB(pid, 'VmHWM'),
+      });
+    });
+  });
+}
+
+function listeningPort(line: string): number | undefined {
+  if (!line.startsWith('{')) return undefined;
+  try {
+    const entry = JSON.parse(line) as { msg?: string; address?: { port?: number } };
+    if (entry.msg?.startsWith('cvserve listening') && typeof entry.address?.port === 'number') return entry.address.port;
+  } catch {
+    // not a log line
+  }
+  return undefined;
+}
+
+function procStatusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!match) throw new Error(`no ${field} in /proc/${pid}/status`);
+  return Number(match[1]);
+}
