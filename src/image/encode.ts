@@ -1,4 +1,5 @@
 import sharp from 'sharp';
+import { AppError } from '../errors.js';
 import type { OutputFormat, RawImage } from './types.js';
 
 /**
@@ -10,8 +11,22 @@ export const JPEG_OPTIONS = { quality: 90, optimiseCoding: false } as const;
 
 export const MIME_TYPES: Record<OutputFormat, string> = { jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp' };
 
+/** Longest side each format can hold (libjpeg: 65500, WebP: 16383). */
+const MAX_SIDE: Record<OutputFormat, number> = { jpeg: 65_500, png: 0x7fffffff, webp: 16_383 };
+
+/** Refuses (413) an answer the format cannot hold, e.g. a 65535x2 edge map as JPEG, instead of failing with 500. */
+export function assertEncodable(width: number, height: number, format: OutputFormat): void {
+  const max = MAX_SIDE[format];
+  if (width > max || height > max) {
+    throw new AppError('OUTPUT_TOO_LARGE', {
+      publicMessage: `A ${format.toUpperCase()} image has at most ${max} pixels on a side; the answer is ${width}x${height}: ask for format=png`,
+    });
+  }
+}
+
 /** Encodes raw pixels. JPEG quality 90 and fast PNG compression: the service answers many images. */
 export async function encodeImage(image: RawImage, format: OutputFormat): Promise<Buffer> {
+  assertEncodable(image.width, image.height, format);
   const s = sharp(image.data, { raw: { width: image.width, height: image.height, channels: image.channels } });
   switch (format) {
     case 'jpeg':

@@ -1,5 +1,5 @@
 import { drawBoxes } from '../image/draw.js';
-import { encodeImage, MIME_TYPES } from '../image/encode.js';
+import { assertEncodable, encodeImage, MIME_TYPES } from '../image/encode.js';
 import { OUTPUT_FORMATS, type ImageInput, type OutputFormat } from '../image/types.js';
 import type { AnyResource, ResourceResult } from './contract.js';
 
@@ -72,6 +72,7 @@ export async function formatAnswer(
     const wantsDrawing = params.draw === true || (acceptedImageFormat(accept) !== undefined && !acceptsJsonExplicitly(accept));
     if (drawable && wantsDrawing) {
       const format = pickFormat(params.format, accept, inputFormatOr(input, 'jpeg'));
+      assertEncodable(input.width, input.height, format);
       return image(await drawBoxes(input, result.boxes!, format), format);
     }
     return { kind: 'json', body: result.body };

@@ -302,6 +302,16 @@ describe('hostile input', () => {
     }
   });
 
+  it('an answer wider than its format can hold gets 413 (not a 500), and PNG still works', async () => {
+    const strip = await sharp({ create: { width: 65_535, height: 2, channels: 3, background: '#808080' } }).png().toBuffer();
+    const asJpeg = await request(svc.app).post('/canny').set('Content-Type', 'image/png').send(strip);
+    expectError(asJpeg, 413, 'OUTPUT_TOO_LARGE', '/canny 65535x2 as JPEG');
+    assert.match((asJpeg.body as { message: string }).message, /at most 65500 pixels on a side; the answer is 65535x2: ask for format=png/);
+    const asPng = await request(svc.app).post('/canny?format=png').set('Content-Type', 'image/png').send(strip).expect(200);
+    const meta = await sharp(asPng.body as Buffer).metadata();
+    assert.deepEqual([meta.width, meta.height], [65_535, 2]);
+  });
+
   it('still answers every route correctly at the end, with the right pixels', async () => {
     for (const r of routes) await answersNormally(r, 'the whole suite');
     const edges = await request(svc.app).post('/canny?format=png').attach('image', p.good, 'a.jpg').expect(200);
