@@ -169,7 +169,10 @@ describe('/detect and /catfacedetection over HTTP', () => {
 
   it('the event loop stays free while four large detections run', async () => {
     const detections = Array.from({ length: 4 }, () => send('detect', 'raw image/jpeg body', 'car.jpg'));
-    const running = Promise.all(detections.map((t) => t.then((res) => res)));
+    let detectionsDone = false;
+    const running = Promise.all(detections.map((t) => t.then((res) => res))).finally(() => {
+      detectionsDone = true;
+    });
     await new Promise((resolve) => setTimeout(resolve, 300));
     const pings: number[] = [];
     for (let i = 0; i < 5; i++) {
@@ -178,10 +181,13 @@ describe('/detect and /catfacedetection over HTTP', () => {
       pings.push(performance.now() - start);
       assert.equal(res.status, 200);
     }
+    // The pings were answered while the detections were still running (seconds of wasm work).
+    assert.equal(detectionsDone, false, 'the detections finished before the pings: the test proved nothing');
     const answers = await running;
     for (const res of answers) assert.deepEqual(boxesOf(res), []);
-    // Loose on purpose (shared CI cores); the benchmark measures the real figure.
-    assert.ok(Math.max(...pings) < 250, `/ping took ${pings.map((p) => p.toFixed(0)).join(', ')} ms`);
+    // Loose on purpose (shared CI cores; the median ignores one scheduling hiccup); the benchmark measures the real figure.
+    const median = [...pings].sort((a, b) => a - b)[2]!;
+    assert.ok(median < 250, `/ping took ${pings.map((p) => p.toFixed(0)).join(', ')} ms`);
   });
 });
 
