@@ -3,7 +3,10 @@
  * MALLOC_ARENA_MAX=2, and jemalloc preloaded (Debian's libjemalloc2). sharp/libvips on glibc
  * fragments memory across per-thread arenas; this measures whether that shows here.
  *
- *   npx tsx scripts/allocator-rss.ts [--requests 3000] [--concurrency 4] [--dist] [--cwd DIR]
+ *   npx tsx scripts/allocator-rss.ts [--requests 3000] [--concurrency 4] [--routes canny,predict]
+ *                                    [--variants glibc,arena2,jemalloc] [--dist] [--cwd DIR]
+ *
+ * CVSERVE_* variables of the calling shell are passed on (worker counts, heap caps).
  *
  * Each variant: start the server on 127.0.0.1, warm up, send the same request mix, then report
  * RSS after the warm-up, after the run, after 5 s idle, and the peak (VmHWM). Loopback only.
@@ -64,6 +67,8 @@ async function measure(name: string, extraEnv: NodeJS.ProcessEnv) {
     cwd: values.cwd,
     env: {
       PATH: process.env.PATH,
+      // CVSERVE_* settings of this shell (e.g. CVSERVE_OPENCV_WORKERS=1 for a one-CPU pod).
+      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('CVSERVE_'))),
       NODE_ENV: 'production',
       HOST: '127.0.0.1',
       PORT: '0',

@@ -109,3 +109,50 @@ function procStatusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   if (!match) throw new Error(`no ${field} in /proc/${pid}/status`);
   return Number(match[1]);
 }
+
+export interface ReplicaOptions {
+  /** The repository (runs src/server.ts with tsx) or a built tree (`dist: true`). */
+  cwd: string;
+  modelsDir: string;
+  dist?: boolean;
+  /** Settings on top of the replica defaults (one OpenCV worker, one ONNX worker with one thread). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** One cvserve replica on 127.0.0.1 with a kernel-chosen port, sized like one pod of deploy/k8s. */
+export function startReplica(options: ReplicaOptions): Promise<ServerProcess> {
+  return startServerProcess({
+    command: options.dist ? ['node', 'dist/src/server.js'] : ['node', '--import', 'tsx', 'src/server.ts'],
+    cwd: options.cwd,
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      NODE_ENV: 'production',
+      HOST: '127.0.0.1',
+      PORT: '0',
+      LOG_LEVEL: 'info',
+      CVSERVE_MODELS_DIR: options.modelsDir,
+      CVSERVE_MODELS_FETCH: 'off',
+      CVSERVE_OPENCV_WORKERS: '1',
+      CVSERVE_ONNX_WORKERS: '1',
+      CVSERVE_ONNX_THREADS: '1',
+      ...options.env,
+    },
+  });
+}
+
+/** Polls `GET /readyz` until it answers 200. */
+export async function waitReady(url: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const r = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2000) });
+      await r.arrayBuffer();
+      if (r.status === 200) return;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new Error(`${url} not ready after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
