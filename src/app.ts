@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
@@ -13,6 +13,7 @@ import { errorHandler } from './http/errors.js';
 import { allPoolStats, healthRoutes, Lifecycle } from './http/health.js';
 import { ImageRequestReader, type UrlFetchHooks } from './http/image-request.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
+import { withFastPing } from './http/fast-ping.js';
 import { handleResource } from './http/resource-handler.js';
 import { ResponseCache } from './http/response-cache.js';
 import { corsPolicy, securityHeaders } from './http/security.js';
@@ -33,6 +34,8 @@ export interface CreateAppOptions {
 
 export interface CvServe {
   app: Express;
+  /** What the HTTP server runs: the app behind the /ping fast path. */
+  handler: RequestListener;
   config: Config;
   resources: AnyResource[];
   engines: Engines;
@@ -82,7 +85,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   );
 
   app.use(metrics.observeRequests);
-  app.use(securityHeaders(config));
+  const security = securityHeaders(config);
+  app.use(security);
   app.use(corsPolicy(config));
   app.use(lifecycle.closeConnectionsWhileDraining);
   app.use(healthRoutes({ resources, engines, lifecycle }));
@@ -109,6 +113,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   let closed = false;
   return {
     app,
+    handler: withFastPing(app, { securityHeaders: security, metrics, lifecycle }),
     config,
     resources,
     engines,

@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { createApp, type CvServe } from './app.js';
 import type { Config } from './config.js';
 import { answerClientErrorsAsJson } from './http/client-error.js';
@@ -13,7 +13,7 @@ export async function startServer(config: Config): Promise<{ server: Server; ser
   const log = createLogger(config);
   const service = await createApp(config, { logger: log });
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = service.app.listen(config.port, config.host, () => resolve(s));
+    const s = createServer(service.handler).listen(config.port, config.host, () => resolve(s));
     s.once('error', reject);
   });
   // Slow clients must not hold sockets forever; the request deadline covers the work itself.

@@ -12,6 +12,8 @@ export interface Metrics {
   observeRequests: RequestHandler;
   /** `GET /metrics` in the Prometheus text format. */
   handler: RequestHandler;
+  /** Counts and times one answered request that did not go through Express (the /ping fast path). */
+  countRequest(method: string, route: string, status: number, seconds: number): void;
   /** Stops listening to the worker pools. */
   close(): void;
 }
@@ -55,6 +57,7 @@ export function createMetrics(deps: { engines: Engines; resources: readonly AnyR
   poolGauge(registry, pools, 'cvserve_pool_queue_depth', 'Tasks waiting for a worker', (s) => s.queued);
   poolGauge(registry, pools, 'cvserve_pool_utilization', 'Share of the workers busy now (running / size)', (s) => s.running / s.size);
   poolGauge(registry, pools, 'cvserve_pool_heap_bytes', 'Heap the live workers hold (OpenCV wasm memory)', (s) => s.heapBytes);
+  poolGauge(registry, pools, 'cvserve_pool_max_worker_heap_bytes', 'Largest heap one live worker holds (what CVSERVE_WORKER_MAX_HEAP_MB caps)', (s) => s.maxWorkerHeapBytes);
   poolGauge(registry, pools, 'cvserve_pool_up', '1 when every worker has started and one at least serves', (s) => (s.up ? 1 : 0));
   poolCounter(registry, pools, 'cvserve_pool_rejected_total', 'Tasks refused with 503 because the queue was full', (s) => s.rejected);
   poolCounter(registry, pools, 'cvserve_pool_dropped_total', 'Queued tasks dropped because the client left or the deadline passed', (s) => s.dropped);
@@ -100,6 +103,11 @@ export function createMetrics(deps: { engines: Engines; resources: readonly AnyR
     registry,
     observeRequests,
     handler,
+    countRequest(method, route, status, seconds) {
+      const labels = { method: normaliseMethod(method), route, status: String(status) };
+      requests.inc(labels);
+      latency.observe(labels, seconds);
+    },
     close() {
       diagnostics.unsubscribe(TASK_CHANNEL, onTask);
     },
