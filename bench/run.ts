@@ -17,7 +17,7 @@ import { loadConfig } from '../src/config.js';
 import type { KernelReport } from './kernels.js';
 import { runLoad, type LoadResult } from './load.js';
 import { allScenarios, loadImages, multipartBody, type Scenario } from './scenarios.js';
-import { sampleRss, startCvServe, startPeer, waitIdle, type Target } from './targets.js';
+import { sampleRss, startCvServe, startPeer, treeCpuMs, waitIdle, type Target } from './targets.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..');
@@ -71,6 +71,8 @@ interface Row extends LoadResult {
   scenario: string;
   target: string;
   peakRssMb: number;
+  /** Server CPU time (all its threads and processes) per answered request, during the run: noise-resistant. */
+  cpuMsPerReq: number;
   /** One answer, for checking that the servers agree. */
   answer: string;
 }
@@ -138,7 +140,7 @@ function kernelLimit(s: Scenario, kernels: KernelReport | undefined, workers: { 
 const fmt = (v: number, digits = 1) => (Number.isFinite(v) ? v.toFixed(digits) : '-');
 
 function printTable(rows: Row[], scenarios: Scenario[], limits: Map<string, number>): string {
-  const header = ['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'peak RSS MB', 'x best peer', 'p99 vs peer', '% of limit'];
+  const header = ['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'peak RSS MB', 'CPU ms/req', 'x best peer', 'p99 vs peer', '% of limit'];
   const lines: string[][] = [header];
   for (const s of scenarios) {
     const group = rows.filter((r) => r.scenario === s.id);
@@ -147,7 +149,7 @@ function printTable(rows: Row[], scenarios: Scenario[], limits: Map<string, numb
     const best = peers.sort((a, b) => b.rps - a.rps)[0];
     for (const r of group) {
       if (r.ok === 0 && r.answer && !r.answer.includes('B') && /^(HTTP|failed)/.test(r.answer)) {
-        lines.push([s.id, r.target, '-', '-', '-', String(r.errors), '-', '', '', `unavailable: ${r.answer.slice(0, 40)}`]);
+        lines.push([s.id, r.target, '-', '-', '-', String(r.errors), '-', '-', '', '', `unavailable: ${r.answer.slice(0, 40)}`]);
         continue;
       }
       const isCv = r.target === 'cvserve';
@@ -160,6 +162,7 @@ function printTable(rows: Row[], scenarios: Scenario[], limits: Map<string, numb
         fmt(r.p99, r.p99 >= 100 ? 0 : 1),
         String(r.errors),
         fmt(r.peakRssMb, 0),
+        fmt(r.cpuMsPerReq, r.cpuMsPerReq >= 100 ? 0 : 1),
         isCv && best ? `${fmt(r.rps / best.rps, 2)}x` : '',
         isCv && best ? (r.p99 <= best.p99 ? 'ok' : `${fmt(r.p99 / best.p99, 2)}x`) : '',
         isCv && limit ? `${fmt((100 * r.rps) / limit, 0)}% of ${fmt(limit, 1)}` : '',
@@ -243,15 +246,17 @@ async function main(): Promise<void> {
         }
         if (answer.startsWith('HTTP ') || answer.startsWith('failed')) {
           console.log(`  ${s.id.padEnd(22)} ${t.name.padEnd(12)} skipped: ${answer}`);
-          rows.push({ scenario: s.id, target: t.name, rps: 0, p50: NaN, p99: NaN, mean: NaN, ok: 0, errors: 1, statusCodes: {}, durationS: 0, peakRssMb: NaN, answer });
+          rows.push({ scenario: s.id, target: t.name, rps: 0, p50: NaN, p99: NaN, mean: NaN, ok: 0, errors: 1, statusCodes: {}, durationS: 0, peakRssMb: NaN, cpuMsPerReq: NaN, answer });
           continue;
         }
         await waitIdle(t.process.pid!);
         const rss = sampleRss(t.process.pid!);
+        const cpuBefore = treeCpuMs(t.process.pid!);
         const result = await runLoad({ ...p, connections: s.connections, durationS: args.durationS * s.durationFactor });
+        const cpuMsPerReq = (treeCpuMs(t.process.pid!) - cpuBefore) / Math.max(1, result.ok);
         const peakRssMb = rss.stop();
-        rows.push({ scenario: s.id, target: t.name, ...result, peakRssMb, answer });
-        console.log(`  ${s.id.padEnd(22)} ${t.name.padEnd(12)} ${fmt(result.rps).padStart(8)} req/s  p50 ${fmt(result.p50)} ms  p99 ${fmt(result.p99)} ms  errors ${result.errors}  [${answer}]`);
+        rows.push({ scenario: s.id, target: t.name, ...result, peakRssMb, cpuMsPerReq, answer });
+        console.log(`  ${s.id.padEnd(22)} ${t.name.padEnd(12)} ${fmt(result.rps).padStart(8)} req/s  p50 ${fmt(result.p50)} ms  p99 ${fmt(result.p99)} ms  errors ${result.errors}  cpu ${fmt(cpuMsPerReq)} ms/req  [${answer}]`);
         await waitIdle(t.process.pid!);
       }
     }
@@ -260,7 +265,7 @@ async function main(): Promise<void> {
     console.log(`\n${table}\n`);
     if (kernels) {
       console.log('kernel times (one thread; limit = workers / kernel time):');
-      for (const [name, k] of Object.entries(kernels.kernels)) console.log(`  ${name.padEnd(16)} ${fmt(k.ms, 2).padStart(8)} ms  ${k.what}`);
+      for (const [name, k] of Object.entries(kernels.kernels)) console.log(`  ${name.padEnd(16)} ${fmt(k.ms, 2).padStart(8)} ms (cpu ${fmt(k.cpuMs, 2)} ms)  ${k.what}`);
       for (const [name, why] of Object.entries(kernels.skipped)) console.log(`  ${name.padEnd(16)} skipped: ${why}`);
       console.log(`  workers: opencv ${workers.opencv}, onnx ${workers.onnx} x ${config.onnxThreads} threads`);
     }
