@@ -118,7 +118,7 @@ async function onnxKernels(report: KernelReport, modelsDir: string, threads: num
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
-    extra: { session: { x64quantprecision: '1' } },
+    extra: { session: { x64quantprecision: '1', intra_op: { allow_spinning: '0' } } },
   } as const;
   const models: [string, string, number[], string, number?][] = [
     ['predict', 'mobilenetv2-12-int8.onnx', [1, 3, 224, 224], 'session.run, MobileNetV2 int8, batch 1'],

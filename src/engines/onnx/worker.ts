@@ -29,7 +29,9 @@ async function createSession(): Promise<ort.InferenceSession> {
     // int8 models: on x64 CPUs without VNNI (AVX2 only) the fast u8s8 kernels saturate and shift
     // the logits (MobileNetV2-int8 ranks car.jpg "convertible" over "sports car"); the exact
     // u8u8 kernels give the same answers as VNNI machines.
-    extra: { session: { x64quantprecision: '1' } },
+    // No spin-waiting between ops: ORT's intra-op threads otherwise burn a core polling for work,
+    // which on a small machine takes it from the other workers (OpenCV, other models).
+    extra: { session: { x64quantprecision: '1', intra_op: { allow_spinning: '0' } } },
   });
   const warmup: Feeds = {};
   for (const [name, w] of Object.entries(data.warmup)) {
