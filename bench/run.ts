@@ -1,6 +1,7 @@
 /**
  * npm run bench -- [--vs-peer] [--duration 5] [--quick] [--only REGEX] [--no-build] [--no-kernels]
  *                  [--env NAME=VALUE ...] [--cpu-prof] [--label TEXT]
+ *                  [--baseline GIT_REF [--baseline-env NAME=VALUE ...]]
  *
  * Builds cvserve, starts its production build on 127.0.0.1 (and with --vs-peer the Python peer, once
  * under gunicorn -w 2 and once under Flask's dev server), runs every scenario against each server in
@@ -9,7 +10,7 @@
  * to bench/results/<time>.json. All traffic stays on 127.0.0.1.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,11 +33,15 @@ interface Args {
   kernels: boolean;
   env: Record<string, string>;
   cpuProf: boolean;
+  /** A git ref of cvserve to run side by side as "before" (built from `git archive` in /tmp). */
+  baseline?: string;
+  /** Extra environment for the baseline only. */
+  baselineEnv: Record<string, string>;
   label?: string;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { vsPeer: false, durationS: 5, quick: false, build: true, kernels: true, env: {}, cpuProf: false };
+  const a: Args = { vsPeer: false, durationS: 5, quick: false, build: true, kernels: true, env: {}, cpuProf: false, baselineEnv: {} };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const next = () => {
@@ -53,6 +58,12 @@ function parseArgs(argv: string[]): Args {
       case '--no-kernels': a.kernels = false; break;
       case '--cpu-prof': a.cpuProf = true; break;
       case '--label': a.label = next(); break;
+      case '--baseline': a.baseline = next(); break;
+      case '--baseline-env': {
+        const [k, ...v] = next().split('=');
+        a.baselineEnv[k!] = v.join('=');
+        break;
+      }
       case '--env': {
         const [k, ...v] = next().split('=');
         a.env[k!] = v.join('=');
@@ -140,16 +151,17 @@ function kernelLimit(s: Scenario, kernels: KernelReport | undefined, workers: { 
 const fmt = (v: number, digits = 1) => (Number.isFinite(v) ? v.toFixed(digits) : '-');
 
 function printTable(rows: Row[], scenarios: Scenario[], limits: Map<string, number>): string {
-  const header = ['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'peak RSS MB', 'CPU ms/req', 'x best peer', 'p99 vs peer', '% of limit'];
+  const header = ['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'peak RSS MB', 'CPU ms/req', 'x best peer', 'p99 vs peer', '% of limit', 'x before'];
   const lines: string[][] = [header];
   for (const s of scenarios) {
     const group = rows.filter((r) => r.scenario === s.id);
     if (group.length === 0) continue;
-    const peers = group.filter((r) => r.target !== 'cvserve' && r.ok > 0);
+    const peers = group.filter((r) => !r.target.startsWith('cvserve') && r.ok > 0);
+    const before = group.find((r) => r.target === BASELINE_NAME && r.ok > 0);
     const best = peers.sort((a, b) => b.rps - a.rps)[0];
     for (const r of group) {
       if (r.ok === 0 && r.answer && !r.answer.includes('B') && /^(HTTP|failed)/.test(r.answer)) {
-        lines.push([s.id, r.target, '-', '-', '-', String(r.errors), '-', '-', '', '', `unavailable: ${r.answer.slice(0, 40)}`]);
+        lines.push([s.id, r.target, '-', '-', '-', String(r.errors), '-', '-', '', '', `unavailable: ${r.answer.slice(0, 40)}`, '']);
         continue;
       }
       const isCv = r.target === 'cvserve';
@@ -166,6 +178,7 @@ function printTable(rows: Row[], scenarios: Scenario[], limits: Map<string, numb
         isCv && best ? `${fmt(r.rps / best.rps, 2)}x` : '',
         isCv && best ? (r.p99 <= best.p99 ? 'ok' : `${fmt(r.p99 / best.p99, 2)}x`) : '',
         isCv && limit ? `${fmt((100 * r.rps) / limit, 0)}% of ${fmt(limit, 1)}` : '',
+        isCv && before ? `${fmt(r.rps / before.rps, 2)}x` : '',
       ]);
     }
   }
@@ -177,6 +190,25 @@ function printTable(rows: Row[], scenarios: Scenario[], limits: Map<string, numb
     })
     .join('\n');
   return text;
+}
+
+const BASELINE_NAME = 'cvserve-before';
+
+/**
+ * The given ref's tree, exported with `git archive` into /tmp (the repository is not touched),
+ * sharing this checkout's node_modules, and built once.
+ */
+function prepareBaseline(ref: string): string {
+  const sha = execFileSync('git', ['rev-parse', '--short', `${ref}^{commit}`], { cwd: repoRoot }).toString().trim();
+  const dir = path.join(os.tmpdir(), `cvserve-baseline-${sha}`);
+  if (!existsSync(path.join(dir, 'dist', 'src', 'server.js'))) {
+    console.log(`building baseline ${ref} (${sha}) in ${dir}...`);
+    mkdirSync(dir, { recursive: true });
+    execFileSync('sh', ['-c', `git archive ${sha} | tar -x -C ${JSON.stringify(dir)}`], { cwd: repoRoot });
+    if (!existsSync(path.join(dir, 'node_modules'))) symlinkSync(path.join(repoRoot, 'node_modules'), path.join(dir, 'node_modules'));
+    execFileSync(process.execPath, [path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: dir, stdio: 'inherit' });
+  }
+  return dir;
 }
 
 function gitCommit(): string {
@@ -220,6 +252,10 @@ async function main(): Promise<void> {
         nodeArgs: args.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
       }),
     );
+    if (args.baseline) {
+      const dir = prepareBaseline(args.baseline);
+      targets.push(await startCvServe({ repoRoot: dir, modelsDir: path.join(shared, 'models'), logDir, env: { ...args.env, ...args.baselineEnv }, name: BASELINE_NAME }));
+    }
     if (args.vsPeer) {
       const peer = { peerDir: path.join(shared, 'peers', 'flask_peer'), modelsDir: path.join(shared, 'models'), logDir };
       targets.push(await startPeer({ ...peer, mode: 'gunicorn' }));
