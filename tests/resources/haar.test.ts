@@ -8,18 +8,20 @@ import { testConfig } from '../../src/config.js';
 import type { Engines } from '../../src/engines/engines.js';
 import { OpenCvEngine, type Box } from '../../src/engines/opencv/engine.js';
 import { AppError } from '../../src/errors.js';
+import { ModelStore } from '../../src/models/store.js';
 import { openImage } from '../../src/image/decode.js';
 import { createCatFaceDetectionResource } from '../../src/resources/catfacedetection.js';
 import type { AnyResource, InitContext } from '../../src/resources/contract.js';
 import { createDetectResource } from '../../src/resources/detect.js';
-import { detectionsSchema } from '../../src/resources/haar.js';
+import { detectionsSchema, HaarResource } from '../../src/resources/haar.js';
 import { parseParams } from '../../src/resources/validate.js';
 import { assertSameBoxes, assertValidBox, CAT_CASCADE, FACE_CASCADE, imageBytes, matchBoxes, modelsDir, reference } from './haar-reference.js';
 
 const log = pino({ level: 'silent' });
 
 function contextFor(dir: string, opencv: OpenCvEngine): InitContext {
-  return { config: testConfig({ modelsDir: dir }), engines: { opencv } as unknown as Engines, log };
+  const config = testConfig({ modelsDir: dir, modelsFetch: false });
+  return { config, engines: { opencv, models: ModelStore.fromConfig(config) } as unknown as Engines, log };
 }
 
 async function run(resource: AnyResource, image: string, fields: Record<string, unknown> = {}) {
@@ -135,7 +137,9 @@ describe('/detect and /catfacedetection resources', () => {
     before(async () => {
       emptyDir = await mkdtemp(path.join(os.tmpdir(), 'cvserve-haar-empty-'));
       brokenDir = await mkdtemp(path.join(os.tmpdir(), 'cvserve-haar-broken-'));
-      await writeFile(path.join(brokenDir, FACE_CASCADE), '<?xml version="1.0"?>\n<opencv_storage><cascade>not a cascade</cascade></opencv_storage>\n');
+      const broken = '<?xml version="1.0"?>\n<opencv_storage><cascade>not a cascade</cascade></opencv_storage>\n';
+      await writeFile(path.join(brokenDir, FACE_CASCADE), broken);
+      await writeFile(path.join(brokenDir, 'custom_cascade.xml'), broken);
       brokenEngine = new OpenCvEngine({ workers: 1, maxQueue: 8, modelsDir: brokenDir });
     });
     after(async () => {
@@ -161,10 +165,18 @@ describe('/detect and /catfacedetection resources', () => {
       });
     });
 
-    test('unparseable file: not ready with a reason, and the worker survives', async () => {
+    test('a manifest cascade with the wrong bytes is refused by its sha256 before OpenCV sees it', async () => {
       const faces = createDetectResource();
       await faces.init(contextFor(brokenDir, brokenEngine));
-      assert.deepEqual(faces.status(), { ready: false, reason: `${FACE_CASCADE} in ${brokenDir} could not be loaded by OpenCV` });
+      const status = faces.status();
+      assert.equal(status.ready, false);
+      assert.match(status.ready ? '' : status.reason, new RegExp(`^${FACE_CASCADE} in .* has sha256 [0-9a-f]{64} .*expects 6281df13`));
+    });
+
+    test('unparseable file (a cascade outside the manifest): not ready with a reason, and the worker survives', async () => {
+      const custom = new HaarResource({ name: 'custom', summary: 'custom', description: 'custom', cascade: 'custom_cascade.xml' }) as unknown as AnyResource;
+      await custom.init(contextFor(brokenDir, brokenEngine));
+      assert.deepEqual(custom.status(), { ready: false, reason: `custom_cascade.xml in ${brokenDir} could not be loaded by OpenCV` });
       const edges = await brokenEngine.canny({ data: new Uint8Array(16 * 16 * 3), width: 16, height: 16, channels: 3 }, 100, 200);
       assert.equal(edges.width, 16);
     });
