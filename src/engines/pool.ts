@@ -138,6 +138,8 @@ export class WorkerPool {
   private startupError?: string;
   private readonly counts = { rejected: 0, dropped: 0, completed: 0, failed: 0, retired: 0, crashed: 0, busySeconds: 0 };
   private readonly readyWaiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
+  /** Set by close() while it waits for running tasks. */
+  private whenIdle?: () => void;
 
   constructor(private readonly options: WorkerPoolOptions) {
     this.name = options.name;
@@ -215,12 +217,18 @@ export class WorkerPool {
     });
   }
 
-  async close(): Promise<void> {
+  /**
+   * Refuses new tasks and fails queued ones, lets running tasks finish for up to `graceMs` (a
+   * worker stopped inside native code, an ONNX Runtime run, risks the process), then stops the
+   * workers, failing what still runs.
+   */
+  async close(graceMs = 5000): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     const shuttingDown = () => new AppError('SHUTTING_DOWN', { detail: `${this.name} pool closed` });
     for (const job of this.pending.splice(0)) settle(job, () => job.reject(shuttingDown()));
     for (const w of this.readyWaiters.splice(0)) w.reject(new Error(`${this.name} pool closed`));
+    await this.runningDone(graceMs);
     await Promise.all(
       this.slots.map(async (slot) => {
         clearTimeout(slot.restartTimer);
@@ -234,8 +242,30 @@ export class WorkerPool {
     );
   }
 
+  /** Resolves when no task runs, or after `timeoutMs`. */
+  private runningDone(timeoutMs: number): Promise<void> {
+    if (!this.slots.some((s) => s.state === 'busy') || timeoutMs <= 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, timeoutMs);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.whenIdle = done;
+    }).finally(() => {
+      this.whenIdle = undefined;
+    });
+  }
+
+  private notifyIfIdle(): void {
+    if (this.whenIdle && !this.slots.some((s) => s.state === 'busy')) this.whenIdle();
+  }
+
   private start(slot: Slot): void {
-    if (this.closed) return;
+    if (this.closed) {
+      slot.state = 'waiting-restart';
+      return;
+    }
     const worker = new Worker(BOOTSTRAP_SCRIPT, {
       eval: true,
       workerData: this.options.workerData,
@@ -252,7 +282,7 @@ export class WorkerPool {
       lastError = err;
     });
     worker.on('exit', (code) => {
-      if (slot.worker !== worker || this.closed) return; // retired on purpose, or shutting down
+      if (slot.worker !== worker) return; // retired on purpose, or stopped by close()
       this.onWorkerDied(slot, lastError?.message ?? `worker exited with code ${code}`);
     });
     worker.postMessage({ type: 'init', module: this.options.filename.href, maxHeapBytes: this.options.maxHeapBytes ?? 0 } satisfies InitMessage);
@@ -298,6 +328,7 @@ export class WorkerPool {
           slot.worker!.unref();
         }
         this.dispatch();
+        this.notifyIfIdle();
         return;
       }
     }
@@ -352,6 +383,7 @@ export class WorkerPool {
       settle(job, () => job.reject(new AppError('INTERNAL', { detail: `${this.name} worker died: ${reason}` })));
     }
     this.start(slot);
+    this.notifyIfIdle();
   }
 
   /** A worker that cannot start is retried with a growing delay, so a broken module does not spin. */

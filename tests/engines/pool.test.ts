@@ -194,15 +194,26 @@ describe('WorkerPool', () => {
     assert.ok(p.stats().busySeconds >= 0.04);
   });
 
-  it('refuses work after close and fails what was queued with SHUTTING_DOWN', async () => {
+  it('on close lets a running task finish, fails what was queued with SHUTTING_DOWN and refuses new work', async () => {
     const p = pool({ size: 1, maxQueue: 2 });
     await p.ready();
-    const running = rejectsWith(run(p, { op: 'sleep', ms: 500 }), 'SHUTTING_DOWN');
+    const running = run(p, { op: 'sleep', ms: 300 });
     const queued = rejectsWith(run(p, { op: 'echo', value: 1 }), 'SHUTTING_DOWN');
     await p.close();
-    await Promise.all([running, queued]);
+    assert.equal(((await running) as { slept: number }).slept, 300);
+    await queued;
     await rejectsWith(run(p, { op: 'echo', value: 2 }), 'SHUTTING_DOWN');
     assert.equal(p.stats().up, false);
+  });
+
+  it('on close fails a running task that outlasts the grace period', async () => {
+    const p = pool({ size: 1, maxQueue: 2 });
+    await p.ready();
+    const running = rejectsWith(run(p, { op: 'sleep', ms: 5000 }), 'SHUTTING_DOWN');
+    const started = Date.now();
+    await p.close(200);
+    await running;
+    assert.ok(Date.now() - started < 3000, 'close did not wait for the task');
   });
 });
 
