@@ -119,7 +119,11 @@ export interface ReplicaOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** One cvserve replica on 127.0.0.1 with a kernel-chosen port, sized like one pod of deploy/k8s. */
+/**
+ * One cvserve replica on 127.0.0.1 with a kernel-chosen port, sized like one pod of deploy/k8s.
+ * The allocator variables of the calling shell (MALLOC_ARENA_MAX, LD_PRELOAD) are passed on, so the
+ * same run can be compared under glibc, glibc with two arenas, and jemalloc.
+ */
 export function startReplica(options: ReplicaOptions): Promise<ServerProcess> {
   return startServerProcess({
     command: options.dist ? ['node', 'dist/src/server.js'] : ['node', '--import', 'tsx', 'src/server.ts'],
@@ -136,6 +140,7 @@ export function startReplica(options: ReplicaOptions): Promise<ServerProcess> {
       CVSERVE_OPENCV_WORKERS: '1',
       CVSERVE_ONNX_WORKERS: '1',
       CVSERVE_ONNX_THREADS: '1',
+      ...Object.fromEntries(['MALLOC_ARENA_MAX', 'LD_PRELOAD'].filter((k) => process.env[k]).map((k) => [k, process.env[k]])),
       ...options.env,
     },
   });
