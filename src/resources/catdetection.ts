@@ -3,10 +3,9 @@ import { AppError } from '../errors.js';
 import { allocateBatch, batchDims, packImage, prepareImage } from '../image/preprocess.js';
 import type { DrawBox, ImageInput } from '../image/types.js';
 import type { DetectModel } from '../models/manifest.js';
-import type { InitContext, Resource, ResourceResult, ResourceStatus, RunContext } from './contract.js';
+import type { Resource, ResourceResult, RunContext } from './contract.js';
 import { decodeSsd, decodeYolox, nmsPerClass, type Detection } from './onnx/decoders.js';
-import { OnnxModelBinding } from './onnx/model-resource.js';
-import type { ModelChoice } from './predict.js';
+import { OnnxModelResource, type ModelChoice } from './onnx/model-resource.js';
 import { drawParam, formatParam, param } from './params.js';
 
 const params = z.strictObject({
@@ -28,8 +27,7 @@ export const catDetectionSchema = z.object({
 });
 
 /** /catdetection: objects (cats by default) with the manifest's detector (YOLOX-nano by default). */
-export class CatDetectionResource implements Resource<typeof params> {
-  readonly name: string;
+export class CatDetectionResource extends OnnxModelResource<DetectModel> implements Resource<typeof params> {
   readonly summary = 'Cat (and other COCO object) detection';
   readonly description =
     'Detects objects with the manifest\'s detector (default YOLOX-nano, COCO classes, ONNX Runtime; SSD-style models are supported too) and ' +
@@ -37,23 +35,9 @@ export class CatDetectionResource implements Resource<typeof params> {
     'Cats only unless labels says otherwise (labels=dog,cat or labels=all). draw=true answers the image with the boxes drawn.';
   readonly params = params;
   readonly output = { kind: 'json', schema: catDetectionSchema, drawable: true } as const;
-  private readonly binding: OnnxModelBinding<DetectModel>;
 
   constructor(choice: ModelChoice = {}) {
-    this.name = choice.name ?? 'catdetection';
-    this.binding = new OnnxModelBinding(this.name, 'detect', choice.modelId);
-  }
-
-  init(ctx: InitContext): Promise<void> {
-    return this.binding.init(ctx);
-  }
-
-  status(): ResourceStatus {
-    return this.binding.status();
-  }
-
-  settled(): Promise<void> {
-    return this.binding.settled();
+    super('catdetection', 'detect', choice);
   }
 
   async run(input: ImageInput, p: z.output<typeof params>, ctx: RunContext): Promise<ResourceResult> {
@@ -79,10 +63,6 @@ export class CatDetectionResource implements Resource<typeof params> {
     }));
     const boxes: DrawBox[] = result.map((r) => ({ box: r.box, label: `${r.label} ${r.score.toFixed(2)}` }));
     return { kind: 'json', body: { status: 'ok', result }, boxes };
-  }
-
-  async close(): Promise<void> {
-    this.binding.close();
   }
 }
 

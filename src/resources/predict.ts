@@ -2,9 +2,9 @@ import { z } from 'zod';
 import type { ImageInput } from '../image/types.js';
 import { allocateBatch, batchDims, packImage, prepareImage } from '../image/preprocess.js';
 import type { ClassifyModel } from '../models/manifest.js';
-import type { InitContext, Resource, ResourceResult, ResourceStatus, RunContext } from './contract.js';
+import type { Resource, ResourceResult, RunContext } from './contract.js';
 import { topK } from './onnx/decoders.js';
-import { OnnxModelBinding } from './onnx/model-resource.js';
+import { OnnxModelResource, type ModelChoice } from './onnx/model-resource.js';
 import { param } from './params.js';
 
 const params = z.strictObject({
@@ -17,40 +17,17 @@ export const predictionsSchema = z.object({
   predictions: z.array(z.object({ label: z.string(), probability: z.number().min(0).max(1) })),
 });
 
-export interface ModelChoice {
-  /** A model id from the manifest instead of the one `routes` names for this route. */
-  modelId?: string;
-  /** Route name (default `predict`). */
-  name?: string;
-}
-
 /** /predict: ImageNet classification with the manifest's classifier (MobileNetV2 int8 by default). */
-export class PredictResource implements Resource<typeof params> {
-  readonly name: string;
+export class PredictResource extends OnnxModelResource<ClassifyModel> implements Resource<typeof params> {
   readonly summary = 'Image classification (ImageNet-1k)';
   readonly description =
     'Classifies the image with the manifest\'s classifier (default MobileNetV2, int8, ONNX Runtime): shorter side to 256, centre crop 224, ' +
     'ImageNet mean/std, softmax. Answers {"success": true, "predictions": [{"label": "tabby", "probability": 0.29}, ...]}, best first.';
   readonly params = params;
   readonly output = { kind: 'json', schema: predictionsSchema } as const;
-  private readonly binding: OnnxModelBinding<ClassifyModel>;
 
   constructor(choice: ModelChoice = {}) {
-    this.name = choice.name ?? 'predict';
-    this.binding = new OnnxModelBinding(this.name, 'classify', choice.modelId);
-  }
-
-  init(ctx: InitContext): Promise<void> {
-    return this.binding.init(ctx);
-  }
-
-  status(): ResourceStatus {
-    return this.binding.status();
-  }
-
-  /** Settles once the model is loaded or has definitely failed. */
-  settled(): Promise<void> {
-    return this.binding.settled();
+    super('predict', 'classify', choice);
   }
 
   async run(input: ImageInput, p: z.output<typeof params>, ctx: RunContext): Promise<ResourceResult> {
@@ -66,10 +43,6 @@ export class PredictResource implements Resource<typeof params> {
       probability: Math.round(r.probability * 1e4) / 1e4,
     }));
     return { kind: 'json', body: { success: true, predictions } };
-  }
-
-  async close(): Promise<void> {
-    this.binding.close();
   }
 }
 

@@ -2,10 +2,9 @@ import { z } from 'zod';
 import { AppError } from '../errors.js';
 import type { ImageInput } from '../image/types.js';
 import type { SuperresModel } from '../models/manifest.js';
-import type { InitContext, Resource, ResourceResult, ResourceStatus, RunContext } from './contract.js';
-import { OnnxModelBinding } from './onnx/model-resource.js';
+import type { InitContext, Resource, ResourceResult, RunContext } from './contract.js';
+import { OnnxModelResource, type ModelChoice } from './onnx/model-resource.js';
 import { upscaleImage } from './onnx/superres.js';
-import type { ModelChoice } from './predict.js';
 import { formatParam } from './params.js';
 
 const params = z.strictObject({
@@ -13,8 +12,7 @@ const params = z.strictObject({
 });
 
 /** /upscale: super-resolution with the manifest's model (ESPCN x3 on luma by default). */
-export class UpscaleResource implements Resource<typeof params> {
-  readonly name: string;
+export class UpscaleResource extends OnnxModelResource<SuperresModel> implements Resource<typeof params> {
   readonly summary = 'Super-resolution upscaling';
   readonly description =
     'Upscales the image with the manifest\'s super-resolution model (default ESPCN x3 on the luma channel, chroma bicubic), in overlapping ' +
@@ -22,25 +20,15 @@ export class UpscaleResource implements Resource<typeof params> {
     '{"imageBase64": ...} gets {"imageBase64": ...} back. Output larger than CVSERVE_MAX_OUTPUT_PIXELS is refused with 413.';
   readonly params = params;
   readonly output = { kind: 'image' } as const;
-  private readonly binding: OnnxModelBinding<SuperresModel>;
   private maxOutputPixels = 0;
 
   constructor(choice: ModelChoice = {}) {
-    this.name = choice.name ?? 'upscale';
-    this.binding = new OnnxModelBinding(this.name, 'superres', choice.modelId);
+    super('upscale', 'superres', choice);
   }
 
-  init(ctx: InitContext): Promise<void> {
+  override init(ctx: InitContext): Promise<void> {
     this.maxOutputPixels = ctx.config.maxOutputPixels;
-    return this.binding.init(ctx);
-  }
-
-  status(): ResourceStatus {
-    return this.binding.status();
-  }
-
-  settled(): Promise<void> {
-    return this.binding.settled();
+    return super.init(ctx);
   }
 
   async run(input: ImageInput, _p: z.output<typeof params>, ctx: RunContext): Promise<ResourceResult> {
@@ -62,10 +50,6 @@ export class UpscaleResource implements Resource<typeof params> {
       signal: ctx.signal,
     });
     return { kind: 'image', image, format: 'input' };
-  }
-
-  async close(): Promise<void> {
-    this.binding.close();
   }
 }
 

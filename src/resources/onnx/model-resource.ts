@@ -6,6 +6,13 @@ import { findModel, modelFiles, modelForRoute, spatialSize, type ModelEntry } fr
 import type { ModelGate, ModelStore } from '../../models/store.js';
 import type { InitContext, ResourceStatus } from '../contract.js';
 
+export interface ModelChoice {
+  /** A model id from the manifest instead of the one `routes` names for this route. */
+  modelId?: string;
+  /** Route name (default: the resource's own). */
+  name?: string;
+}
+
 /** Reads a labels file: one name per line, line i = class i. */
 export async function readLabels(file: string): Promise<string[]> {
   const lines = (await readFile(file, 'utf8')).split(/\r?\n/);
@@ -94,5 +101,33 @@ export class OnnxModelBinding<M extends ModelEntry> {
     const size = this.model && spatialSize(this.model.input);
     if (!size) throw new Error('the model input has no fixed size');
     return size;
+  }
+}
+
+/** The lifecycle every ONNX-backed resource delegates to its binding; subclasses add params and run. */
+export abstract class OnnxModelResource<M extends ModelEntry> {
+  readonly name: string;
+  protected readonly binding: OnnxModelBinding<M>;
+
+  protected constructor(defaultName: string, task: M['task'], choice: ModelChoice) {
+    this.name = choice.name ?? defaultName;
+    this.binding = new OnnxModelBinding<M>(this.name, task, choice.modelId);
+  }
+
+  init(ctx: InitContext): Promise<void> {
+    return this.binding.init(ctx);
+  }
+
+  status(): ResourceStatus {
+    return this.binding.status();
+  }
+
+  /** Settles once the model is loaded or has definitely failed. */
+  settled(): Promise<void> {
+    return this.binding.settled();
+  }
+
+  async close(): Promise<void> {
+    this.binding.close();
   }
 }
