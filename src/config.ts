@@ -48,7 +48,7 @@ export const SETTINGS = {
   detectSplitMinPixels: {
     env: 'CVSERVE_DETECT_SPLIT_MIN_PIXELS',
     schema: int(0, 1_000_000_000),
-    default: '1000000',
+    default: '250000',
     doc: 'Haar detection on images with at least this many pixels is split by scale across idle OpenCV workers (identical answer, lower latency). 0: never.',
   },
   opencvMaxQueue: { env: 'CVSERVE_OPENCV_MAX_QUEUE', schema: int(0, 100_000), default: '64', doc: 'Tasks waiting for an OpenCV worker before requests get 503 + Retry-After.' },
