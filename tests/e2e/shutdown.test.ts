@@ -122,11 +122,15 @@ describe('graceful shutdown of the real server process', () => {
     await new Promise((r) => setTimeout(r, 50));
 
     assert.ok(child.kill('SIGTERM'));
-    const refused = await until(async () => {
+    // A connection the kernel queued just as the listener closed is reset (ECONNRESET); after
+    // that the port refuses outright. Any other outcome, or one still connecting, fails by timeout.
+    const outcomes = new Set<string>();
+    await until(async () => {
       const outcome = await connectOutcome(port);
-      return outcome === 'connected' ? undefined : outcome;
+      outcomes.add(outcome);
+      return outcome === 'ECONNREFUSED' ? outcome : undefined;
     }, 'new connections are refused', 10_000);
-    assert.equal(refused, 'ECONNREFUSED');
+    assert.deepEqual([...outcomes].filter((o) => o !== 'connected' && o !== 'ECONNRESET' && o !== 'ECONNREFUSED'), []);
 
     probe.write('\r\n');
     const probeAnswer = await new Promise<string>((resolve) => {
