@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import type { CvServe } from '../../src/app.js';
 import { createTestApp } from '../helpers/app.js';
+import { servePhotos } from '../helpers/photo-server.js';
 import { edgeIoU, grayPixels } from '../helpers/images.js';
 import { image, reference } from '../helpers/paths.js';
 
@@ -13,23 +12,18 @@ const PHOTOS = ['test_face_processing.jpg', 'cat_small.jpg', 'car.jpg'];
 
 describe('/canny', () => {
   let svc: CvServe;
-  let server: http.Server;
+  let photos: Awaited<ReturnType<typeof servePhotos>>;
   let base: string;
 
   before(async () => {
     svc = await createTestApp({ allowPrivateNetworks: true });
     // A local image server for the ?url= way (private networks are allowed in this app only).
-    server = http.createServer((req, res) => {
-      const name = decodeURIComponent((req.url ?? '/').slice(1));
-      if (!PHOTOS.includes(name)) return void res.writeHead(404).end();
-      res.writeHead(200, { 'Content-Type': 'image/jpeg' }).end(readFileSync(image(name)));
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    photos = await servePhotos(PHOTOS);
+    base = photos.base;
   });
   after(async () => {
     await svc.close();
-    await new Promise((resolve) => server.close(resolve));
+    await photos.close();
   });
 
   for (const name of PHOTOS) {

@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, symlink } from 'node:fs/promises';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -10,6 +8,7 @@ import request from 'supertest';
 import type { CvServe } from '../../src/app.js';
 import type { Box } from '../../src/engines/opencv/protocol.js';
 import { createTestApp } from '../helpers/app.js';
+import { servePhotos } from '../helpers/photo-server.js';
 import { assertSameBoxes, CAT_CASCADE, FACE_CASCADE, imageBytes, matchBoxes, modelsDir, reference } from '../resources/haar-reference.js';
 
 const PHOTOS = Object.keys(reference.images);
@@ -18,23 +17,18 @@ type Way = 'GET ?url=' | 'multipart image' | 'raw image/jpeg body' | 'JSON image
 
 describe('/detect and /catfacedetection over HTTP', () => {
   let svc: CvServe;
-  let server: http.Server;
+  let photos: Awaited<ReturnType<typeof servePhotos>>;
   let base: string;
 
   before(async () => {
     svc = await createTestApp({ allowPrivateNetworks: true });
     // A local image server for the ?url= way (private networks are allowed in this app only).
-    server = http.createServer((req, res) => {
-      const name = decodeURIComponent((req.url ?? '/').slice(1));
-      if (!PHOTOS.includes(name)) return void res.writeHead(404).end();
-      res.writeHead(200, { 'Content-Type': 'image/jpeg' }).end(imageBytes(name));
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    photos = await servePhotos(PHOTOS);
+    base = photos.base;
   });
   after(async () => {
     await svc.close();
-    await new Promise((resolve) => server.close(resolve));
+    await photos.close();
   });
 
   function send(route: string, way: Way, name: string, query = ''): request.Test {
