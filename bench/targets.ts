@@ -57,6 +57,18 @@ function stopper(child: ChildProcess): () => Promise<void> {
     });
 }
 
+/** Waits until the server answers; a server that does not is stopped. Returns its stop function. */
+async function readyOrStopped(child: ChildProcess, baseUrl: string): Promise<() => Promise<void>> {
+  const stop = stopper(child);
+  try {
+    await waitUntilReady(baseUrl, child, 60_000);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return stop;
+}
+
 function logFile(logDir: string, name: string): number {
   return openSync(path.join(logDir, `${name}.log`), 'w');
 }
@@ -90,13 +102,7 @@ export async function startCvServe(o: CvServeOptions): Promise<Target> {
     stdio: ['ignore', out, out],
   });
   const baseUrl = `http://${BENCH_HOST}:${port}`;
-  const stop = stopper(child);
-  try {
-    await waitUntilReady(baseUrl, child, 60_000);
-  } catch (err) {
-    await stop();
-    throw err;
-  }
+  const stop = await readyOrStopped(child, baseUrl);
   const routes = new Set(['/ping', '/canny', '/detect', '/catfacedetection', '/predict', '/catdetection', '/upscale']);
   return { name: o.name ?? 'cvserve', kind: 'cvserve', baseUrl, process: child, routes, stop };
 }
@@ -128,13 +134,7 @@ export async function startPeer(o: PeerOptions): Promise<Target> {
     stdio: ['ignore', out, out],
   });
   const baseUrl = `http://${BENCH_HOST}:${port}`;
-  const stop = stopper(child);
-  try {
-    await waitUntilReady(baseUrl, child, 60_000);
-  } catch (err) {
-    await stop();
-    throw err;
-  }
+  const stop = await readyOrStopped(child, baseUrl);
   return { name, kind: 'peer', baseUrl, process: child, routes: PEER_ROUTES, stop };
 }
 
