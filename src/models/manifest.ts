@@ -9,6 +9,11 @@ import { z } from 'zod';
  * for each ONNX model how to feed it and how to read its output. Routes pick their model by id
  * from `routes`, so another classifier, detector or super-resolution model of a supported family
  * is a manifest entry, not code.
+ *
+ * DeepStack / CodeProject.AI custom models: every `detect` model is one, named by its `id`
+ * (`POST /v1/vision/custom/<id>`; `/v1/vision/custom/list` lists them all, in manifest order), so
+ * a user's detector is served by name as soon as it is in the manifest. Ids are lowercase, so the
+ * lookup ignores case; `list` is reserved for the listing and cannot be a detector's id.
  */
 
 /** A plain file name: no directories, so no entry can point outside the models directory. */
@@ -81,6 +86,42 @@ const yolox = z.strictObject({
   nmsIou: z.number().min(0).max(1),
 });
 
+/**
+ * Ultralytics detectors exported to ONNX (`yolo export format=onnx`, or yolov5's `export.py
+ * --include onnx`), decoded as their own `non_max_suppression` does. Both put the box centre and
+ * size in model-input pixels and already apply the sigmoid (`activation: none`).
+ *
+ * - `yolov5`: output `[1, N, 5 + classes]` (e.g. `output0` [1, 25200, 85] at 640), rows
+ *   `cx, cy, w, h, objectness, class scores…`; score = objectness × the best class score.
+ * - `yolov8`: output `[1, 4 + classes, N]` (e.g. `output0` [1, 84, 8400] at 640), transposed,
+ *   rows `cx, cy, w, h` then one row per class; score = the best class score, no objectness.
+ *   YOLO11 (and YOLOv9 as Ultralytics exports it) has the same layout.
+ *
+ * Adding one: list the .onnx file and a labels file (one class name per line, line i = class i,
+ * as in the model's `names`) in `files`, then a `detect` model. Ultralytics preprocessing is a
+ * centred letterbox with fill 114, RGB, pixels / 255:
+ *
+ *     { "id": "ipcam-general", "file": "ipcam-general.onnx", "task": "detect", "labels": "ipcam-general.txt",
+ *       "input": { "name": "images", "shape": [1, 3, 640, 640], "layout": "NCHW", "dtype": "float32" },
+ *       "preprocess": { "resize": { "mode": "letterbox", "align": "center", "fill": 114, "kernel": "linear" },
+ *                       "channels": "RGB", "scale": 0.00392156862745098, "mean": [0, 0, 0], "std": [1, 1, 1] },
+ *       "decoder": { "family": "yolov8", "output": "output0", "nmsIou": 0.45 } }
+ *
+ * Export with a fixed input size (no `dynamic=True`) and without `nms=True` (end-to-end outputs
+ * `[1, 300, 6]`, as YOLOv10 and YOLO26 give by default, are not these layouts).
+ */
+const yolo = <F extends 'yolov5' | 'yolov8'>(family: F) =>
+  z.strictObject({
+    family: z.literal(family),
+    output: z.string().min(1),
+    /** `none` (default) when the export applies the sigmoid, as Ultralytics exports do; `sigmoid` for raw logits. */
+    activation: z.enum(['sigmoid', 'none']).default('none'),
+    /** Per-class NMS IoU (yolov5 detect.py uses 0.45, Ultralytics predict 0.7). */
+    nmsIou: z.number().min(0).max(1),
+  });
+const yolov5 = yolo('yolov5');
+const yolov8 = yolo('yolov8');
+
 const ssd = z.strictObject({
   family: z.literal('ssd'),
   outputs: z.strictObject({
@@ -121,9 +162,12 @@ const modelBase = { id: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/), file: fileNa
 
 const modelEntry = z.discriminatedUnion('task', [
   z.strictObject({ ...modelBase, task: z.literal('classify'), labels: fileName, preprocess: preprocessSpec, decoder: softmaxTopk }),
-  z.strictObject({ ...modelBase, task: z.literal('detect'), labels: fileName, preprocess: preprocessSpec, decoder: z.discriminatedUnion('family', [yolox, ssd]) }),
+  z.strictObject({ ...modelBase, task: z.literal('detect'), labels: fileName, preprocess: preprocessSpec, decoder: z.discriminatedUnion('family', [yolox, yolov5, yolov8, ssd]) }),
   z.strictObject({ ...modelBase, task: z.literal('superres'), superres: superresSpec }),
 ]);
+
+/** `/v1/vision/custom/list`: the one name a detector cannot have. */
+export const CUSTOM_LIST = 'list';
 
 export const manifestSchema = z
   .strictObject({
@@ -146,6 +190,9 @@ export const manifestSchema = z
       ids.add(model.id);
       const needed = [model.file, ...('labels' in model ? [model.labels] : [])];
       for (const f of needed) if (!files.has(f)) ctx.addIssue({ code: 'custom', message: `model ${model.id} needs ${f}, which is not in files` });
+      if (model.task === 'detect' && model.id === CUSTOM_LIST) {
+        ctx.addIssue({ code: 'custom', message: `model id ${CUSTOM_LIST} is reserved (/v1/vision/custom/${CUSTOM_LIST} lists the detectors)` });
+      }
       if (model.input.dtype === 'uint8' && 'preprocess' in model) {
         const p = model.preprocess;
         if (p.scale !== 1 || p.mean.some((v) => v !== 0) || p.std.some((v) => v !== 1)) {
@@ -260,4 +307,15 @@ export function modelForRoute(manifest: Manifest, route: string): ModelEntry | u
 /** The files a model needs: the network and, for classifiers and detectors, its labels. */
 export function modelFiles(model: ModelEntry): string[] {
   return 'labels' in model ? [model.file, model.labels] : [model.file];
+}
+
+/** The DeepStack custom models: every detector, in manifest order; each one's name is its id. */
+export function customModels(manifest: Manifest): DetectModel[] {
+  return manifest.models.filter((m): m is DetectModel => m.task === 'detect');
+}
+
+/** The detector `/v1/vision/custom/<name>` runs (case ignored), or undefined. */
+export function findCustomModel(manifest: Manifest, name: string): DetectModel | undefined {
+  const wanted = name.toLowerCase();
+  return customModels(manifest).find((m) => m.id === wanted);
 }

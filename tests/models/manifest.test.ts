@@ -94,3 +94,43 @@ describe('model manifest', () => {
     });
   });
 });
+
+describe('manifest: yolov5 and yolov8 decoder entries', () => {
+  const base = () => JSON.parse(JSON.stringify({ version: 1, files: [], models: [] })) as { files: unknown[]; models: unknown[] };
+  const files = (id: string) => [
+    { file: `${id}.onnx`, kind: 'onnx', bytes: 1, sha256: '0'.repeat(64), url: 'https://example.invalid/x.onnx', license: 'test', source: 'test' },
+    { file: `${id}.txt`, kind: 'labels', bytes: 1, sha256: '1'.repeat(64), url: 'https://example.invalid/x.txt', license: 'test', source: 'test' },
+  ];
+  const entry = (id: string, decoder: Record<string, unknown>) => ({
+    id,
+    file: `${id}.onnx`,
+    task: 'detect',
+    labels: `${id}.txt`,
+    input: { name: 'images', shape: [1, 3, 640, 640], layout: 'NCHW', dtype: 'float32' },
+    preprocess: { resize: { mode: 'letterbox', align: 'center', fill: 114 }, channels: 'RGB', scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1] },
+    decoder,
+  });
+
+  test('activation defaults to none; nmsIou is required; labels must be listed', () => {
+    const m = base();
+    m.files.push(...files('a'), ...files('b'));
+    m.models.push(entry('a', { family: 'yolov5', output: 'output0', nmsIou: 0.45 }), entry('b', { family: 'yolov8', output: 'output0', activation: 'sigmoid', nmsIou: 0.7 }));
+    const parsed = parseManifest(m);
+    assert.deepEqual(parsed.models.map((x) => (x.task === 'detect' ? x.decoder : null)), [
+      { family: 'yolov5', output: 'output0', activation: 'none', nmsIou: 0.45 },
+      { family: 'yolov8', output: 'output0', activation: 'sigmoid', nmsIou: 0.7 },
+    ]);
+    m.models.push(entry('c', { family: 'yolov8', output: 'output0' }));
+    assert.throws(() => parseManifest(m), /models\.2\.decoder\.nmsIou/);
+    m.models.pop();
+    m.files.splice(3, 1);
+    assert.throws(() => parseManifest(m), /model b needs b\.txt, which is not in files/);
+  });
+
+  test('a detector cannot be called list (the custom/list route)', () => {
+    const m = base();
+    m.files.push(...files('list'));
+    m.models.push(entry('list', { family: 'yolov8', output: 'output0', nmsIou: 0.45 }));
+    assert.throws(() => parseManifest(m), /model id list is reserved/);
+  });
+});

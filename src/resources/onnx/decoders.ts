@@ -1,5 +1,6 @@
 import type { Outputs, TensorMsg } from '../../engines/onnx/protocol.js';
 import { toOriginal, type InputTransform, type Size } from '../../image/preprocess.js';
+import type { DetectDecoder } from '../../models/manifest.js';
 
 /** Output decoders, one per manifest decoder family. Pure functions over typed arrays. */
 
@@ -43,6 +44,8 @@ export interface DetectOptions {
   threshold: number;
   /** Class ids to keep; undefined keeps all. */
   classes?: ReadonlySet<number>;
+  /** Most detections decodeDetections returns (NMS stops there); undefined: no limit. */
+  maxDetections?: number;
 }
 
 const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
@@ -113,6 +116,90 @@ export function decodeYolox(outputs: Outputs, spec: YoloxSpec, inputSize: Size, 
   return found;
 }
 
+export interface YoloSpec {
+  output: string;
+  /** `sigmoid` when objectness and class scores are raw logits; `none` when the export applies it (Ultralytics does). */
+  activation: 'sigmoid' | 'none';
+}
+
+/** The one output tensor as `[1, a, b]`, or an error naming what was expected. */
+function rows3d(outputs: Outputs, name: string, what: string): { d: Float32Array; a: number; b: number } {
+  const out = tensor(outputs, name);
+  const [batch, a, b] = out.dims;
+  if (out.dims.length !== 3 || batch !== 1 || a === undefined || b === undefined || out.data.length !== a * b) {
+    throw new Error(`output ${name} has dims [${out.dims.join(', ')}]; ${what}`);
+  }
+  return { d: out.data, a, b };
+}
+
+/**
+ * YOLOv5 export output `[1, N, 5 + classes]`, rows `[cx, cy, w, h, obj, cls…]`, box centre and
+ * size in model-input pixels (the grid and anchors are already applied inside the graph). As
+ * yolov5's `non_max_suppression`: rows with `obj` under the threshold are skipped, then score
+ * `obj × max cls` (the best class only). Returns candidates above the threshold, before NMS.
+ */
+export function decodeYolov5(outputs: Outputs, spec: YoloSpec, transform: InputTransform, options: DetectOptions): Detection[] {
+  const { d, a: n, b: width } = rows3d(outputs, spec.output, 'a YOLOv5 detector answers [1, boxes, 5 + classes]');
+  const classes = width - 5;
+  if (classes < 1) throw new Error(`output ${spec.output} rows hold ${width} values; YOLOv5 rows are cx, cy, w, h, obj and at least one class score`);
+  const act = spec.activation === 'sigmoid' ? sigmoid : (v: number) => v;
+  const found: Detection[] = [];
+  for (let i = 0, o = 0; i < n; i++, o += width) {
+    const obj = act(d[o + 4]!);
+    if (obj < options.threshold) continue; // score = obj × cls ≤ obj
+    let best = 0;
+    let bestScore = -Infinity;
+    for (let k = 0; k < classes; k++) {
+      const v = d[o + 5 + k]!;
+      if (v > bestScore) {
+        bestScore = v;
+        best = k;
+      }
+    }
+    const score = obj * act(bestScore);
+    if (score < options.threshold || (options.classes && !options.classes.has(best))) continue;
+    const cx = d[o]!;
+    const cy = d[o + 1]!;
+    const w = d[o + 2]!;
+    const h = d[o + 3]!;
+    found.push({ box: mapBox(transform, cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), classId: best, score });
+  }
+  return found;
+}
+
+/**
+ * YOLOv8 / YOLO11 export output `[1, 4 + classes, N]`: transposed (one column per box), rows
+ * `cx, cy, w, h` in model-input pixels then one row per class score, no objectness. As
+ * Ultralytics' `non_max_suppression`: score = the best class score. Returns candidates above the
+ * threshold, before NMS.
+ */
+export function decodeYolov8(outputs: Outputs, spec: YoloSpec, transform: InputTransform, options: DetectOptions): Detection[] {
+  const { d, a: rows, b: n } = rows3d(outputs, spec.output, 'a YOLOv8/YOLO11 detector answers [1, 4 + classes, boxes]');
+  const classes = rows - 4;
+  if (classes < 1) throw new Error(`output ${spec.output} has ${rows} rows; YOLOv8 outputs are cx, cy, w, h and at least one class row`);
+  const act = spec.activation === 'sigmoid' ? sigmoid : (v: number) => v;
+  const found: Detection[] = [];
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    let bestScore = -Infinity;
+    for (let k = 0, o = 4 * n + i; k < classes; k++, o += n) {
+      const v = d[o]!;
+      if (v > bestScore) {
+        bestScore = v;
+        best = k;
+      }
+    }
+    const score = act(bestScore);
+    if (score < options.threshold || (options.classes && !options.classes.has(best))) continue;
+    const cx = d[i]!;
+    const cy = d[n + i]!;
+    const w = d[2 * n + i]!;
+    const h = d[3 * n + i]!;
+    found.push({ box: mapBox(transform, cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), classId: best, score });
+  }
+  return found;
+}
+
 export interface SsdSpec {
   outputs: { boxes: string; scores: string; classes: string; count?: string };
   boxFormat: 'yxyx' | 'xyxy';
@@ -153,12 +240,42 @@ export function iou(a: readonly number[], b: readonly number[]): number {
   return union <= 0 ? 0 : inter / union;
 }
 
-/** Greedy non-maximum suppression within each class. Returns the kept detections, best first. */
-export function nmsPerClass(detections: Detection[], iouThreshold: number): Detection[] {
+/**
+ * Greedy non-maximum suppression within each class. Returns the kept detections, best first;
+ * at most `limit` of them (the work is then bounded by candidates × limit).
+ */
+export function nmsPerClass(detections: Detection[], iouThreshold: number, limit = Infinity): Detection[] {
   const sorted = [...detections].sort((a, b) => b.score - a.score);
   const kept: Detection[] = [];
   for (const d of sorted) {
+    if (kept.length >= limit) break;
     if (!kept.some((k) => k.classId === d.classId && iou(k.box, d.box) > iouThreshold)) kept.push(d);
   }
   return kept;
+}
+
+/**
+ * Every detector family, decoded the same way: the family's candidates above the threshold (and
+ * in the class filter), boxes in original-image pixels, then per-class NMS with the manifest's
+ * IoU (or the model's own NMS when an SSD entry says `nmsIou: null`). Best first.
+ */
+export function decodeDetections(outputs: Outputs, decoder: DetectDecoder, inputSize: Size, transform: InputTransform, options: DetectOptions): Detection[] {
+  const limit = options.maxDetections ?? Infinity;
+  switch (decoder.family) {
+    case 'yolox':
+      return nmsPerClass(decodeYolox(outputs, decoder, inputSize, transform, options), decoder.nmsIou, limit);
+    case 'yolov5':
+      return nmsPerClass(decodeYolov5(outputs, decoder, transform, options), decoder.nmsIou, limit);
+    case 'yolov8':
+      return nmsPerClass(decodeYolov8(outputs, decoder, transform, options), decoder.nmsIou, limit);
+    case 'ssd': {
+      const candidates = decodeSsd(outputs, decoder, inputSize, transform, options);
+      if (decoder.nmsIou !== null) return nmsPerClass(candidates, decoder.nmsIou, limit);
+      return candidates.sort((a, b) => b.score - a.score).slice(0, limit);
+    }
+    default: {
+      const unknown: never = decoder;
+      throw new Error(`unknown detector family ${(unknown as { family: string }).family}`);
+    }
+  }
 }
