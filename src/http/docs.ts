@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import express, { type Request, type Response, type Router } from 'express';
 import { AppError } from '../errors.js';
 import type { AnyResource } from '../resources/contract.js';
-import { docsHtml, docsInitializerJs, playgroundCss, playgroundHtml } from '../web/page.js';
+import { docsCss, docsHtml, docsInitializerJs, playgroundCss, playgroundHtml } from '../web/page.js';
+import { availableSamples, samplePath } from '../web/samples.js';
 import { buildOpenApi } from './openapi.js';
 
 /**
@@ -17,7 +18,7 @@ import { buildOpenApi } from './openapi.js';
 
 const SWAGGER_FILES = new Set(['swagger-ui.css', 'index.css', 'swagger-ui-bundle.js', 'favicon-32x32.png', 'favicon-16x16.png']);
 /** Browser modules the playground loads, relative to src/ (or dist/src/ once built). */
-const BROWSER_MODULES = new Set(['client.js', 'web/playground.js', 'web/render.js', 'web/curl.js', 'web/routes.js']);
+const BROWSER_MODULES = new Set(['client.js', 'web/playground.js', 'web/render.js', 'web/curl.js', 'web/routes.js', 'web/route-info.js']);
 
 const srcRoot = fileURLToPath(new URL('../', import.meta.url));
 const swaggerDir = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
@@ -57,11 +58,13 @@ function send(res: Response, type: string, body: string | Buffer): void {
 export interface DocsRouterOptions {
   /** Routes of the service besides the resources', listed first in the JSON route list. */
   serviceRoutes?: string[];
+  /** Whether the service has API keys (default true). Without, the document declares no security: no locks, no Authorize button in /docs. */
+  apiKeys?: boolean;
 }
 
 export function docsRouter(resources: readonly AnyResource[], options: DocsRouterOptions = {}): Router {
   const router = express.Router({ strict: true });
-  const openapi = buildOpenApi(resources);
+  const openapi = buildOpenApi(resources, { apiKeys: options.apiKeys ?? true });
   const routes = [...(options.serviceRoutes ?? ['/ping']), ...resources.map((r) => `/${r.name}`)];
 
   router.get('/', (req: Request, res: Response) => {
@@ -78,6 +81,7 @@ export function docsRouter(resources: readonly AnyResource[], options: DocsRoute
   router.get('/docs', (_req, res) => res.redirect(301, 'docs/'));
   router.get('/docs/', (_req, res) => send(res, 'html', docsHtml()));
   router.get('/docs/swagger-initializer.js', (_req, res) => send(res, 'js', docsInitializerJs()));
+  router.get('/docs/cvserve.css', (_req, res) => send(res, 'css', docsCss()));
   router.get('/docs/:file', (req, res, next) => {
     const file = String(req.params.file);
     if (!SWAGGER_FILES.has(file)) return next(new AppError('NOT_FOUND'));
@@ -86,6 +90,17 @@ export function docsRouter(resources: readonly AnyResource[], options: DocsRoute
   });
 
   router.get('/playground/playground.css', (_req, res) => send(res, 'css', playgroundCss()));
+  // Sample photos from data/ (an allow-list; under /playground/ so they are public with the page when keys are on).
+  router.get('/playground/samples.json', (_req, res) => {
+    res.setHeader('Cache-Control', 'no-cache');
+    res.json(availableSamples().map((s) => ({ ...s, url: `playground/samples/${s.file}` })));
+  });
+  router.get('/playground/samples/:file', (req, res, next) => {
+    const file = samplePath(String(req.params.file));
+    if (!file) return next(new AppError('NOT_FOUND'));
+    res.setHeader('Cache-Control', 'public, max-age=3600');
+    res.sendFile(file, { dotfiles: 'deny' }, (err) => err && next(new AppError('NOT_FOUND')));
+  });
   const module = (name: string) => (_req: Request, res: Response, next: (err?: unknown) => void) => {
     browserModule(name).then((js) => send(res, 'js', js), next);
   };

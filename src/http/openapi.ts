@@ -3,6 +3,7 @@ import { ERRORS, statusWord, type ErrorCode } from '../errors.js';
 import { INPUT_FORMATS, OUTPUT_FORMATS } from '../image/types.js';
 import type { AnyResource } from '../resources/contract.js';
 import { describeParams, outputSchema, type JsonSchema, type ParamDescription } from '../resources/describe.js';
+import { ROUTE_INFO_KEY, type CvServeRouteInfo } from '../web/route-info.js';
 
 /**
  * The OpenAPI 3.1 document, generated from the resources' own declarations (the zod schemas that
@@ -13,16 +14,8 @@ import { describeParams, outputSchema, type JsonSchema, type ParamDescription } 
 
 type Doc = Record<string, unknown>;
 
-/** What the playground needs beyond plain OpenAPI, on each resource's path item. */
-export interface CvServeRouteInfo {
-  resource: string;
-  output: 'json' | 'image';
-  drawable: boolean;
-  rendersImage: boolean;
-  methods: readonly ('GET' | 'POST')[];
-}
-
-export const ROUTE_INFO_KEY = 'x-cvserve';
+/** What the playground needs beyond plain OpenAPI, on each resource's path item (declared where browsers can load it). */
+export { ROUTE_INFO_KEY, type CvServeRouteInfo };
 
 const binary = { type: 'string', format: 'binary', contentMediaType: 'application/octet-stream' };
 const imageTypes = OUTPUT_FORMATS.map((f) => `image/${f}`);
@@ -97,6 +90,25 @@ function queryParameter(p: ParamDescription, required = false): Doc {
     ...(schema.type === 'array' ? { style: 'form', explode: false } : {}),
   };
 }
+
+/**
+ * The multipart body: the file only. Swagger UI's Try it out fills every form property with a sample
+ * from its schema (an optional `maxSide` became its minimum, 32, and found no faces), while query
+ * parameters it leaves empty unless they have a default. So the parameters are documented once, as
+ * the operation's query parameters; the service also takes them as form fields of the same names.
+ */
+function multipartSchema(): Doc {
+  return {
+    type: 'object',
+    required: ['image'],
+    properties: { image: { ...binary, description: `The image file (${INPUT_FORMATS.join(', ')}; the type is read from the bytes).` } },
+  };
+}
+
+/** A JSON body Try it out can send as offered (an 8×8 gray PNG), instead of a sample with every field set to its minimum. */
+const JSON_BODY_EXAMPLE = {
+  imageBase64: 'iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAACXBIWXMAAAPoAAAD6AG1e1JrAAAAD0lEQVQImWNowAEYhpYEAILzYAEeEbvlAAAAAElFTkSuQmCC',
+};
 
 function bodySchema(imageField: 'image' | 'imageBase64', params: ParamDescription[]): Doc {
   const image =
@@ -174,15 +186,15 @@ function resourcePath(resource: AnyResource): Doc {
       tags: ['resources'],
       summary: resource.summary,
       description:
-        `${description}\n\nThree ways to send the image: multipart/form-data (file in field \`image\`, parameters as fields), ` +
+        `${description}\n\nThree ways to send the image: multipart/form-data (file in field \`image\`; parameters in the query, or as form fields of the same names), ` +
         'application/json (`imageBase64`, parameters as fields), or the raw image bytes as the body (image/*), parameters in the query string. ' +
         'Query parameters are accepted with every way; body fields win over them.',
       parameters: params.map((p) => queryParameter(p)),
       requestBody: {
         required: true,
         content: {
-          'multipart/form-data': { schema: bodySchema('image', params), encoding: { image: { contentType: 'image/*' } } },
-          'application/json': { schema: bodySchema('imageBase64', params) },
+          'multipart/form-data': { schema: multipartSchema(), encoding: { image: { contentType: 'image/*' } } },
+          'application/json': { schema: bodySchema('imageBase64', params), example: JSON_BODY_EXAMPLE },
           'image/*': { schema: binary },
           'application/octet-stream': { schema: binary },
         },
@@ -196,6 +208,8 @@ function resourcePath(resource: AnyResource): Doc {
 export interface OpenApiOptions {
   /** Extra routes of the service itself (health, metrics...), merged into `paths` as given. */
   extraPaths?: Record<string, Doc>;
+  /** Whether the service has API keys (default true): without them the document declares no security, so /docs shows no locks and no Authorize button. */
+  apiKeys?: boolean;
 }
 
 /** The whole OpenAPI 3.1 document for a set of resources. */
@@ -294,6 +308,11 @@ export function buildOpenApi(resources: readonly AnyResource[], options: OpenApi
   for (const resource of resources) paths[`/${resource.name}`] = resourcePath(resource);
 
   const allCodes = Object.keys(ERRORS) as ErrorCode[];
+  const apiKeys = options.apiKeys ?? true;
+  if (!apiKeys) {
+    // No keys: no operation says which ones need none either.
+    for (const item of Object.values(paths) as Record<string, Doc>[]) for (const op of Object.values(item)) if (op && typeof op === 'object') delete (op as Doc).security;
+  }
   return {
     openapi: '3.1.0',
     info: {
@@ -336,12 +355,16 @@ export function buildOpenApi(resources: readonly AnyResource[], options: OpenApi
         },
       },
       responses: sharedErrorResponses(),
-      securitySchemes: {
-        bearer: { type: 'http', scheme: 'bearer', description: 'An API key as a bearer token (only when the service has API keys configured).' },
-        apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'An API key (only when the service has API keys configured).' },
-      },
+      ...(apiKeys
+        ? {
+            securitySchemes: {
+              bearer: { type: 'http', scheme: 'bearer', description: 'An API key as a bearer token (only when the service has API keys configured).' },
+              apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'An API key (only when the service has API keys configured).' },
+            },
+          }
+        : {}),
     },
     // Keys are optional: a service without CVSERVE_API_KEYS needs none.
-    security: [{}, { bearer: [] }, { apiKey: [] }],
+    ...(apiKeys ? { security: [{}, { bearer: [] }, { apiKey: [] }] } : {}),
   };
 }

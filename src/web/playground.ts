@@ -8,7 +8,9 @@ import { curlCommand } from './curl.js';
 import { renderAnswer, type InputView } from './render.js';
 import { routesFrom, type JsonSchema, type ParamSpec, type RouteSpec } from './routes.js';
 
+/** A file (picked, dropped, pasted or a sample: `name` is what curl reads, e.g. data/astronaut.jpg) or a URL. */
 type ImageChoice = { kind: 'file'; blob: Blob; name: string; dataUrl: string } | { kind: 'url'; url: string };
+type Sample = { file: string; label: string; url: string };
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const baseUrl = new URL('.', window.location.href).href;
@@ -91,6 +93,7 @@ function paramValues(route: RouteSpec): Params {
 }
 
 function selectRoute(route: RouteSpec): void {
+  if (running) running.abort();
   current = route;
   for (const b of document.querySelectorAll<HTMLButtonElement>('#routes button')) b.setAttribute('aria-current', String(b.dataset.route === route.name));
   $('work').hidden = false;
@@ -102,6 +105,12 @@ function selectRoute(route: RouteSpec): void {
   $('timing').textContent = '';
   $('curl-text').hidden = true;
   if (window.location.hash !== `#${route.name}`) history.replaceState(null, '', `#${route.name}`);
+  document.querySelector<HTMLButtonElement>(`#routes button[data-route="${CSS.escape(route.name)}"]`)?.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+}
+
+/** `#name` in the address bar picks the capability, at load and whenever it changes. */
+function routeFromHash(): RouteSpec | undefined {
+  return routes.find((r) => `#${r.name}` === window.location.hash);
 }
 
 function showError(message: string | undefined, detail?: string): void {
@@ -130,6 +139,56 @@ async function setFile(file: File | Blob, name?: string): Promise<void> {
   $('image-name').textContent = `${fileName} (${Math.max(1, Math.round(file.size / 1024))} KiB)`;
 }
 
+/** The sample photos the service ships (data/), as buttons in the drop zone; none when it ships none. */
+async function loadSamples(): Promise<void> {
+  let samples: Sample[];
+  try {
+    const response = await fetch(new URL('playground/samples.json', baseUrl));
+    samples = response.ok ? ((await response.json()) as Sample[]) : [];
+  } catch {
+    samples = [];
+  }
+  const box = $('samples');
+  box.hidden = samples.length === 0;
+  for (const sample of samples) {
+    const button = Object.assign(document.createElement('button'), { type: 'button', textContent: sample.label, title: `data/${sample.file}` });
+    button.dataset.sample = sample.file;
+    button.addEventListener('click', async () => {
+      const response = await fetch(new URL(sample.url, baseUrl));
+      if (!response.ok) return showError(`The sample ${sample.file} could not be loaded (HTTP ${response.status}).`);
+      // Named as in a clone of the repository, so "Copy as curl" runs there as it is.
+      await setFile(await response.blob(), `data/${sample.file}`);
+    });
+    box.append(button);
+  }
+}
+
+/** The request in flight, if any: a new run or another capability cancels it. */
+let running: AbortController | undefined;
+
+/** A spinner (and a progress bar when the work reports progress) while a request runs. */
+function showBusy(text: string | undefined): void {
+  $('busy').hidden = text === undefined;
+  $('busy-text').textContent = text ?? '';
+  const bar = $<HTMLProgressElement>('progress');
+  bar.hidden = true;
+  bar.removeAttribute('value');
+}
+
+/**
+ * Progress of long work, e.g. /upscale's tiles done of total. The hook for answers that report
+ * progress (a text/event-stream reader calls it with each event); until one does, the spinner
+ * alone shows that the request is running.
+ */
+export function showProgress(done: number, total: number): void {
+  const bar = $<HTMLProgressElement>('progress');
+  if (!(total > 0)) return;
+  bar.hidden = false;
+  bar.max = total;
+  bar.value = Math.min(done, total);
+  $('busy-text').textContent = `Running… ${done} of ${total}`;
+}
+
 function inputView(): InputView | undefined {
   if (!image) return undefined;
   return image.kind === 'file' ? { src: image.dataUrl, label: image.name } : { src: image.url, label: image.url };
@@ -138,22 +197,34 @@ function inputView(): InputView | undefined {
 async function run(): Promise<void> {
   if (!current) return;
   const route = current;
-  if (!image) return showError('Choose an image first: a file, a drop, a paste or a URL.');
+  if (!image) return showError('Choose an image first: a file, a drop, a paste, a sample or a URL.');
   if (image.kind === 'file' && !route.canPost) return showError(`/${route.name} takes images by URL only: give an image URL.`);
+  running?.abort();
+  const controller = new AbortController();
+  running = controller;
   const button = $<HTMLButtonElement>('run');
   button.disabled = true;
   showError(undefined);
-  $('timing').textContent = 'Running…';
+  showBusy(`Running /${route.name}…`);
+  $('timing').textContent = '';
   $('result').replaceChildren();
   const started = performance.now();
+  const params = paramValues(route);
+  const source = image.kind === 'url' ? { url: image.url } : image.blob;
+  const options = { filename: image.kind === 'file' ? image.name.split('/').pop() : undefined, signal: controller.signal };
+  const drawn = route.drawable && (params.draw === true || params.draw === 'true');
   try {
-    const answer =
-      image.kind === 'url'
-        ? await client.request(route.name, { url: image.url }, paramValues(route))
-        : await client.request(route.name, image.blob, paramValues(route), { filename: image.name });
+    // With draw=true the answer is the drawn image; the count comes from the same request as JSON.
+    const [answer, boxes] = await Promise.all([
+      client.request(route.name, source, params, options),
+      drawn ? client.request(route.name, source, { ...params, draw: false }, { ...options, accept: 'application/json' }) : undefined,
+    ]);
+    if (controller.signal.aborted) return;
     $('timing').textContent = `${Math.round(performance.now() - started)} ms · HTTP ${answer.status}`;
-    await renderAnswer($('result'), answer, inputView());
+    const found = (boxes?.kind === 'json' ? (boxes.body as { result?: unknown })?.result : undefined) as unknown[] | undefined;
+    await renderAnswer($('result'), answer, inputView(), { downloadName: route.name, boxCount: Array.isArray(found) ? found.length : undefined });
   } catch (err) {
+    if (controller.signal.aborted) return;
     $('timing').textContent = `${Math.round(performance.now() - started)} ms`;
     if (err instanceof CvServeError) {
       const hint = err.status === 401 ? ' Enter a key in the API key field above.' : '';
@@ -161,7 +232,11 @@ async function run(): Promise<void> {
     }
     else showError('The request failed: the service could not be reached.', String((err as Error)?.message ?? err));
   } finally {
-    button.disabled = false;
+    if (running === controller) {
+      running = undefined;
+      showBusy(undefined);
+      button.disabled = false;
+    }
   }
 }
 
@@ -236,6 +311,11 @@ function wireImageInput(): void {
 async function main(): Promise<void> {
   wireApiKey();
   wireImageInput();
+  void loadSamples();
+  window.addEventListener('hashchange', () => {
+    const wanted = routeFromHash();
+    if (wanted && wanted !== current) selectRoute(wanted);
+  });
   $('run').addEventListener('click', () => void run());
   $('curl').addEventListener('click', copyCurl);
   $('params').addEventListener('submit', (e) => {
@@ -265,7 +345,7 @@ async function loadRoutes(): Promise<void> {
       return li;
     }),
   );
-  const wanted = routes.find((r) => `#${r.name}` === window.location.hash) ?? routes[0];
+  const wanted = routeFromHash() ?? routes[0];
   if (wanted) selectRoute(wanted);
 }
 

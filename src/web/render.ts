@@ -11,6 +11,13 @@ export interface InputView {
   label: string;
 }
 
+export interface RenderOptions {
+  /** File name offered by the download link of an image answer, without extension (e.g. the route's name). */
+  downloadName?: string;
+  /** Boxes found, when the answer is the input with its boxes drawn (draw=true). */
+  boxCount?: number;
+}
+
 type Detection = { box: [number, number, number, number]; label?: unknown; score?: unknown };
 
 const SVG = 'http://www.w3.org/2000/svg';
@@ -64,9 +71,21 @@ function rawJson(body: unknown): HTMLElement {
   return el('details', {}, el('summary', {}, 'JSON answer'), el('pre', {}, JSON.stringify(body, null, 2)));
 }
 
+function boxesFound(count: number): HTMLElement {
+  return el('p', { className: 'summary' }, `${count} ${count === 1 ? 'box' : 'boxes'} found`);
+}
+
+/** The input image with a caption, as the answers that do not change it show it. */
+async function inputFigure(input: InputView): Promise<HTMLElement | undefined> {
+  const img = await loadImage(input.src).catch(() => undefined);
+  if (!img) return undefined;
+  img.alt = input.label;
+  return el('figure', { className: 'input' }, el('figcaption', {}, `${input.label} · ${img.naturalWidth}×${img.naturalHeight}`), el('div', { className: 'stage' }, img));
+}
+
 async function renderBoxes(target: HTMLElement, detections: Detection[], input: InputView | undefined): Promise<void> {
   const count = detections.length;
-  target.append(el('p', { className: 'summary' }, `${count} ${count === 1 ? 'box' : 'boxes'} found`));
+  target.append(boxesFound(count));
   if (!input) return;
   const img = await loadImage(input.src);
   const w = img.naturalWidth;
@@ -97,20 +116,25 @@ async function renderBoxes(target: HTMLElement, detections: Detection[], input: 
   for (const [tag, text] of tags) tag.setAttribute('width', String(Math.ceil(text.getComputedTextLength() + font * 0.6)));
 }
 
-function renderBars(target: HTMLElement, predictions: Record<string, unknown>[]): void {
+async function renderBars(target: HTMLElement, predictions: Record<string, unknown>[], input: InputView | undefined): Promise<void> {
   const list = el('ul', { className: 'bars' });
   for (const p of predictions) {
     const label = String(p.label ?? p.className ?? p.name ?? Object.values(p).find((v) => typeof v === 'string') ?? '?');
     const value = Number(p.probability ?? p.score ?? p.confidence ?? Object.values(p).find((v) => typeof v === 'number') ?? 0);
     const fill = el('span');
     fill.style.width = `${Math.max(0, Math.min(1, value)) * 100}%`;
-    list.append(el('li', {}, el('span', { className: 'label' }, label), el('span', { className: 'bar' }, fill), el('span', { className: 'value' }, `${(value * 100).toFixed(1)}%`)));
+    list.append(el('li', {}, el('span', { className: 'label', title: label }, label), el('span', { className: 'bar' }, fill), el('span', { className: 'value' }, `${(value * 100).toFixed(1)}%`)));
   }
-  target.append(list);
+  const figure = input ? await inputFigure(input) : undefined;
+  target.append(el('div', { className: 'classified' }, ...(figure ? [figure] : []), list));
+}
+
+function extensionOf(format: string): string {
+  return format === 'jpeg' ? 'jpg' : format.replace(/[^a-z0-9]/g, '') || 'img';
 }
 
 /** Output beside input, and below them the same detail of both, magnified; the pointer picks the detail. */
-async function renderSideBySide(target: HTMLElement, outputSrc: string, outputNote: string, input: InputView | undefined): Promise<void> {
+async function renderSideBySide(target: HTMLElement, outputSrc: string, format: string, outputNote: string, input: InputView | undefined, options: RenderOptions): Promise<void> {
   const out = await loadImage(outputSrc);
   out.alt = 'output';
   const ow = out.naturalWidth;
@@ -125,16 +149,22 @@ async function renderSideBySide(target: HTMLElement, outputSrc: string, outputNo
     }
   }
   figures.push(el('figure', {}, el('figcaption', {}, `Output · ${ow}×${oh} · ${outputNote}`), out));
-  target.append(el('div', { className: 'pair' }, ...figures));
+  const download = el('a', { className: 'download', href: outputSrc, download: `${options.downloadName ?? 'output'}.${extensionOf(format)}` }, `Download ${extensionOf(format)}`);
+  if (options.boxCount !== undefined) target.append(boxesFound(options.boxCount));
+  target.append(el('div', { className: 'pair' }, ...figures), el('p', { className: 'download-row' }, download));
 
-  const panes = [inImg, out].filter((i): i is HTMLImageElement => !!i).map((img) => {
-    const pane = el('div', { className: img === out ? 'zoom-out' : 'zoom-in pixelated', title: 'Move the pointer over an image to choose the detail' });
-    pane.style.backgroundImage = `url("${img.src}")`;
-    pane.style.backgroundSize = `${ow * ZOOM}px ${oh * ZOOM}px`;
-    return pane;
-  });
-  const zoom = el('div', { className: 'zoom' }, ...panes);
-  target.append(el('p', { className: 'muted' }, `Detail at ${ZOOM}× the output's size (move the pointer over an image):`), zoom);
+  const panes: HTMLElement[] = [];
+  const zoomFigures = [inImg, out]
+    .filter((i): i is HTMLImageElement => !!i)
+    .map((img) => {
+      const pane = el('div', { className: img === out ? 'zoom-out' : 'zoom-in pixelated', title: 'Move the pointer over an image to choose the detail' });
+      pane.style.backgroundImage = `url("${img.src}")`;
+      pane.style.backgroundSize = `${ow * ZOOM}px ${oh * ZOOM}px`;
+      panes.push(pane);
+      return el('figure', {}, el('figcaption', {}, img === out ? 'Output, detail' : 'Input, same detail'), pane);
+    });
+  const zoom = el('div', { className: 'zoom' }, ...zoomFigures);
+  target.append(el('p', { className: 'muted' }, `Detail at ${ZOOM}× the output's size (point at or touch an image to move it):`), zoom);
   const focus = (fx: number, fy: number) => {
     for (const pane of panes) {
       const x = pane.clientWidth / 2 - fx * ow * ZOOM;
@@ -143,7 +173,7 @@ async function renderSideBySide(target: HTMLElement, outputSrc: string, outputNo
     }
   };
   for (const img of [inImg, out]) {
-    img?.addEventListener('mousemove', (e) => {
+    img?.addEventListener('pointermove', (e) => {
       const r = img.getBoundingClientRect();
       focus((e.clientX - r.left) / r.width, (e.clientY - r.top) / r.height);
     });
@@ -151,11 +181,11 @@ async function renderSideBySide(target: HTMLElement, outputSrc: string, outputNo
   requestAnimationFrame(() => focus(0.5, 0.5));
 }
 
-export async function renderAnswer(target: HTMLElement, answer: Answer, input: InputView | undefined): Promise<void> {
+export async function renderAnswer(target: HTMLElement, answer: Answer, input: InputView | undefined, options: RenderOptions = {}): Promise<void> {
   target.replaceChildren();
   if (answer.kind === 'image') {
     const src = await bytesToDataUrl(answer.bytes, answer.contentType);
-    await renderSideBySide(target, src, `${answer.format} · ${(answer.bytes.length / 1024).toFixed(0)} KiB`, input);
+    await renderSideBySide(target, src, answer.format, `${answer.format} · ${(answer.bytes.length / 1024).toFixed(0)} KiB`, input, options);
     return;
   }
   const body = answer.body as Record<string, unknown> | string;
@@ -163,10 +193,10 @@ export async function renderAnswer(target: HTMLElement, answer: Answer, input: I
     if (Array.isArray(body.result) && body.result.every(isDetection)) {
       await renderBoxes(target, body.result, input);
     } else if (Array.isArray(body.predictions)) {
-      renderBars(target, body.predictions as Record<string, unknown>[]);
+      await renderBars(target, body.predictions as Record<string, unknown>[], input);
     } else if (typeof body.imageBase64 === 'string') {
       const format = String(body.format ?? 'png');
-      await renderSideBySide(target, `data:image/${format};base64,${body.imageBase64}`, format, input);
+      await renderSideBySide(target, `data:image/${format};base64,${body.imageBase64}`, format, format, input, options);
       return;
     }
   }

@@ -7,32 +7,55 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import express from 'express';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import request from 'supertest';
 import type { CvServe } from '../../src/app.js';
+import { docsRouter } from '../../src/http/docs.js';
 import { createTestApp } from '../helpers/app.js';
 import { image, REPO_ROOT } from '../helpers/paths.js';
+import { servePhotos } from '../helpers/photo-server.js';
 
 /**
- * The playground in a real headless Chromium (Debian's chromium package): every action a person
- * takes, and what they see. Screenshots go to tests/artifacts/ (git-ignored).
+ * The playground and /docs in a real headless Chromium (Debian's chromium package): every action a
+ * person takes, and what they see, at desktop and phone widths. The browser may reach only the
+ * loopback servers of this test: every other request is blocked, and the test fails if one was
+ * attempted. Screenshots go to tests/artifacts/ (git-ignored).
  */
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = path.join(REPO_ROOT, 'tests/artifacts');
 const CAT_CLASSES = ['tabby', 'tiger cat', 'Egyptian cat', 'Siamese cat', 'Persian cat'];
+const DESKTOP = { width: 1280, height: 900 };
+const PHONE = { width: 390, height: 844 };
 const run = promisify(execFile);
+const sample = (name: string) => path.join(REPO_ROOT, 'data', name);
 
-describe('playground in headless Chromium', () => {
+/** Only loopback: 127.0.0.1, ::1 and localhost, any port. data: and blob: URLs never reach the network. */
+const LOCAL = /^(https?|wss?):\/\/(127\.0\.0\.1|\[::1\]|localhost)(:\d+)?\//;
+
+/** Which sample each capability is shown with, and what a person must see (built-ins; any other route gets the astronaut). */
+const SHOWN_WITH: Record<string, { file: string; see: string }> = {
+  canny: { file: 'coffee.jpg', see: '.pair figure:nth-child(2) img' },
+  detect: { file: 'astronaut.jpg', see: '.stage svg' },
+  catfacedetection: { file: 'chelsea.jpg', see: '.summary' },
+  catdetection: { file: 'chelsea.jpg', see: '.stage svg' },
+  predict: { file: 'chelsea.jpg', see: '.bars li' },
+  upscale: { file: 'chelsea.jpg', see: '.pair figure:nth-child(2) img' },
+  histogram: { file: 'coffee.jpg', see: '.pair figure:nth-child(2) img' },
+};
+
+describe('playground and docs in headless Chromium', () => {
   let svc: CvServe;
   let server: http.Server;
-  let images: http.Server;
+  let photos: Awaited<ReturnType<typeof servePhotos>>;
   let base: string;
-  let imagesBase: string;
   let browser: Browser;
+  let context: BrowserContext;
   let page: Page;
   const problems: string[] = [];
+  const blocked: string[] = [];
 
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
@@ -40,51 +63,51 @@ describe('playground in headless Chromium', () => {
     server = svc.app.listen(0, '127.0.0.1');
     await new Promise((resolve) => server.once('listening', resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    // A local image host for the URL way.
-    images = http.createServer((req, res) => {
-      const name = path.basename(decodeURIComponent(req.url ?? ''));
-      try {
-        res.writeHead(200, { 'Content-Type': 'image/jpeg' }).end(readFileSync(image(name)));
-      } catch {
-        res.writeHead(404).end();
-      }
-    });
-    await new Promise<void>((resolve) => images.listen(0, '127.0.0.1', resolve));
-    imagesBase = `http://127.0.0.1:${(images.address() as AddressInfo).port}`;
+    photos = await servePhotos(['test_face_processing.jpg', 'cat_small.jpg']);
 
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
     });
-    page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
-    page.on('console', (m) => {
+    context = await browser.newContext({ viewport: DESKTOP });
+    // Nothing may leave the machine: no CDN, no fonts, no telemetry. Blocked, and remembered.
+    await context.route('**/*', (route) => {
+      const url = route.request().url();
+      if (LOCAL.test(url)) return route.continue();
+      blocked.push(url);
+      return route.abort('blockedbyclient');
+    });
+    context.on('console', (m) => {
       if (m.type() === 'error') problems.push(`console: ${m.text()}`);
     });
-    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-    // Nothing may leave 127.0.0.1: no CDN, no fonts, no telemetry.
-    page.on('request', (r) => {
-      if (!/^(http:\/\/127\.0\.0\.1:\d+\/|data:|blob:)/.test(r.url())) problems.push(`outside request: ${r.url()}`);
-    });
+    context.on('weberror', (e) => problems.push(`pageerror: ${e.error().message}`));
+    page = await context.newPage();
   });
   after(async () => {
     await browser?.close();
     await new Promise((resolve) => server?.close(resolve));
-    await new Promise((resolve) => images?.close(resolve));
+    await photos?.close();
     await svc?.close();
   });
 
-  async function choose(route: string): Promise<void> {
-    await page.click(`#routes button[data-route="${route}"]`);
-    await page.waitForFunction((r) => document.getElementById('route-title')?.textContent?.startsWith(`/${r} `), route);
+  async function choose(route: string, on: Page = page): Promise<void> {
+    await on.click(`#routes button[data-route="${route}"]`);
+    await on.waitForFunction((r) => document.getElementById('route-title')?.textContent?.startsWith(`/${r} `), route);
   }
 
-  async function runAndWait(selector: string): Promise<void> {
-    await page.click('#run');
-    await page.waitForSelector(selector, { timeout: 60_000 });
-    await page.waitForFunction(() => !(document.getElementById('run') as HTMLButtonElement).disabled);
+  async function pick(file: string, name = path.basename(file), on: Page = page): Promise<void> {
+    await on.setInputFiles('#file', file);
+    await on.waitForFunction((n) => document.getElementById('image-name')?.textContent?.startsWith(n), name);
   }
 
-  const shot = (name: string) => page.screenshot({ path: path.join(ARTIFACTS, `playground-${name}.png`), fullPage: true });
+  async function runAndWait(selector: string, on: Page = page): Promise<void> {
+    await on.click('#run');
+    await on.waitForSelector(selector, { timeout: 60_000 });
+    await on.waitForFunction(() => !(document.getElementById('run') as HTMLButtonElement).disabled);
+  }
+
+  const shot = (name: string, on: Page = page) => on.screenshot({ path: path.join(ARTIFACTS, `playground-${name}.png`), fullPage: true });
+  const noSidewaysScroll = (on: Page) => on.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
 
   it('loads / and lists every route from /openapi.json, the plugin included', async () => {
     await page.goto(`${base}/`);
@@ -92,29 +115,27 @@ describe('playground in headless Chromium', () => {
     const listed = await page.$$eval('#routes button', (bs) => bs.map((b) => (b as HTMLElement).dataset.route));
     assert.deepEqual(listed, svc.resources.map((r) => r.name));
     assert.ok(listed.includes('histogram'));
-    assert.ok(listed.includes('predict') && listed.includes('detect') && listed.includes('canny'));
     assert.equal(await page.title(), 'cvserve playground');
+    assert.deepEqual(await page.$$eval('#samples button', (bs) => bs.map((b) => (b as HTMLElement).dataset.sample)), ['astronaut.jpg', 'chelsea.jpg', 'coffee.jpg']);
   });
 
-  it('runs /predict on cat_small.jpg and shows a cat class first, as bars, with the time taken', async () => {
+  it('runs /predict on cat_small.jpg: a cat class first, as bars, beside the input image', async () => {
     await choose('predict');
     assert.equal(await page.inputValue('#param-top'), '5');
-    await page.setInputFiles('#file', image('cat_small.jpg'));
-    await page.waitForFunction(() => document.getElementById('image-name')?.textContent?.startsWith('cat_small.jpg'));
+    await pick(image('cat_small.jpg'));
     await runAndWait('.bars li');
     const labels = await page.$$eval('.bars li .label', (els) => els.map((e) => e.textContent));
     assert.equal(labels.length, 5);
     assert.ok(CAT_CLASSES.includes(labels[0]!), `first label ${labels[0]}`);
     const widths = await page.$$eval('.bars .bar span', (els) => els.map((e) => parseFloat((e as HTMLElement).style.width)));
     assert.ok(widths[0]! > 0 && widths.every((w, i) => i === 0 || w <= widths[i - 1]!), `bars best first: ${widths}`);
+    assert.deepEqual(await page.$eval('.classified figure img', (i) => [(i as HTMLImageElement).naturalWidth, (i as HTMLImageElement).naturalHeight]), [1000, 1334]);
     assert.match((await page.textContent('#timing'))!, /^\d+ ms · HTTP 200$/);
-    await shot('predict');
   });
 
   it('runs /detect on test_face_processing.jpg and draws the 17 boxes over the input where the API puts them', async () => {
     await choose('detect');
-    await page.setInputFiles('#file', image('test_face_processing.jpg'));
-    await page.waitForFunction(() => document.getElementById('image-name')?.textContent?.startsWith('test_face_processing.jpg'));
+    await pick(image('test_face_processing.jpg'));
     await runAndWait('.stage svg');
     assert.equal(await page.locator('.stage svg rect.box').count(), 17);
     assert.equal(await page.textContent('.summary'), '17 boxes found');
@@ -124,13 +145,27 @@ describe('playground in headless Chromium', () => {
     // The overlay covers the displayed image exactly.
     const [img, svg] = await Promise.all([page.locator('.stage img').boundingBox(), page.locator('.stage svg').boundingBox()]);
     assert.deepEqual(svg, img);
-    await shot('detect');
   });
 
-  it('runs /canny and shows the output image beside the input, with a zoomed detail', async () => {
+  it('with draw=true shows the drawn image, the box count and a download of it', async () => {
+    await page.check('#param-draw');
+    await runAndWait('.pair figure:nth-child(2) img');
+    assert.equal(await page.textContent('.summary'), '17 boxes found');
+    const link = page.locator('a.download');
+    assert.equal(await link.getAttribute('download'), 'detect.jpg');
+    const download = await Promise.all([page.waitForEvent('download'), link.click()]).then(([d]) => d);
+    const saved = path.join(mkdtempSync(path.join(os.tmpdir(), 'cvserve-dl-')), 'detect.jpg');
+    await download.saveAs(saved);
+    const api = await request(svc.app).post('/detect?draw=true').attach('image', readFileSync(image('test_face_processing.jpg')), 'faces.jpg');
+    assert.ok(readFileSync(saved).equals(api.body as Buffer), 'the download is the drawn answer');
+    rmSync(path.dirname(saved), { recursive: true, force: true });
+    await shot('detect-draw');
+    await page.uncheck('#param-draw');
+  });
+
+  it('runs /canny: output beside the input, labelled zoom panes, a download button', async () => {
     await choose('canny');
-    await page.setInputFiles('#file', image('cat_small.jpg'));
-    await page.waitForFunction(() => document.getElementById('image-name')?.textContent?.startsWith('cat_small.jpg'));
+    await pick(image('cat_small.jpg'));
     await runAndWait('.pair figure:nth-child(2) img');
     const sizes = await page.$$eval('.pair img', (imgs) => imgs.map((i) => [(i as HTMLImageElement).naturalWidth, (i as HTMLImageElement).naturalHeight, (i as HTMLImageElement).src.slice(0, 23)]));
     assert.deepEqual(sizes, [
@@ -138,11 +173,11 @@ describe('playground in headless Chromium', () => {
       [1000, 1334, 'data:image/jpeg;base64,'],
     ]);
     assert.match((await page.textContent('.pair figure:nth-child(2) figcaption'))!, /^Output · 1000×1334 · jpeg · \d+ KiB$/);
-    assert.equal(await page.locator('.zoom div').count(), 2);
+    assert.deepEqual(await page.$$eval('.zoom figcaption', (els) => els.map((e) => e.textContent)), ['Input, same detail', 'Output, detail']);
+    assert.equal(await page.getAttribute('a.download', 'download'), 'canny.jpg');
     await page.hover('.pair figure:nth-child(2) img', { position: { x: 100, y: 100 } });
-    const zoomAt = await page.$eval('.zoom div:nth-child(2)', (d) => (d as HTMLElement).style.backgroundPosition);
+    const zoomAt = await page.$eval('.zoom .zoom-out', (d) => (d as HTMLElement).style.backgroundPosition);
     assert.match(zoomAt, /^-?\d+px -?\d+px$/);
-    await shot('canny');
   });
 
   it('copies /canny as a curl command that gives the same image', async () => {
@@ -158,6 +193,62 @@ describe('playground in headless Chromium', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('tries a sample from data/: the astronaut on /detect, and its curl command runs in a clone as it is', async () => {
+    await choose('detect');
+    await page.click('#samples button[data-sample="astronaut.jpg"]');
+    await page.waitForFunction(() => document.getElementById('image-name')?.textContent?.startsWith('data/astronaut.jpg'));
+    await runAndWait('.stage svg');
+    assert.equal(await page.textContent('.summary'), '1 box found');
+    await page.click('#curl');
+    const command = (await page.textContent('#curl-text'))!;
+    assert.equal(command, `curl -sS -F image=@data/astronaut.jpg ${base}/detect`);
+    const { stdout } = await run('sh', ['-c', command], { cwd: REPO_ROOT });
+    assert.deepEqual(JSON.parse(stdout), { status: 'ok', result: [{ box: [176, 67, 273, 164] }] });
+    const served = await request(svc.app).get('/playground/samples/astronaut.jpg');
+    assert.ok((served.body as Buffer).equals(readFileSync(sample('astronaut.jpg'))), 'the sample is the committed file');
+    for (const name of ['README.md', '..%2Fpackage.json', 'astronaut.png', '.gitkeep']) {
+      assert.equal((await request(svc.app).get(`/playground/samples/${name}`)).status, 404, name);
+    }
+  });
+
+  it('switches capability when the address hash changes after load', async () => {
+    await page.evaluate(() => (window.location.hash = '#predict'));
+    await page.waitForFunction(() => document.getElementById('route-title')?.textContent?.startsWith('/predict '));
+    assert.equal(await page.getAttribute('#routes button[data-route="predict"]', 'aria-current'), 'true');
+    await page.evaluate(() => (window.location.hash = '#canny'));
+    await page.waitForFunction(() => document.getElementById('route-title')?.textContent?.startsWith('/canny '));
+  });
+
+  it('shows a spinner while a request runs, and progress through the hook for long work', async () => {
+    await choose('upscale');
+    await pick(sample('chelsea.jpg'));
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    await page.route(`${base}/upscale*`, async (route) => {
+      await held;
+      await route.continue();
+    });
+    try {
+      await page.click('#run');
+      await page.waitForSelector('#busy:not([hidden]) .spinner');
+      assert.equal(await page.textContent('#busy-text'), 'Running /upscale…');
+      assert.equal(await page.isDisabled('#run'), true);
+      await page.evaluate(async () => (await import(new URL('playground/web/playground.js', document.baseURI).href)).showProgress(3, 12));
+      assert.deepEqual(await page.$eval('#progress', (p) => [(p as HTMLProgressElement).hidden, (p as HTMLProgressElement).value, (p as HTMLProgressElement).max]), [false, 3, 12]);
+      assert.equal(await page.textContent('#busy-text'), 'Running… 3 of 12');
+      await shot('upscale-running');
+    } finally {
+      release();
+    }
+    await page.waitForSelector('.pair figure:nth-child(2) img', { timeout: 60_000 });
+    await page.waitForSelector('#busy', { state: 'hidden' });
+    await page.unroute(`${base}/upscale*`);
+    assert.deepEqual(await page.$$eval('.pair img', (imgs) => imgs.map((i) => [(i as HTMLImageElement).naturalWidth, (i as HTMLImageElement).naturalHeight])), [
+      [451, 300],
+      [1353, 900],
+    ]);
   });
 
   it('shows a readable error for a text file', async () => {
@@ -194,26 +285,24 @@ describe('playground in headless Chromium', () => {
     await page.waitForFunction(() => document.getElementById('image-name')?.textContent?.startsWith('pasted.jpeg'));
 
     await choose('detect');
-    await page.fill('#url', `${imagesBase}/test_face_processing.jpg`);
+    await page.fill('#url', `${photos.base}/test_face_processing.jpg`);
     await runAndWait('.stage svg');
     assert.equal(await page.locator('.stage svg rect.box').count(), 17);
-    assert.equal(await page.getAttribute('.stage img', 'src'), `${imagesBase}/test_face_processing.jpg`);
+    assert.equal(await page.getAttribute('.stage img', 'src'), `${photos.base}/test_face_processing.jpg`);
     await page.click('#curl');
-    assert.equal(await page.textContent('#curl-text'), `curl -sS '${base}/detect?url=${encodeURIComponent(`${imagesBase}/test_face_processing.jpg`)}'`);
+    assert.equal(await page.textContent('#curl-text'), `curl -sS '${base}/detect?url=${encodeURIComponent(`${photos.base}/test_face_processing.jpg`)}'`);
     await shot('detect-url');
+    await page.fill('#url', '');
   });
 
   it('labels the boxes of /catdetection with class and score', async () => {
-    await page.fill('#url', '');
     await choose('catdetection');
-    await page.setInputFiles('#file', image('cat_small.jpg'));
-    await page.waitForFunction(() => document.getElementById('image-name')?.textContent?.startsWith('cat_small.jpg'));
+    await pick(image('cat_small.jpg'));
     await runAndWait('.stage svg');
     const api = await request(svc.app).post('/catdetection').attach('image', readFileSync(image('cat_small.jpg')), 'cat.jpg');
     assert.equal(api.body.result.length, 1);
     assert.equal(await page.locator('.stage svg rect.box').count(), 1);
     assert.equal(await page.textContent('.stage svg text'), `cat ${Math.round(api.body.result[0].score * 100)}%`);
-    await shot('catdetection');
   });
 
   it('shows /upscale output beside its input, and the /histogram plugin chart', async () => {
@@ -222,43 +311,109 @@ describe('playground in headless Chromium', () => {
     await page.setInputFiles('#file', { name: 'car-crop.jpg', mimeType: 'image/jpeg', buffer: crop });
     await page.waitForFunction(() => document.getElementById('image-name')?.textContent?.startsWith('car-crop.jpg'));
     await runAndWait('.pair figure:nth-child(2) img');
-    const sizes = await page.$$eval('.pair img', (imgs) => imgs.map((i) => [(i as HTMLImageElement).naturalWidth, (i as HTMLImageElement).naturalHeight]));
-    assert.deepEqual(sizes, [
+    assert.deepEqual(await page.$$eval('.pair img', (imgs) => imgs.map((i) => [(i as HTMLImageElement).naturalWidth, (i as HTMLImageElement).naturalHeight])), [
       [330, 220],
       [990, 660],
     ]);
-    await shot('upscale');
 
     await choose('histogram');
-    await page.setInputFiles('#file', image('cat_small.jpg'));
-    await page.waitForFunction(() => document.getElementById('image-name')?.textContent?.startsWith('cat_small.jpg'));
+    await pick(image('cat_small.jpg'));
     await runAndWait('.pair figure:nth-child(2) img');
     assert.deepEqual(await page.$eval('.pair figure:nth-child(2) img', (i) => [(i as HTMLImageElement).naturalWidth, (i as HTMLImageElement).naturalHeight]), [512, 256]);
-    await shot('histogram');
   });
 
-  it('logged no page errors, blocked nothing, and asked nothing of any other host', () => {
-    // The one failed load is the text file's 415, which Chromium reports on the console.
-    assert.deepEqual(problems, ['console: Failed to load resource: the server responded with a status of 415 (Unsupported Media Type)']);
-  });
+  for (const [label, viewport] of [['desktop', DESKTOP], ['phone', PHONE]] as const) {
+    it(`runs every capability on a sample at ${label} width (${viewport.width}x${viewport.height}) with no sideways scrolling`, async () => {
+      const view = await context.newPage();
+      try {
+        await view.setViewportSize(viewport);
+        await view.goto(`${base}/`);
+        await view.waitForSelector('#samples button');
+        for (const resource of svc.resources) {
+          const plan = SHOWN_WITH[resource.name] ?? { file: 'astronaut.jpg', see: '#result > *' };
+          await choose(resource.name, view);
+          await view.click(`#samples button[data-sample="${plan.file}"]`);
+          await view.waitForFunction((n) => document.getElementById('image-name')?.textContent?.startsWith(`data/${n}`), plan.file);
+          await view.click('#run');
+          await view.waitForSelector(`${plan.see}, #error:not([hidden])`, { timeout: 60_000 });
+          await view.waitForFunction(() => !(document.getElementById('run') as HTMLButtonElement).disabled);
+          if (SHOWN_WITH[resource.name]) assert.equal(await view.isHidden('#error'), true, `/${resource.name}: ${await view.textContent('#error')}`);
+          const [scrollWidth, innerWidth] = await noSidewaysScroll(view);
+          assert.ok(scrollWidth <= innerWidth, `/${resource.name} at ${label}: ${scrollWidth} > ${innerWidth}`);
+          await shot(`${resource.name}-${label}`, view);
+        }
+        if (label === 'phone') {
+          const key = (await view.locator('#api-key').boundingBox())!;
+          assert.ok(key.x >= 0 && key.x + key.width <= viewport.width, `API key box ${JSON.stringify(key)}`);
+          const [drop, url] = [(await view.locator('#drop').boundingBox())!, (await view.locator('#url').boundingBox())!];
+          assert.ok(url.x >= drop.x && url.x + url.width <= drop.x + drop.width, 'URL input inside the drop zone');
+          const work = (await view.locator('#work').boundingBox())!;
+          assert.ok(work.y < viewport.height / 3, `the capability list leaves the form on the first screen (#work at ${work.y})`);
+          for (const width of [320, 360]) {
+            await view.setViewportSize({ width, height: 700 });
+            const [sw, iw] = await noSidewaysScroll(view);
+            assert.ok(sw <= iw, `${width} px: ${sw} > ${iw}`);
+          }
+        }
+      } finally {
+        await view.close();
+      }
+    });
+  }
 
-  it('serves /docs that renders the document offline', async () => {
-    const docs = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  it('/docs: Try it out on POST /detect with test_face_processing.jpg, fields as offered, finds the 17 faces a plain curl finds', async () => {
+    const docs = await context.newPage();
     try {
-      const outside: string[] = [];
-      docs.on('request', (r) => {
-        if (!/^(http:\/\/127\.0\.0\.1:\d+\/|data:|blob:)/.test(r.url())) outside.push(r.url());
-      });
       await docs.goto(`${base}/docs`);
-      await docs.waitForSelector('.opblock-summary-path', { timeout: 30_000 });
-      const paths = await docs.$$eval('.opblock-summary-path', (els) => [...new Set(els.map((e) => e.getAttribute('data-path')))]);
-      for (const r of svc.resources) assert.ok(paths.includes(`/${r.name}`), `/docs shows /${r.name}`);
-      await docs.click('#operations-resources-canny .opblock-summary');
-      await docs.waitForSelector('#operations-resources-canny .parameters');
-      await docs.locator('#operations-resources-canny').screenshot({ path: path.join(ARTIFACTS, 'docs-canny.png') });
-      assert.deepEqual(outside, []);
+      for (const [route, photo] of [['detect', 'test_face_processing.jpg'], ['catfacedetection', 'cat_small.jpg']] as const) {
+        const op = `#operations-resources-${route}`;
+        await docs.waitForSelector(op, { timeout: 30_000 });
+        await docs.click(`${op} .opblock-summary`);
+        await docs.click(`${op} .try-out__btn`);
+        await docs.setInputFiles(`${op} input[type=file]`, image(photo));
+        await docs.click(`${op} .execute`);
+        const body = await docs.waitForSelector(`${op} .live-responses-table .response-col_description pre`, { timeout: 60_000 });
+        const answer = JSON.parse((await body.textContent())!);
+        const { stdout } = await run('curl', ['-sS', '-F', `image=@${image(photo)}`, `${base}/${route}`]);
+        assert.deepEqual(answer, JSON.parse(stdout), `/${route}: Try it out answers what curl does`);
+        if (route === 'detect') {
+          assert.equal(answer.result.length, 17);
+          await docs.locator(op).screenshot({ path: path.join(ARTIFACTS, 'docs-detect-try-it-out.png') });
+        } else assert.equal(answer.result.length, 1);
+      }
+      assert.equal(await docs.getAttribute('.cvserve-bar a', 'href'), '../');
+      await docs.click('.cvserve-bar a');
+      await docs.waitForSelector('#routes button');
+      assert.equal(new URL(docs.url()).pathname, '/');
     } finally {
       await docs.close();
     }
+  });
+
+  it('/docs shows locks and Authorize only when the service has API keys', async () => {
+    for (const apiKeys of [false, true]) {
+      const app = express().use(docsRouter(svc.resources, { apiKeys }));
+      const docsServer = app.listen(0, '127.0.0.1');
+      await new Promise((resolve) => docsServer.once('listening', resolve));
+      const docs = await context.newPage();
+      try {
+        await docs.goto(`http://127.0.0.1:${(docsServer.address() as AddressInfo).port}/docs/`);
+        await docs.waitForSelector('#operations-resources-detect', { timeout: 30_000 });
+        const authorize = await docs.locator('.btn.authorize').count();
+        const locks = await docs.locator('.authorization__btn').count();
+        if (apiKeys) assert.ok(authorize === 1 && locks > 0, `with keys: ${authorize} Authorize, ${locks} locks`);
+        else assert.deepEqual([authorize, locks], [0, 0]);
+        await docs.screenshot({ path: path.join(ARTIFACTS, `docs-${apiKeys ? 'keys' : 'no-keys'}.png`) });
+      } finally {
+        await docs.close();
+        await new Promise((resolve) => docsServer.close(resolve));
+      }
+    }
+  });
+
+  it('logged no page errors and asked nothing of any other host', () => {
+    // The one failed load is the text file's 415, which Chromium reports on the console.
+    assert.deepEqual(problems, ['console: Failed to load resource: the server responded with a status of 415 (Unsupported Media Type)']);
+    assert.deepEqual(blocked, []);
   });
 });
