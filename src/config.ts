@@ -101,6 +101,43 @@ export const SETTINGS = {
     default: '',
     doc: 'Comma-separated origins allowed to call the API from browsers (CORS), e.g. `https://app.example.com`; `*` for any. Empty: CORS off.',
   },
+  dataDir: {
+    env: 'CVSERVE_DATA_DIR',
+    schema: z.string().min(1),
+    default: './data',
+    doc: 'Directory for runtime state: the face gallery `faces.sqlite` (face descriptors, biometric data) when no database URL is set.',
+  },
+  databaseUrl: {
+    env: 'CVSERVE_DATABASE_URL',
+    schema: z.union([z.literal(''), z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')]),
+    default: '',
+    doc: 'PostgreSQL URL (`postgres://user:pass@host:5432/db`) for a face gallery shared by several replicas. Unset: SQLite in the data directory.',
+  },
+  faceWorkers: { env: 'CVSERVE_FACE_WORKERS', schema: int(1, 64), default: '1', doc: 'Face engine worker threads (SSD detector, landmarks, descriptors on tfjs wasm); each uses one core and about 0.5 GB.' },
+  faceMaxQueue: { env: 'CVSERVE_FACE_MAX_QUEUE', schema: int(0, 100_000), default: '16', doc: 'Face tasks waiting for a worker before requests get 503 + Retry-After.' },
+  faceMaxHeapMb: {
+    env: 'CVSERVE_FACE_MAX_HEAP_MB',
+    schema: int(0, 16_384),
+    default: '768',
+    doc: 'A face worker whose wasm heap (which only grows) passes this is replaced between requests; 0: never.',
+  },
+  facePreload: { env: 'CVSERVE_FACE_PRELOAD', schema: bool, default: 'off', doc: 'Start the face workers and load their models at startup instead of on the first face request.' },
+  faceMaxSide: {
+    env: 'CVSERVE_FACE_MAX_SIDE',
+    schema: int(64, 16_384),
+    default: '1920',
+    doc: 'Images are shrunk (inside the worker) so their longer side is at most this before face detection; bounds the wasm heap. Boxes come back in original pixels.',
+  },
+  faceMatchThreshold: {
+    env: 'CVSERVE_FACE_MATCH_THRESHOLD',
+    schema: z.coerce.number().min(0.1).max(1.2),
+    default: '0.45',
+    doc: 'Descriptor distance at which a face is still a registered user (maps to confidence 0.67, DeepStack\'s default `min_confidence`); lower is stricter.',
+  },
+  faceMaxUsers: { env: 'CVSERVE_FACE_MAX_USERS', schema: int(1, 1_000_000), default: '1000', doc: 'Most users in the face gallery; registering a new one beyond → 409.' },
+  faceMaxPhotosPerUser: { env: 'CVSERVE_FACE_MAX_PHOTOS_PER_USER', schema: int(1, 10_000), default: '50', doc: 'Most face descriptors (photos) kept per user; registering more → 409.' },
+  faceMaxImages: { env: 'CVSERVE_FACE_MAX_IMAGES', schema: int(1, 100), default: '10', doc: 'Most images in one register call (`image`, `image1`..`imageN`) → 400.' },
+  faceMaxFaces: { env: 'CVSERVE_FACE_MAX_FACES', schema: int(1, 500), default: '50', doc: 'Most faces described in one frame (the most confident are kept); bounds recognize time (~50 ms per face).' },
 } as const;
 
 type Settings = typeof SETTINGS;

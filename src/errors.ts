@@ -30,13 +30,15 @@ export const ERRORS = {
   SHUTTING_DOWN: { status: 503, message: 'Server is shutting down' },
   URL_FETCH_TIMEOUT: { status: 504, message: 'Fetching the image URL timed out' },
   REQUEST_TIMEOUT: { status: 504, message: 'The request took too long' },
+  GALLERY_FULL: { status: 409, message: 'The face gallery is full: delete users or photos first' },
+  GALLERY_UNAVAILABLE: { status: 503, message: 'The face gallery database is unavailable, try again shortly' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;
 
 /** A status word per HTTP status, for the `status` field of the error body. */
 const STATUS_WORDS: Record<number, string> = {
-  400: 'bad request', 401: 'unauthorized', 403: 'forbidden', 404: 'not found', 405: 'method not allowed', 408: 'request timeout',
+  400: 'bad request', 401: 'unauthorized', 403: 'forbidden', 404: 'not found', 405: 'method not allowed', 408: 'request timeout', 409: 'conflict',
   413: 'payload too large', 415: 'unsupported media type', 422: 'unprocessable entity', 431: 'request header fields too large',
   500: 'internal error', 502: 'bad gateway', 503: 'service unavailable', 504: 'gateway timeout',
 };
