@@ -1,19 +1,14 @@
 /**
  * `npm run models [-- --check] [--dir <dir>] [--base-url <url>] [--only <file,...>]`: downloads every
  * file of the model manifest into CVSERVE_MODELS_DIR (or --dir), verifies each sha256, writes
- * atomically, skips files already present and correct, and prints what it fetched, skipped or
- * failed. Exit status 1 when a file failed, 2 on wrong usage.
+ * atomically, leaves files already present and correct as they are, and prints each file as
+ * verified, fetched, missing (--check) or FAILED. Exit status 1 when a file is missing or failed,
+ * 2 on wrong usage.
  */
 import { ConfigError, loadConfig } from '../src/config.js';
-import { fetchModels, formatReport, type FileResult } from '../src/models/fetch.js';
+import { fetchModels, formatReport, formatResult } from '../src/models/fetch.js';
 
 const USAGE = 'usage: npm run models -- [--check] [--dir <dir>] [--base-url <url>] [--only <file,...>]';
-
-function line(r: FileResult): string {
-  if (r.outcome === 'fetched') return `fetched  ${r.file}`;
-  if (r.outcome === 'skipped') return `skipped  ${r.file}`;
-  return `FAILED   ${r.file}: ${r.reason}`;
-}
 
 async function main(argv: string[]): Promise<number> {
   let config;
@@ -48,7 +43,8 @@ async function main(argv: string[]): Promise<number> {
       return 2;
     }
   }
-  const progress = process.stderr.isTTY ? (r: FileResult) => process.stderr.write(line(r) + '\n') : undefined;
+  // On a terminal each file shows up as it is decided; the full report follows on stdout.
+  const progress = process.stderr.isTTY ? (r: Parameters<typeof formatResult>[0]) => process.stderr.write(formatResult(r) + '\n') : undefined;
   const report = await fetchModels({
     dir,
     manifestFile: config.modelsManifest || undefined,

@@ -15,7 +15,7 @@ export interface FetchModelsOptions {
   baseUrl?: string;
   /** Only these files (default: every file in the manifest). */
   files?: string[];
-  /** Only check what is there; download nothing (missing or wrong files count as failed). */
+  /** Only check what is there; download nothing (missing or wrong files count as failed; missing ones are also listed as missing). */
   checkOnly?: boolean;
   /** Time limit per file download. */
   timeoutMs?: number;
@@ -29,21 +29,27 @@ export interface FetchModelsOptions {
 
 export type FileResult =
   | { file: string; outcome: 'fetched'; from: string; bytes: number; replaced: boolean }
-  | { file: string; outcome: 'skipped'; reason: string }
+  /** Already present, and its sha256 matches the manifest: nothing to do. */
+  | { file: string; outcome: 'verified' }
+  /** Not there, and only checking. */
+  | { file: string; outcome: 'missing'; reason: string }
   | { file: string; outcome: 'failed'; reason: string };
 
 export interface FetchReport {
   dir: string;
+  checkOnly: boolean;
   results: FileResult[];
   fetched: string[];
-  skipped: string[];
+  verified: string[];
+  missing: string[];
+  /** Every file that is not present and verified at the end: missing ones (when checking) included. */
   failed: string[];
 }
 
 const DEFAULT_TIMEOUT_MS = 300_000;
 
 /**
- * Brings every manifest file into `dir`: files already present with the right sha256 are skipped;
+ * Brings every manifest file into `dir`: files already present with the right sha256 are verified and left as they are;
  * the others are downloaded (or copied, for bundled files) to a temporary file next to the target,
  * checked against the manifest's size and sha256, and renamed into place, so `dir` never holds a
  * partial or unverified file under a real name. One failure does not stop the others.
@@ -66,8 +72,8 @@ export async function fetchModels(options: FetchModelsOptions): Promise<FetchRep
     results.push(result);
     options.onResult?.(result);
   }
-  const names = (outcome: FileResult['outcome']) => results.filter((r) => r.outcome === outcome).map((r) => r.file);
-  return { dir, results, fetched: names('fetched'), skipped: names('skipped'), failed: names('failed') };
+  const names = (...outcomes: FileResult['outcome'][]) => results.filter((r) => outcomes.includes(r.outcome)).map((r) => r.file);
+  return { dir, checkOnly: !!options.checkOnly, results, fetched: names('fetched'), verified: names('verified'), missing: names('missing'), failed: names('missing', 'failed') };
 }
 
 async function fetchOne(entry: ManifestFile, dir: string, options: FetchModelsOptions): Promise<FileResult> {
@@ -75,9 +81,11 @@ async function fetchOne(entry: ManifestFile, dir: string, options: FetchModelsOp
   let replaced = false;
   try {
     const check = await verifyFile(dir, entry);
-    if (check.state === 'ok') return { file, outcome: 'skipped', reason: 'present, sha256 ok' };
+    if (check.state === 'ok') return { file, outcome: 'verified' };
     if (options.checkOnly) {
-      return { file, outcome: 'failed', reason: check.state === 'missing' ? 'missing' : `sha256 ${check.actual}, expected ${entry.sha256}` };
+      return check.state === 'missing'
+        ? { file, outcome: 'missing', reason: `not in ${dir}` }
+        : { file, outcome: 'failed', reason: `sha256 ${check.actual}, expected ${entry.sha256}` };
     }
     replaced = check.state === 'mismatch';
   } catch (err) {
@@ -150,18 +158,27 @@ async function writeVerified(chunks: AsyncIterable<Uint8Array>, temp: string, en
   }
 }
 
-/** The report as lines for a terminal. */
+/** One file's line: verified, fetched, missing or FAILED. */
+export function formatResult(r: FileResult): string {
+  switch (r.outcome) {
+    case 'fetched':
+      return `fetched  ${r.file} (${r.bytes} bytes, sha256 ok${r.replaced ? ', replaced a file with the wrong sha256' : ''}) from ${r.from}`;
+    case 'verified':
+      return `verified ${r.file} (sha256 ok)`;
+    case 'missing':
+      return `MISSING  ${r.file}: ${r.reason}`;
+    case 'failed':
+      return `FAILED   ${r.file}: ${r.reason}`;
+  }
+}
+
+/** The report as lines for a terminal, and a summary: "7 verified, 0 missing, 0 failed" when checking, "2 fetched, 5 verified, 0 failed" otherwise. */
 export function formatReport(report: FetchReport): string {
-  const lines = report.results.map((r) => {
-    switch (r.outcome) {
-      case 'fetched':
-        return `fetched  ${r.file} (${r.bytes} bytes${r.replaced ? ', replaced a file with the wrong sha256' : ''}) from ${r.from}`;
-      case 'skipped':
-        return `skipped  ${r.file}: ${r.reason}`;
-      case 'failed':
-        return `FAILED   ${r.file}: ${r.reason}`;
-    }
-  });
-  lines.push(`${report.dir}: ${report.fetched.length} fetched, ${report.skipped.length} skipped, ${report.failed.length} failed`);
+  const lines = report.results.map(formatResult);
+  const failed = report.failed.length - report.missing.length;
+  const counts = report.checkOnly
+    ? `${report.verified.length} verified, ${report.missing.length} missing, ${failed} failed`
+    : `${report.fetched.length} fetched, ${report.verified.length} verified, ${failed} failed`;
+  lines.push(`${report.dir}: ${counts}`);
   return lines.join('\n');
 }

@@ -34,7 +34,8 @@ export class ModelStore {
   readonly manifest: Manifest;
   private readonly downloads = new Map<string, Promise<void>>();
   private readonly abort = new AbortController();
-  private readonly timers = new Set<NodeJS.Timeout>();
+  /** Retry waits in progress: close() ends them all at once (no abort listener per wait, which leaked one per retry). */
+  private readonly sleepers = new Set<() => void>();
   private startedAll = false;
 
   constructor(readonly options: ModelStoreOptions) {
@@ -136,17 +137,16 @@ export class ModelStore {
   }
 
   private sleep(ms: number): Promise<void> {
+    if (this.abort.signal.aborted) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.timers.delete(timer);
-        resolve();
-      }, ms);
-      timer.unref();
-      this.timers.add(timer);
-      this.abort.signal.addEventListener('abort', () => {
+      const wake = () => {
         clearTimeout(timer);
+        this.sleepers.delete(wake);
         resolve();
-      }, { once: true });
+      };
+      const timer = setTimeout(wake, ms);
+      timer.unref();
+      this.sleepers.add(wake);
     });
   }
 
@@ -162,8 +162,7 @@ export class ModelStore {
 
   close(): void {
     this.abort.abort();
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+    for (const wake of [...this.sleepers]) wake();
   }
 }
 

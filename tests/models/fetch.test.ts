@@ -6,9 +6,11 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { pino } from 'pino';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import { fetchModels, formatReport } from '../../src/models/fetch.js';
 import { loadManifest, parseManifest, type Manifest } from '../../src/models/manifest.js';
+import { ModelStore } from '../../src/models/store.js';
 import { entryFor, MODELS_DIR } from '../engines/onnx-fixtures.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 
@@ -64,7 +66,7 @@ describe('fetchModels', () => {
   });
   afterEach(() => rm(dir, { recursive: true, force: true }));
 
-  test('fetches each file from its URL, then skips what is present and correct', async () => {
+  test('fetches each file from its URL, then verifies what is present and correct', async () => {
     server.routes.set('/files/a.txt', serve(A));
     server.routes.set('/files/b.onnx', serve(B));
     const first = await fetchModels({ dir, manifest });
@@ -75,10 +77,10 @@ describe('fetchModels', () => {
     assert.deepEqual((await readdir(dir)).sort(), ['a.txt', 'b.onnx'], 'no temporary files left');
 
     const second = await fetchModels({ dir, manifest });
-    assert.deepEqual(second.skipped, ['a.txt', 'b.onnx']);
+    assert.deepEqual(second.verified, ['a.txt', 'b.onnx']);
     assert.deepEqual(second.fetched, []);
     assert.equal(server.hits.length, 2, 'nothing downloaded the second time');
-    assert.match(formatReport(second), /skipped  a\.txt: present, sha256 ok\n.*\n.*: 0 fetched, 2 skipped, 0 failed$/);
+    assert.match(formatReport(second), /^verified a\.txt \(sha256 ok\)\nverified b\.onnx \(sha256 ok\)\n.*: 0 fetched, 2 verified, 0 failed$/);
   });
 
   test('a download with the wrong sha256 fails, leaves nothing behind, and does not stop the others', async () => {
@@ -160,12 +162,15 @@ describe('fetchModels', () => {
     server.routes.set('/mirror/a.txt', serve(A));
     server.routes.set('/mirror/b.onnx', serve(B));
     const check = await fetchModels({ dir, manifest, checkOnly: true });
-    assert.deepEqual(check.failed, ['a.txt', 'b.onnx']);
+    assert.deepEqual([check.missing, check.failed], [['a.txt', 'b.onnx'], ['a.txt', 'b.onnx']]);
+    assert.match(formatReport(check), /^MISSING  a\.txt: not in .*\nMISSING  b\.onnx: not in .*\n.*: 0 verified, 2 missing, 0 failed$/);
     assert.equal(server.hits.length, 0);
     const report = await fetchModels({ dir, manifest, baseUrl: `${server.url}/mirror/` });
     assert.deepEqual(report.fetched, ['a.txt', 'b.onnx']);
     assert.deepEqual(server.hits, ['/mirror/a.txt', '/mirror/b.onnx']);
-    assert.deepEqual((await fetchModels({ dir, manifest, checkOnly: true })).skipped, ['a.txt', 'b.onnx']);
+    const verified = await fetchModels({ dir, manifest, checkOnly: true });
+    assert.deepEqual([verified.verified, verified.failed], [['a.txt', 'b.onnx'], []]);
+    assert.match(formatReport(verified), /: 2 verified, 0 missing, 0 failed$/);
   });
 
   test('the built-in manifest: every real file through a mirror, the bundled label file copied', async () => {
@@ -194,10 +199,83 @@ describe('fetchModels', () => {
       );
     const failing = await run([]);
     assert.equal(failing.code, 1);
-    assert.match(failing.stdout, /^fetched  a\.txt \(11000 bytes\) from http:\/\/127\.0\.0\.1:\d+\/s\/a\.txt\nFAILED   b\.onnx: .*HTTP 404 Not Found\n.*: 1 fetched, 0 skipped, 1 failed\n$/);
+    assert.match(failing.stdout, /^fetched  a\.txt \(11000 bytes, sha256 ok\) from http:\/\/127\.0\.0\.1:\d+\/s\/a\.txt\nFAILED   b\.onnx: .*HTTP 404 Not Found\n.*: 1 fetched, 0 verified, 1 failed\n$/);
     const fine = await run(['--only', 'a.txt']);
     assert.equal(fine.code, 0);
-    assert.match(fine.stdout, /^skipped  a\.txt: present, sha256 ok\n/);
+    assert.match(fine.stdout, /^verified a\.txt \(sha256 ok\)\n.*: 0 fetched, 1 verified, 0 failed\n$/);
+    const check = await run(['--check']);
+    assert.equal(check.code, 1);
+    assert.match(check.stdout, /^verified a\.txt \(sha256 ok\)\nMISSING  b\.onnx: not in .*\n.*: 1 verified, 1 missing, 0 failed\n$/);
     assert.equal((await run(['--bogus'])).code, 2);
+  });
+});
+
+describe('ModelStore background fetch retries', () => {
+  // The store's retry timers are unref'd (they never hold a server up): something must keep the test's event loop alive.
+  let keepAlive: NodeJS.Timeout;
+  beforeEach(() => {
+    keepAlive = setInterval(() => {}, 60_000);
+  });
+  afterEach(() => clearInterval(keepAlive));
+
+  test('keep no abort listener per retry: no MaxListenersExceededWarning however many retries fail', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'cvserve-retries-'));
+    const manifest = parseManifest({
+      version: 1,
+      files: [{ ...entryFor('a.txt', A, 'labels'), url: 'http://127.0.0.1:9/a.txt' }, { ...entryFor('b.onnx', B, 'onnx'), url: 'http://127.0.0.1:9/b.onnx' }],
+      models: [],
+    });
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    let attempts = 0;
+    const store = new ModelStore({
+      dir,
+      manifest,
+      fetchMissing: true,
+      retryDelaysMs: Array.from({ length: 15 }, () => 1),
+      // Nothing leaves the process: every download fails as a refused connection does.
+      fetchImpl: async () => {
+        attempts++;
+        throw new TypeError('fetch failed');
+      },
+    });
+    try {
+      const log = pino({ level: 'silent' });
+      const outcomes = await Promise.allSettled([store.download('a.txt', log), store.download('b.onnx', log)]);
+      assert.deepEqual(outcomes.map((o) => o.status), ['rejected', 'rejected']);
+      assert.equal(attempts, 32);
+      await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+      assert.deepEqual(warnings.filter((w) => w.startsWith('MaxListenersExceededWarning')), []);
+    } finally {
+      process.off('warning', onWarning);
+      store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('close() ends a retry wait at once', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'cvserve-retries-'));
+    const manifest = parseManifest({ version: 1, files: [{ ...entryFor('a.txt', A, 'labels'), url: 'http://127.0.0.1:9/a.txt' }], models: [] });
+    let release!: () => void;
+    const firstAttempt = new Promise<void>((resolve) => (release = resolve));
+    const store = new ModelStore({
+      dir,
+      manifest,
+      fetchMissing: true,
+      retryDelaysMs: [3_600_000],
+      fetchImpl: async () => {
+        release();
+        throw new TypeError('fetch failed');
+      },
+    });
+    try {
+      const download = store.download('a.txt', pino({ level: 'silent' }));
+      await firstAttempt;
+      store.close();
+      await assert.rejects(download, /model store closed/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
