@@ -7,18 +7,21 @@ import type { Config } from './config.js';
 import { closeEngines, createEngines, type Engines } from './engines/engines.js';
 import { logWorkerEvents } from './engines/pool-log.js';
 import { AppError } from './errors.js';
-import { apiKeyAuth } from './http/auth.js';
+import { apiKeyAuth, loadApiKeys } from './http/auth.js';
 import { docsRouter } from './http/docs.js';
 import { errorHandler } from './http/errors.js';
 import { allPoolStats, healthRoutes, Lifecycle } from './http/health.js';
-import { ImageRequestReader, type UrlFetchHooks } from './http/image-request.js';
+import { ImageRequestReader } from './http/image-request.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
 import { withFastPing } from './http/fast-ping.js';
-import { handleResource } from './http/resource-handler.js';
-import { ResponseCache } from './http/response-cache.js';
+import { serveResource } from './http/resource-route.js';
+import { createUrlFetcher, type UrlFetchHooks } from './http/url-fetch.js';
 import { corsPolicy, securityHeaders } from './http/security.js';
 import { createLogger } from './logger.js';
+import { ResponseCache } from './resources/answer-cache.js';
 import type { AnyResource } from './resources/contract.js';
+import { costLimits } from './resources/cost.js';
+import type { PipelineServices } from './resources/pipeline.js';
 import { withPlugins } from './resources/plugins.js';
 import { builtinResources } from './resources/registry.js';
 
@@ -78,9 +81,15 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
         req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, url: req.url.split('?')[0] }),
         res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
       },
-      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
+      // The error handler already logged why; this line only records the request at the same loudness.
+      customLogLevel: (_req, res) => (res.statusCode === 500 ? 'error' : res.statusCode === 503 ? 'warn' : 'info'),
       customSuccessMessage: (req, res, responseTime) => `${req.method} ${req.url?.split('?')[0]} ${res.statusCode} ${Math.round(responseTime)}ms`,
       customErrorMessage: (req, res) => `${req.method} ${req.url?.split('?')[0]} ${res.statusCode}`,
+      // pino-http makes up an Error (with a stack) for every 5xx: the status says it all; a real fault was logged by the error handler.
+      customErrorObject: (_req, _res, _err, value: Record<string, unknown>) => {
+        const { err: _made, ...rest } = value;
+        return rest;
+      },
     }),
   );
 
@@ -97,13 +106,17 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     res.json({ success: true });
   });
 
-  app.use(docsRouter(resources));
+  app.use(docsRouter(resources, { apiKeys: loadApiKeys(config).length > 0 }));
 
-  const reader = new ImageRequestReader(config, options.urlHooks);
-  const cache = config.responseCacheMb > 0 ? new ResponseCache(config.responseCacheMb * 1024 * 1024) : undefined;
+  const reader = new ImageRequestReader(config);
+  const services: PipelineServices = {
+    limits: { ...costLimits(config), maxPixels: config.maxPixels },
+    fetchUrl: createUrlFetcher(config, options.urlHooks),
+    cache: config.responseCacheMb > 0 ? new ResponseCache(config.responseCacheMb * 1024 * 1024) : undefined,
+  };
   for (const resource of resources) {
     app.all(`/${resource.name}`, methods(resource.methods ?? ['GET', 'POST']), (req, res, next) => {
-      handleResource(resource, req, res, { config, reader, cache }).catch(next);
+      serveResource(resource, req, res, { reader, services, timeoutMs: config.requestTimeoutMs }).catch(next);
     });
   }
 

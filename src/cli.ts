@@ -1,11 +1,10 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node
 import { realpathSync } from 'node:fs';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { pino, type Logger } from 'pino';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { AppError, errorBody, isAppError } from './errors.js';
-import type { InputWay } from './resources/answer.js';
+import { AppError, errorBody } from './errors.js';
 import type { AnyResource } from './resources/contract.js';
 
 /**
@@ -42,11 +41,14 @@ Examples:
 
 Exit status: 0 success, 1 the request or command failed (error JSON on stdout, message on stderr), 2 wrong usage.`;
 
+/** Wrong usage of the command line: the message, then the usage text. */
 class UsageError extends Error {}
+/** A command given correctly that cannot be done as asked (no such file, no such route): the message alone. */
+class CliError extends Error {}
 
 export interface CliIo {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
-  stderr: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
   env: NodeJS.ProcessEnv;
 }
 
@@ -104,56 +106,67 @@ async function resourcesFor(config: Config, log: Logger): Promise<AnyResource[]>
 
 const isUrl = (source: string) => /^https?:\/\//i.test(source);
 
-async function readImage(source: string, config: Config, signal: AbortSignal): Promise<{ bytes: Buffer; way: InputWay }> {
-  if (isUrl(source)) {
-    const { fetchUrlBytes } = await import('./http/url-fetch.js');
-    const bytes = await fetchUrlBytes(source, {
-      maxBytes: config.urlMaxBytes,
-      timeoutMs: config.urlTimeoutMs,
-      maxRedirects: config.urlMaxRedirects,
-      maxUrlLength: config.urlMaxLength,
-      allowPrivateNetworks: config.allowPrivateNetworks,
-      signal,
-    });
-    return { bytes, way: 'url' };
-  }
-  const info = await stat(source);
-  if (info.size > config.maxBodyBytes) throw new AppError('PAYLOAD_TOO_LARGE', { publicMessage: `${source} is ${info.size} bytes; the limit is ${config.maxBodyBytes}` });
-  return { bytes: await readFile(source), way: 'raw' };
+async function readImageFile(file: string, config: Config): Promise<Buffer> {
+  const info = await stat(file);
+  if (info.size > config.maxBodyBytes) throw new AppError('PAYLOAD_TOO_LARGE', { publicMessage: `${file} is ${info.size} bytes; the limit is ${config.maxBodyBytes}` });
+  return readFile(file);
 }
 
 function write(stream: NodeJS.WritableStream, data: string | Uint8Array): Promise<void> {
   return new Promise((resolve, reject) => stream.write(data, (err) => (err ? reject(err) : resolve())));
 }
 
+/** A one-line progress bar on a terminal's stderr, redrawn in place; nothing when stderr is not a terminal. */
+function progressBar(stderr: CliIo['stderr'], label: string): { update(done: number, total: number): void; end(): void } {
+  if (!stderr.isTTY) return { update() {}, end() {} };
+  let drawn = false;
+  return {
+    update(done, total) {
+      const width = 30;
+      const filled = total > 0 ? Math.round((done / total) * width) : 0;
+      stderr.write(`\r${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}`);
+      drawn = true;
+    },
+    end() {
+      if (drawn) stderr.write('\n');
+    },
+  };
+}
+
 async function runCommand(args: string[], io: CliIo, config: Config): Promise<number> {
   const a = parseRunArgs(args);
-  if (!isUrl(a.source) && !(await stat(a.source).catch(() => undefined))?.isFile()) throw new UsageError(`no such file: ${a.source}`);
+  if (!isUrl(a.source) && !(await stat(a.source).catch(() => undefined))?.isFile()) throw new CliError(`no such file: ${a.source}`);
   const log = cliLogger(io.env, config);
   const resources = await resourcesFor(config, log);
   const resource = resources.find((r) => r.name === a.route);
-  if (!resource) throw new UsageError(`no route /${a.route}; the routes are: ${resources.map((r) => r.name).join(', ')}`);
+  if (!resource) throw new CliError(`no route /${a.route}; the routes are: ${resources.map((r) => r.name).join(', ')}`);
 
-  const [{ closeEngines, createEngines }, { toAppError }, { openImage }, { formatAnswer, jsonBytes, preferredAnswer }, { parseParams }] = await Promise.all([
+  const [{ closeEngines, createEngines }, { toAppError }, { createUrlFetcher }, { jsonBytes }, { executeResource }, { Deadline }, { costLimits }] = await Promise.all([
     import('./engines/engines.js'),
     import('./http/errors.js'),
-    import('./image/decode.js'),
+    import('./http/url-fetch.js'),
     import('./resources/answer.js'),
-    import('./resources/validate.js'),
+    import('./resources/pipeline.js'),
+    import('./resources/deadline.js'),
+    import('./resources/cost.js'),
   ]);
   const engines = createEngines(config);
-  const signal = AbortSignal.timeout(config.requestTimeoutMs);
+  const bar = progressBar(io.stderr, `/${resource.name}`);
   try {
     await resource.init({ config, engines, log });
-    const status = resource.status();
-    if (!status.ready) throw new AppError('MODEL_UNAVAILABLE', { publicMessage: `/${resource.name} is unavailable: ${status.reason}` });
-    // The route's order: parameters are checked before the image is fetched.
-    const params = parseParams(resource.params, a.params) as Record<string, unknown>;
-    const { bytes, way } = await readImage(a.source, config, signal);
-    const input = await openImage(bytes, { maxPixels: config.maxPixels });
-    const wish = { accept: a.accept, source: way };
-    const result = await resource.run(input, params, { signal, log, prefers: preferredAnswer(wish) });
-    const answer = await formatAnswer(resource, result, params, input, wish);
+    const { answer } = await executeResource(
+      resource,
+      {
+        accept: a.accept,
+        open: async () => ({
+          fields: a.params,
+          image: isUrl(a.source) ? { way: 'url', url: a.source } : { way: 'raw', bytes: await readImageFile(a.source, config) },
+        }),
+      },
+      { limits: { ...costLimits(config), maxPixels: config.maxPixels }, fetchUrl: createUrlFetcher(config) },
+      { deadline: new Deadline(config.requestTimeoutMs), log, progress: bar.update },
+    );
+    bar.end();
     if (answer.kind === 'json') {
       await write(io.stdout, jsonBytes(answer.body));
       if (io.stdout.isTTY) await write(io.stdout, '\n');
@@ -161,15 +174,16 @@ async function runCommand(args: string[], io: CliIo, config: Config): Promise<nu
       await writeFile(a.out, answer.bytes);
       await write(io.stderr, `wrote ${a.out} (${answer.format}, ${answer.bytes.length} bytes)\n`);
     } else if (io.stdout.isTTY) {
-      throw new UsageError(`/${resource.name} answered an image (${answer.format}): give --out <file>, pipe the output, or use --json`);
+      throw new CliError(`/${resource.name} answered an image (${answer.format}): give --out <file>, pipe the output, or use --json`);
     } else {
       await write(io.stdout, answer.bytes);
     }
     return 0;
   } catch (err) {
-    if (err instanceof UsageError) throw err;
+    bar.end();
+    if (err instanceof CliError) throw err;
     const appError = toAppError(err);
-    if (!isAppError(err) || appError.status >= 500) log.error({ err, detail: appError.detail }, 'run failed');
+    if (appError.status >= 500 && appError.code !== 'MODEL_UNAVAILABLE') log.error({ err, detail: appError.detail }, 'run failed');
     await write(io.stdout, jsonBytes(errorBody(appError)));
     if (io.stdout.isTTY) await write(io.stdout, '\n');
     await write(io.stderr, `cvserve run: ${appError.status} ${appError.code}: ${appError.publicMessage}\n`);
@@ -190,7 +204,7 @@ async function routesCommand(args: string[], io: CliIo, config: Config): Promise
   }
   const name = args[0]!.replace(/^\/+/, '');
   const resource = resources.find((r) => r.name === name);
-  if (!resource) throw new UsageError(`no route /${name}; the routes are: ${resources.map((r) => r.name).join(', ')}`);
+  if (!resource) throw new CliError(`no route /${name}; the routes are: ${resources.map((r) => r.name).join(', ')}`);
   const { describeParams } = await import('./resources/describe.js');
   const lines = [`/${resource.name}: ${resource.summary}`, '', resource.description ?? '', '', 'Parameters:'];
   for (const p of describeParams(resource.params)) {
@@ -246,7 +260,8 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
       throw new UsageError(command === undefined ? 'no command given' : `unknown command: ${command}`);
     }
     const config = loadConfig(io.env);
-    if (command === 'run') return await runCommand(rest, io, config);
+    // One run cannot wait for a download: a missing model answers 503 naming `cvserve models` at once.
+    if (command === 'run') return await runCommand(rest, io, { ...config, modelsFetch: false });
     if (command === 'routes') return await routesCommand(rest, io, config);
     if (command === 'models') return await modelsCommand(rest, io, config);
     if (rest.length) throw new UsageError('openapi takes no arguments');
@@ -257,6 +272,10 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
   } catch (err) {
     if (err instanceof UsageError) {
       await write(io.stderr, `cvserve: ${err.message}\n\n${USAGE}\n`);
+      return 2;
+    }
+    if (err instanceof CliError) {
+      await write(io.stderr, `cvserve: ${err.message} (cvserve help: usage)\n`);
       return 2;
     }
     if (err instanceof ConfigError) {

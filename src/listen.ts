@@ -1,7 +1,8 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import { createApp, type CvServe } from './app.js';
 import type { Config } from './config.js';
 import { answerClientErrorsAsJson } from './http/client-error.js';
+import { handleExpectContinue } from './http/expect.js';
 import { createLogger } from './logger.js';
 
 /**
@@ -12,16 +13,20 @@ import { createLogger } from './logger.js';
 export async function startServer(config: Config): Promise<{ server: Server; service: CvServe; shutdown: (reason: string) => Promise<void> }> {
   const log = createLogger(config);
   const service = await createApp(config, { logger: log });
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = createServer(service.handler).listen(config.port, config.host, () => resolve(s));
-    s.once('error', reject);
+  const server = createHttpServer(service.handler, config);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
-  // Slow clients must not hold sockets forever; the request deadline covers the work itself.
-  server.headersTimeout = 20_000;
-  server.requestTimeout = config.requestTimeoutMs + 5_000;
-  answerClientErrorsAsJson(server);
   const address = server.address();
-  log.info({ address }, `cvserve listening on ${typeof address === 'object' && address ? `${address.address}:${address.port}` : address}`);
+  const url = typeof address === 'object' && address ? browsableUrl(address.address, address.port) : String(address);
+  log.info({ address }, `cvserve listening on ${url} (open it in a browser for the playground; API docs at ${url}docs)`);
+  if (config.allowPrivateNetworks) {
+    log.warn('CVSERVE_ALLOW_PRIVATE_NETWORKS is on: ?url= may fetch loopback, private and link-local addresses (this machine, its network, cloud metadata); only for local development');
+  }
 
   let stopping: Promise<void> | undefined;
   const shutdown = (reason: string) => {
@@ -43,3 +48,25 @@ export async function startServer(config: Config): Promise<{ server: Server; ser
   return { server, service, shutdown };
 }
 
+
+/**
+ * The HTTP server with every connection-level limit from the config: slow headers and bodies time
+ * out (408), idle keep-alive connections close, connections past the cap are dropped, parser
+ * errors answer JSON, and `Expect: 100-continue` is answered from the declared size.
+ */
+export function createHttpServer(handler: RequestListener, config: Config): Server {
+  const server = createServer(handler);
+  server.headersTimeout = config.headersTimeoutMs;
+  server.requestTimeout = config.bodyTimeoutMs;
+  server.keepAliveTimeout = config.keepAliveTimeoutMs;
+  server.maxConnections = config.maxConnections;
+  answerClientErrorsAsJson(server);
+  handleExpectContinue(server, handler, config);
+  return server;
+}
+
+/** A URL a person can open: the wildcard addresses become localhost. */
+function browsableUrl(address: string, port: number): string {
+  const host = address === '0.0.0.0' || address === '::' ? 'localhost' : address.includes(':') ? `[${address}]` : address;
+  return `http://${host}:${port}/`;
+}

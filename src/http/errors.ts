@@ -52,11 +52,21 @@ export function sendError(res: Response, err: AppError): void {
   res.status(err.status).json(errorBody(err));
 }
 
+/**
+ * How loud an error is in the log: only a fault of the service (500) is an error, with its stack;
+ * the service being busy, starting or stopping (503) is a warning; everything the client caused or
+ * controls (4xx, a URL that fails or times out, a request over its deadline) is information.
+ */
+export function logLevelOf(err: AppError): 'error' | 'warn' | 'info' {
+  if (err.status === 500) return 'error';
+  return err.status === 503 ? 'warn' : 'info';
+}
+
 /** Express error middleware: the one place errors become HTTP answers. */
 export function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunction): void {
   const appError = toAppError(err);
-  const log = req.log;
-  if (appError.status >= 500) log?.error({ err, code: appError.code, detail: appError.detail }, 'request failed');
-  else log?.info({ code: appError.code, detail: appError.detail }, 'request refused');
+  const level = logLevelOf(appError);
+  if (level === 'error') req.log?.error({ err, code: appError.code, detail: appError.detail }, 'request failed');
+  else req.log?.[level]({ code: appError.code, detail: appError.detail }, `request refused: ${appError.code}`);
   sendError(res, appError);
 }

@@ -3,20 +3,14 @@ import express from 'express';
 import multer from 'multer';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
+import type { ImageRef } from '../resources/pipeline.js';
 import { decodeBase64Image } from './base64.js';
-import { fetchUrlBytes, type UrlFetchOptions } from './url-fetch.js';
-
-export type UrlFetchHooks = Pick<UrlFetchOptions, 'lookup' | 'onConnect' | 'allowAddresses'>;
-
-/** How the image arrived. */
-export type ImageSource = 'url' | 'multipart' | 'json' | 'raw';
 
 export interface ImageRequest {
-  /** The image bytes; for ?url= the download starts only when called, after parameters are validated. */
-  load(): Promise<Buffer>;
+  /** Where the image is; a ?url= is fetched by the pipeline once the parameters are valid. */
+  image: ImageRef;
   /** Parameters: the query string, plus form or JSON fields (which win over the query). */
   fields: Record<string, unknown>;
-  source: ImageSource;
 }
 
 type Middleware = (req: Request, res: Response, next: (err?: unknown) => void) => void;
@@ -35,11 +29,7 @@ export class ImageRequestReader {
   private readonly json: Middleware;
   private readonly raw: Middleware;
 
-  constructor(
-    private readonly config: Config,
-    /** Name resolution and connection hooks for ?url= (tests inject them so no real network is reached). */
-    private readonly urlHooks: UrlFetchHooks = {},
-  ) {
+  constructor(private readonly config: Config) {
     this.multipart = multer({
       storage: multer.memoryStorage(),
       limits: {
@@ -54,33 +44,24 @@ export class ImageRequestReader {
     this.raw = express.raw({ limit: config.maxBodyBytes, type: () => true }) as Middleware;
   }
 
-  async read(req: Request, res: Response, signal: AbortSignal): Promise<ImageRequest> {
+  async read(req: Request, res: Response): Promise<ImageRequest> {
     const query = queryFields(req, this.config.maxFields);
     if (req.method === 'GET' || req.method === 'HEAD') {
       const { url, ...fields } = query;
       if (typeof url !== 'string' || url === '') {
         throw new AppError('MISSING_IMAGE', { publicMessage: 'Parameter url is not present: GET needs ?url=http(s)://...' });
       }
-      const load = () =>
-        fetchUrlBytes(url, {
-          maxBytes: this.config.urlMaxBytes,
-          timeoutMs: this.config.urlTimeoutMs,
-          maxRedirects: this.config.urlMaxRedirects,
-          maxUrlLength: this.config.urlMaxLength,
-          allowPrivateNetworks: this.config.allowPrivateNetworks,
-          signal,
-          ...this.urlHooks,
-        });
-      return { load, fields, source: 'url' };
+      return { image: { way: 'url', url }, fields };
     }
 
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    refuseBeforeReading(req, res, type, this.config);
     if (type === 'multipart/form-data') return this.readMultipart(req, res, query);
     if (type === 'application/json' || type.endsWith('+json')) return this.readJson(req, res, query);
     if (type.startsWith('image/') || type === 'application/octet-stream') {
       await runMiddleware(this.raw, req, res);
       const bytes = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      return { load: async () => bytes, fields: query, source: 'raw' };
+      return { image: { way: 'raw', bytes }, fields: query };
     }
     if (type === '') {
       throw new AppError('MISSING_IMAGE');
@@ -103,7 +84,7 @@ export class ImageRequestReader {
       });
     }
     const body = (req.body ?? {}) as Record<string, unknown>;
-    return { load: async () => file.buffer, fields: { ...query, ...singleValues(body) }, source: 'multipart' };
+    return { image: { way: 'multipart', bytes: file.buffer }, fields: { ...query, ...singleValues(body) } };
   }
 
   private async readJson(req: Request, res: Response, query: Record<string, unknown>): Promise<ImageRequest> {
@@ -121,7 +102,33 @@ export class ImageRequestReader {
       throw new AppError('BAD_PARAMETER', { publicMessage: `Too many fields (limit ${this.config.maxFields})` });
     }
     const bytes = decodeBase64Image(imageBase64);
-    return { load: async () => bytes, fields: { ...query, ...fields }, source: 'json' };
+    return { image: { way: 'json', bytes }, fields: { ...query, ...fields } };
+  }
+}
+
+/** Largest body a request of this type may have: the image limit plus, for multipart, its form fields. */
+export function maxDeclaredBody(type: string, config: Pick<Config, 'maxBodyBytes' | 'maxFields' | 'maxFieldBytes'>): number {
+  if (type !== 'multipart/form-data') return config.maxBodyBytes;
+  const partOverhead = 1024; // boundary and part headers
+  return config.maxBodyBytes + (config.maxFields + 1) * (config.maxFieldBytes + partOverhead);
+}
+
+/**
+ * Refusals that need no body: a compressed body (the size limits hold for what arrives, so an
+ * inflating parser is not worth its risk), or a Content-Length already over the limit. The
+ * connection closes after such an answer, so the unread body is never waited for.
+ */
+function refuseBeforeReading(req: Request, res: Response, type: string, config: Config): void {
+  const encoding = (req.headers['content-encoding'] ?? '').trim().toLowerCase();
+  if (encoding !== '' && encoding !== 'identity') {
+    res.setHeader('Connection', 'close');
+    throw new AppError('UNSUPPORTED_ENCODING', { publicMessage: `Content-Encoding ${encoding} is not accepted: send the body uncompressed` });
+  }
+  const declared = Number(req.headers['content-length'] ?? 0);
+  const limit = maxDeclaredBody(type, config);
+  if (declared > limit) {
+    res.setHeader('Connection', 'close');
+    throw new AppError('PAYLOAD_TOO_LARGE', { publicMessage: `Request body of ${declared} bytes is over the limit of ${limit} bytes (CVSERVE_MAX_BODY_BYTES)` });
   }
 }
 

@@ -2,7 +2,7 @@ import { AppError, isAppError } from '../errors.js';
 import { createAddressPolicy } from './url/address-policy.js';
 import { exchange } from './url/exchange.js';
 import { resolveCheckedAddresses, systemLookup, type HostLookup } from './url/resolve.js';
-import { DEFAULT_MAX_URL_LENGTH, parseRedirectTarget, parseTargetUrl } from './url/target.js';
+import { DEFAULT_MAX_URL_LENGTH, parseRedirectTarget, parseTargetUrl, redactUrl } from './url/target.js';
 
 export type { HostLookup, ResolvedAddress } from './url/resolve.js';
 export { addressRange, isPublicAddress } from './url/address-policy.js';
@@ -56,7 +56,7 @@ async function fetchFollowingRedirects(first: URL, options: UrlFetchOptions, sig
     if (redirects >= options.maxRedirects) {
       throw new AppError('URL_FETCH_FAILED', {
         publicMessage: `The image URL redirected more than ${options.maxRedirects} times`,
-        detail: `too many redirects, last ${url.href} -> ${outcome.location}`,
+        detail: `too many redirects, last ${redactUrl(url)} -> ${redactUrl(outcome.location, url)}`,
       });
     }
     url = parseRedirectTarget(outcome.location, url, maxUrlLength);
@@ -75,7 +75,7 @@ export async function fetchUrlBytes(url: string, options: UrlFetchOptions): Prom
   const timer = setTimeout(() => {
     deadline.abort(new AppError('URL_FETCH_TIMEOUT', {
       publicMessage: `Fetching the image URL took longer than ${options.timeoutMs} ms`,
-      detail: `timeout after ${options.timeoutMs} ms: ${target.href}`,
+      detail: `timeout after ${options.timeoutMs} ms: ${redactUrl(target)}`,
     }));
   }, options.timeoutMs);
   const outer = options.signal;
@@ -90,4 +90,23 @@ export async function fetchUrlBytes(url: string, options: UrlFetchOptions): Prom
     clearTimeout(timer);
     outer?.removeEventListener('abort', onOuterAbort);
   }
+}
+
+export type UrlFetchHooks = Pick<UrlFetchOptions, 'lookup' | 'onConnect' | 'allowAddresses'>;
+
+/** The `?url=` download service under the configured rules (tests add hooks so no real network is reached). */
+export function createUrlFetcher(
+  config: { urlMaxBytes: number; urlTimeoutMs: number; urlMaxRedirects: number; urlMaxLength: number; allowPrivateNetworks: boolean },
+  hooks: UrlFetchHooks = {},
+): (url: string, signal: AbortSignal) => Promise<Buffer> {
+  return (url, signal) =>
+    fetchUrlBytes(url, {
+      maxBytes: config.urlMaxBytes,
+      timeoutMs: config.urlTimeoutMs,
+      maxRedirects: config.urlMaxRedirects,
+      maxUrlLength: config.urlMaxLength,
+      allowPrivateNetworks: config.allowPrivateNetworks,
+      signal,
+      ...hooks,
+    });
 }

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import type { ResourceStatus } from '../resources/contract.js';
+import type { Readiness as ResourceStatus } from '../readiness.js';
 import { fetchModels } from './fetch.js';
 import { findFile, loadManifest, manifestPath, type Manifest, type ManifestFile } from './manifest.js';
 import { describeCheck, verifyFile, type FileCheck } from './verify.js';

@@ -46,8 +46,32 @@ function pickFormat(requested: unknown, accept: string, fallback: OutputFormat):
   return accepted && accepted !== 'any' ? accepted : fallback;
 }
 
-function inputFormatOr(input: ImageInput, fallback: OutputFormat): OutputFormat {
+function inputFormatOr(input: Pick<ImageInput, 'format'>, fallback: OutputFormat): OutputFormat {
   return (OUTPUT_FORMATS as readonly string[]).includes(input.format) ? (input.format as OutputFormat) : fallback;
+}
+
+function wantsDrawing(params: Record<string, unknown>, accept: string): boolean {
+  return params.draw === true || (acceptedImageFormat(accept) !== undefined && !acceptsJsonExplicitly(accept));
+}
+
+/**
+ * The image answer settled before the work, if any: boxes drawn on the input (`drawn`), or an image
+ * route whose format the caller named. Undefined for JSON answers and for formats only the result
+ * decides. The cost bound uses it to refuse an answer too large for its format before the work.
+ */
+export function plannedImageAnswer(
+  resource: AnyResource,
+  params: Record<string, unknown>,
+  input: Pick<ImageInput, 'format'>,
+  wish: AnswerWish,
+): { format: OutputFormat; drawn: boolean } | undefined {
+  if (resource.output.kind === 'json') {
+    if (!resource.output.drawable || !wantsDrawing(params, wish.accept)) return undefined;
+    return { format: pickFormat(params.format, wish.accept, inputFormatOr(input, 'jpeg')), drawn: true };
+  }
+  const accepted = acceptedImageFormat(wish.accept);
+  if (params.format === undefined && (accepted === undefined || accepted === 'any')) return undefined;
+  return { format: pickFormat(params.format, wish.accept, 'png'), drawn: false };
 }
 
 function image(bytes: Buffer, format: OutputFormat): Answer {
@@ -69,8 +93,7 @@ export async function formatAnswer(
   const { accept, source } = wish;
   if (result.kind === 'json') {
     const drawable = resource.output.kind === 'json' && resource.output.drawable && result.boxes;
-    const wantsDrawing = params.draw === true || (acceptedImageFormat(accept) !== undefined && !acceptsJsonExplicitly(accept));
-    if (drawable && wantsDrawing) {
+    if (drawable && wantsDrawing(params, accept)) {
       const format = pickFormat(params.format, accept, inputFormatOr(input, 'jpeg'));
       assertEncodable(input.width, input.height, format);
       return image(await drawBoxes(input, result.boxes!, format), format);

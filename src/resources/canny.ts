@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { AnyResource, InitContext, Resource, ResourceStatus, RunContext } from './contract.js';
+import type { CostItem, ImageHeader, InitContext, Resource, ResourceStatus, RunContext } from './contract.js';
 import type { ImageInput } from '../image/types.js';
 import type { OpenCvEngine } from '../engines/opencv/engine.js';
 import { formatParam, param } from './params.js';
@@ -27,6 +27,12 @@ export class CannyResource implements Resource<typeof params> {
     return this.opencv ? { ready: true } : { ready: false, reason: 'not initialised' };
   }
 
+  /** The edge map is an output image of the input's size. */
+  cost(image: ImageHeader): CostItem[] {
+    const size = { width: image.width, height: image.height };
+    return [{ limit: 'maxOutputPixels', amount: image.width * image.height, what: `the ${image.width}x${image.height} edge map`, size }];
+  }
+
   async run(input: ImageInput, p: z.output<typeof params>, ctx: RunContext) {
     const rgb = await input.analysisRgb();
     const edges = await this.opencv!.canny(rgb, p.threshold1, p.threshold2, ctx.signal);
@@ -36,6 +42,6 @@ export class CannyResource implements Resource<typeof params> {
   async close(): Promise<void> {}
 }
 
-export function createCannyResource(): AnyResource {
-  return new CannyResource() as unknown as AnyResource;
+export function createCannyResource(): CannyResource {
+  return new CannyResource();
 }

@@ -12,5 +12,5 @@ export function createCatFaceDetectionResource(): AnyResource {
       'Answers {"status": "ok", "result": [{"box": [x1, y1, x2, y2]}]} in original-image pixels, or the image with the boxes drawn (draw=true or Accept: image/*). ' +
       'On large photos, maxSide (e.g. 800) is much faster.',
     cascade: CASCADES.frontalCatFace,
-  }) as unknown as AnyResource;
+  });
 }

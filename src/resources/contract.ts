@@ -2,13 +2,16 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { Config } from '../config.js';
 import type { Engines } from '../engines/engines.js';
-import type { DrawBox, ImageInput, RawImage } from '../image/types.js';
+import type { DrawBox, ImageInput, InputFormat, RawImage } from '../image/types.js';
+import type { Readiness } from '../readiness.js';
 
 /**
  * The contract every capability implements, built-in or plugin. A resource knows nothing about
  * HTTP: it declares its parameters once (a zod object: types, defaults, bounds, descriptions), and
- * that one declaration drives validation, the OpenAPI document, the playground form, the CLI and
- * metrics. Lifecycle: init (once, at startup) → run (per request) → close (at shutdown).
+ * that one declaration drives validation, the OpenAPI document, the playground form, the CLI,
+ * metrics and, with `cost`, the bound on what one request may make it allocate or compute.
+ * Lifecycle: init (once, at startup) → run (per request) → close (at shutdown).
+ * Write one with `defineResource` (./define.ts), which checks it and fills in what is optional.
  */
 export interface Resource<Params extends z.ZodObject = z.ZodObject> {
   /** Route name: the resource answers at `/${name}`. Lowercase letters, digits and dashes. */
@@ -25,6 +28,13 @@ export interface Resource<Params extends z.ZodObject = z.ZodObject> {
   init(ctx: InitContext): Promise<void>;
   /** Whether the resource can run now, and if not, why (e.g. a missing model file). */
   status(): ResourceStatus;
+  /**
+   * Everything one request would allocate or compute that grows with the image or the parameters
+   * (resize targets, tiles, detection pyramids, output images), known from the header alone. The
+   * pipeline refuses the request (413, naming the limit) before any pixel is decoded when one item
+   * is over its limit. Called only when the resource is ready.
+   */
+  cost?(image: ImageHeader, params: z.output<Params>): CostItem[];
   run(input: ImageInput, params: z.output<Params>, ctx: RunContext): Promise<ResourceResult>;
   close(): Promise<void>;
 }
@@ -39,7 +49,27 @@ export type ResourceOutputSpec =
   /** Image answer; as JSON `{imageBase64, format}` when the client asks for JSON. */
   | { kind: 'image' };
 
-export type ResourceStatus = { ready: true } | { ready: false; reason: string };
+export type ResourceStatus = Readiness;
+
+/** What the image header says, before any pixel is decoded (dimensions after EXIF orientation). */
+export interface ImageHeader {
+  width: number;
+  height: number;
+  format: InputFormat;
+}
+
+/** The named limits a cost item can be held to (the settings of src/config.ts with these keys). */
+export type CostLimitName = 'maxOutputPixels' | 'maxWorkPixels' | 'detectMaxPyramidPixels' | 'upscaleMaxTiles';
+
+/** One thing a request would make: how much of it, which limit holds it, and what it is (for the refusal). */
+export interface CostItem {
+  limit: CostLimitName;
+  amount: number;
+  /** E.g. "the 256x6144000 resized copy": the refusal message names it. */
+  what: string;
+  /** For output images: their size, checked against what the answer's format can hold. */
+  size?: { width: number; height: number };
+}
 
 export interface InitContext {
   config: Config;
@@ -53,6 +83,8 @@ export interface RunContext {
   log: Logger;
   /** The face of the answer the caller asked for (Accept, or a JSON request), if any. */
   prefers?: 'json' | 'image';
+  /** Reports progress of long work (e.g. tiles done of total), for callers that show it. */
+  progress?(done: number, total: number): void;
 }
 
 export type ResourceResult =

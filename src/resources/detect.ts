@@ -11,5 +11,5 @@ export function createDetectResource(): AnyResource {
       'Finds frontal human faces with haarcascade_frontalface_alt.xml: RGB→gray, then detectMultiScale(scaleFactor, minNeighbors, minSize). ' +
       'Answers {"status": "ok", "result": [{"box": [x1, y1, x2, y2]}]} in original-image pixels, or the image with the boxes drawn (draw=true or Accept: image/*).',
     cascade: CASCADES.frontalFace,
-  }) as unknown as AnyResource;
+  });
 }

@@ -12,6 +12,6 @@ export function builtinResources(): AnyResource[] {
     createCannyResource(),
     createDetectResource(),
     createCatFaceDetectionResource(),
-    ...[createPredictResource(), createCatDetectionResource(), createUpscaleResource()].map((r) => r as unknown as AnyResource),
+    ...[createPredictResource(), createCatDetectionResource(), createUpscaleResource()],
   ];
 }

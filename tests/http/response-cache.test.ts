@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import request from 'supertest';
 import type { CvServe } from '../../src/app.js';
-import { ResponseCache } from '../../src/http/response-cache.js';
+import { ResponseCache } from '../../src/resources/answer-cache.js';
 import type { Answer } from '../../src/resources/answer.js';
 import { createTestApp } from '../helpers/app.js';
 import { image } from '../helpers/paths.js';

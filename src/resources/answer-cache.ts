@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Answer } from '../resources/answer.js';
+import type { Answer } from './answer.js';
 
 /**
  * A size-bounded LRU of finished answers, keyed by the sha256 of the image bytes together with
