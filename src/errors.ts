@@ -19,13 +19,17 @@ export const ERRORS = {
   PAYLOAD_TOO_LARGE: { status: 413, message: 'Request body too large' },
   IMAGE_TOO_LARGE: { status: 413, message: 'Image has too many pixels' },
   OUTPUT_TOO_LARGE: { status: 413, message: 'The result would have too many pixels' },
+  WORK_TOO_LARGE: { status: 413, message: 'This image and these parameters would need more work than the server allows' },
   DOWNLOAD_TOO_LARGE: { status: 413, message: 'The image at the URL is too large' },
+  UNSUPPORTED_ENCODING: { status: 415, message: 'Compressed request bodies (Content-Encoding) are not accepted: send the body as is' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Unsupported image type: send JPEG, PNG, WebP, GIF, TIFF or AVIF' },
   UNDECODABLE_IMAGE: { status: 422, message: 'The image could not be decoded' },
+  EXPECTATION_FAILED: { status: 417, message: 'Only Expect: 100-continue is supported' },
   HEADERS_TOO_LARGE: { status: 431, message: 'Request line or headers too large' },
   INTERNAL: { status: 500, message: 'Internal server error' },
   URL_FETCH_FAILED: { status: 502, message: 'Could not fetch the image URL' },
   QUEUE_FULL: { status: 503, message: 'Server busy, try again shortly' },
+  ENGINE_FAILED: { status: 503, message: 'The worker running this request failed and is being replaced; try again' },
   MODEL_UNAVAILABLE: { status: 503, message: 'This route is not available: its model is missing' },
   SHUTTING_DOWN: { status: 503, message: 'Server is shutting down' },
   URL_FETCH_TIMEOUT: { status: 504, message: 'Fetching the image URL timed out' },
@@ -39,7 +43,7 @@ export type ErrorCode = keyof typeof ERRORS;
 /** A status word per HTTP status, for the `status` field of the error body. */
 const STATUS_WORDS: Record<number, string> = {
   400: 'bad request', 401: 'unauthorized', 403: 'forbidden', 404: 'not found', 405: 'method not allowed', 408: 'request timeout', 409: 'conflict',
-  413: 'payload too large', 415: 'unsupported media type', 422: 'unprocessable entity', 431: 'request header fields too large',
+  413: 'payload too large', 415: 'unsupported media type', 417: 'expectation failed', 422: 'unprocessable entity', 431: 'request header fields too large',
   500: 'internal error', 502: 'bad gateway', 503: 'service unavailable', 504: 'gateway timeout',
 };
 

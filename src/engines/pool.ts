@@ -122,7 +122,7 @@ let nextPoolId = 1;
  * than piscina) so it can retire a worker between tasks without ever handing a task to a worker
  * that is leaving: a worker whose wasm heap passed the cap, or whose module trapped, is terminated
  * right after its answer and its slot restarts with a fresh thread. A worker that dies fails only
- * the task it was running (500) and is replaced. Queued work is dropped when its caller aborts;
+ * the task it was running (503 ENGINE_FAILED with Retry-After) and is replaced. Queued work is dropped when its caller aborts;
  * running work is not waited for (terminating it would cost a reload of OpenCV or a model).
  */
 export class WorkerPool {
@@ -380,7 +380,7 @@ export class WorkerPool {
     this.publishWorkerEvent('crashed', reason);
     if (job) {
       this.counts.failed++;
-      settle(job, () => job.reject(new AppError('INTERNAL', { detail: `${this.name} worker died: ${reason}` })));
+      settle(job, () => job.reject(engineFailed(`${this.name} worker died: ${reason}`)));
     }
     this.start(slot);
     this.notifyIfIdle();
@@ -408,8 +408,15 @@ export class WorkerPool {
     if (error.code && error.code in ERRORS) {
       return new AppError(error.code as ErrorCode, { publicMessage: error.publicMessage, detail: error.message });
     }
+    // A wasm trap (out of bounds, out of memory): the worker is being replaced; the request may be retried.
+    if (error.name === 'RuntimeError') return engineFailed(`${this.name} task trapped: ${error.message}`);
     return new AppError('INTERNAL', { detail: `${this.name} task failed: ${error.name}: ${error.message}` });
   }
+}
+
+/** A worker that died or trapped under a task: 503 with Retry-After, as the pool replaces it at once. */
+function engineFailed(detail: string): AppError {
+  return new AppError('ENGINE_FAILED', { detail, headers: { 'Retry-After': '1' } });
 }
 
 function settle(job: Job, action: () => void): void {

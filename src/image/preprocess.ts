@@ -40,6 +40,27 @@ export interface PreparedImage {
   transform: InputTransform;
 }
 
+/**
+ * The size the image is resized to on the way to the model input, from its dimensions alone (no
+ * decoding): what sharp will be asked to produce. The cost bound checks it before any work, as a
+ * crop mode's shorter side scales the longer side by the same factor without limit.
+ */
+export function resizeTarget(resize: ResizeSpec, source: Size, size: Size): Size {
+  switch (resize.mode) {
+    case 'shorter-side-center-crop': {
+      // sharp's `outside` fit: the shorter side becomes shorterSide, the other keeps the aspect ratio (rounded).
+      const r = resize.shorterSide / Math.min(source.width, source.height);
+      return { width: Math.max(resize.shorterSide, Math.round(source.width * r)), height: Math.max(resize.shorterSide, Math.round(source.height * r)) };
+    }
+    case 'letterbox': {
+      const r = Math.min(size.width / source.width, size.height / source.height);
+      return { width: Math.max(1, Math.min(size.width, Math.round(source.width * r))), height: Math.max(1, Math.min(size.height, Math.round(source.height * r))) };
+    }
+    case 'stretch':
+      return size;
+  }
+}
+
 /** Model-input coordinates back to original-image coordinates. */
 export function toOriginal(t: InputTransform, x: number, y: number): [number, number] {
   return [(x - t.offsetX) / t.scaleX, (y - t.offsetY) / t.scaleY];
@@ -86,8 +107,7 @@ export async function prepareImage(input: ImageInput, resize: ResizeSpec, size: 
     }
     case 'letterbox': {
       const r = Math.min(tw / source.width, th / source.height);
-      const w = Math.max(1, Math.min(tw, Math.round(source.width * r)));
-      const h = Math.max(1, Math.min(th, Math.round(source.height * r)));
+      const { width: w, height: h } = resizeTarget(resize, source, size);
       const resized = await rawRgb(input.analysisPipeline().resize(w, h, { fit: 'fill', kernel: resize.kernel }));
       const dx = resize.align === 'center' ? Math.floor((tw - w) / 2) : 0;
       const dy = resize.align === 'center' ? Math.floor((th - h) / 2) : 0;

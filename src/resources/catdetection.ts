@@ -3,8 +3,8 @@ import { AppError } from '../errors.js';
 import { allocateBatch, batchDims, packImage, prepareImage } from '../image/preprocess.js';
 import type { DrawBox, ImageInput } from '../image/types.js';
 import type { DetectModel } from '../models/manifest.js';
-import type { Resource, ResourceResult, RunContext } from './contract.js';
-import { decodeSsd, decodeYolox, nmsPerClass, type Detection } from './onnx/decoders.js';
+import type { CostItem, ImageHeader, Resource, ResourceResult, RunContext } from './contract.js';
+import { decodeDetections } from './onnx/decoders.js';
 import { OnnxModelResource, type ModelChoice } from './onnx/model-resource.js';
 import { drawParam, formatParam, param } from './params.js';
 
@@ -40,6 +40,10 @@ export class CatDetectionResource extends OnnxModelResource<DetectModel> impleme
     super('catdetection', 'detect', choice);
   }
 
+  cost(image: ImageHeader): CostItem[] {
+    return this.inputResizeCost(image);
+  }
+
   async run(input: ImageInput, p: z.output<typeof params>, ctx: RunContext): Promise<ResourceResult> {
     const { model, engine, labels } = this.binding.require();
     const classes = classFilter(p.labels, labels);
@@ -49,13 +53,7 @@ export class CatDetectionResource extends OnnxModelResource<DetectModel> impleme
     const data = packImage(prepared.rgb, pixels, { ...model.preprocess, layout: model.input.layout, dtype: model.input.dtype }, allocateBatch(model.input.dtype, 1, pixels));
     const outputs = await engine.run(model.id, { [model.input.name]: { data, dims: batchDims(model.input.layout, 1, size) } }, { signal: ctx.signal });
     const options = { threshold: p.threshold, classes };
-    const { decoder } = model;
-    let found: Detection[];
-    if (decoder.family === 'yolox') found = nmsPerClass(decodeYolox(outputs, decoder, size, prepared.transform, options), decoder.nmsIou);
-    else {
-      const candidates = decodeSsd(outputs, decoder, size, prepared.transform, options);
-      found = decoder.nmsIou === null ? candidates.sort((a, b) => b.score - a.score) : nmsPerClass(candidates, decoder.nmsIou);
-    }
+    const found = decodeDetections(outputs, model.decoder, size, prepared.transform, options);
     const result = found.map((d) => ({
       box: d.box.map(Math.round) as [number, number, number, number],
       label: labels[d.classId] ?? `class ${d.classId}`,

@@ -40,6 +40,13 @@ export function paramSchema(field: z.ZodType): JsonSchema {
   const schema = z.toJSONSchema(field, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
   delete schema.$schema;
   const type = schema.type;
+  // A strict number parameter reads a number or its decimal text: describe the number it becomes (type, bounds, default).
+  if (Array.isArray(type) && type.length === 2 && type.includes('number') && type.includes('string')) {
+    const out = z.toJSONSchema(field, { io: 'output', unrepresentable: 'any' }) as JsonSchema;
+    delete out.$schema;
+    delete schema.type;
+    Object.assign(schema, out);
+  }
   if (Array.isArray(type) && type.includes('boolean') && type.every((t) => t === 'boolean' || t === 'string')) {
     schema.type = 'boolean';
   }

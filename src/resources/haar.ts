@@ -1,12 +1,14 @@
-import { access } from 'node:fs/promises';
+import { access, open as openFile } from 'node:fs/promises';
 import type { ModelStore } from '../models/store.js';
 import path from 'node:path';
 import { z } from 'zod';
+import { cascadeWindow } from '../engines/opencv/cascades.js';
 import type { Box, OpenCvEngine } from '../engines/opencv/engine.js';
+import { pyramidPixels } from '../engines/opencv/split.js';
 import { AppError } from '../errors.js';
 import { decodeRgb } from '../image/decode.js';
 import type { DrawBox, ImageInput, RawImage } from '../image/types.js';
-import type { InitContext, Resource, ResourceResult, ResourceStatus, RunContext } from './contract.js';
+import type { CostItem, ImageHeader, InitContext, Resource, ResourceResult, ResourceStatus, RunContext } from './contract.js';
 import { drawParam, formatParam, param } from './params.js';
 
 const params = z.strictObject({
@@ -60,6 +62,8 @@ export class HaarResource implements Resource<typeof params> {
   private state: ResourceStatus = { ready: false, reason: 'not initialised' };
   private lastCheck = 0;
   private checking?: Promise<void>;
+  /** The cascade's detection window, read from its XML once it is there. */
+  private window?: [number, number];
 
   constructor(spec: HaarResourceSpec) {
     this.name = spec.name;
@@ -113,7 +117,18 @@ export class HaarResource implements Resource<typeof params> {
     } catch {
       return { ready: false, reason: `${this.cascade} in ${this.modelsDir} could not be loaded by OpenCV` };
     }
+    // The cost bound sizes the detection pyramid from the cascade's window.
+    const window = await readCascadeWindow(path.join(this.modelsDir, this.cascade));
+    if (!window) return { ready: false, reason: `${this.cascade} in ${this.modelsDir} declares no detection window size` };
+    this.window = window;
     return { ready: true };
+  }
+
+  /** The detection pyramid: every scale of the (maxSide-reduced) image the cascade's window is searched over. */
+  cost(image: ImageHeader, p: HaarParams): CostItem[] {
+    const size = detectionSize(image, p.maxSide);
+    const pixels = pyramidPixels(size.width, size.height, this.window ?? [1, 1], p.scaleFactor, scaledMinSize(p.minSize, image, size));
+    return [{ limit: 'detectMaxPyramidPixels', amount: pixels, what: `searching ${size.width}x${size.height} at scaleFactor ${p.scaleFactor}` }];
   }
 
   async run(input: ImageInput, p: HaarParams, ctx: RunContext): Promise<ResourceResult> {
@@ -127,7 +142,8 @@ export class HaarResource implements Resource<typeof params> {
         cascade: this.cascade,
         scaleFactor: p.scaleFactor,
         minNeighbors: p.minNeighbors,
-        minSize: Math.max(1, Math.round(p.minSize / Math.max(sx, sy))),
+        minSize: scaledMinSize(p.minSize, input, image),
+        window: this.window,
       },
       ctx.signal,
     );
@@ -136,6 +152,30 @@ export class HaarResource implements Resource<typeof params> {
   }
 
   async close(): Promise<void> {}
+}
+
+/** The size detection runs at: the image's, or with maxSide its copy fitted inside maxSide × maxSide (as sharp's `inside` fit rounds). */
+function detectionSize(image: { width: number; height: number }, maxSide: number | undefined): { width: number; height: number } {
+  const longer = Math.max(image.width, image.height);
+  if (maxSide === undefined || longer <= maxSide) return { width: image.width, height: image.height };
+  const r = maxSide / longer;
+  return { width: Math.max(1, Math.round(image.width * r)), height: Math.max(1, Math.round(image.height * r)) };
+}
+
+/** minSize is given in original-image pixels; the search runs on the detection image. */
+function scaledMinSize(minSize: number, original: { width: number; height: number }, detection: { width: number; height: number }): number {
+  return Math.max(1, Math.round(minSize / Math.max(original.width / detection.width, original.height / detection.height)));
+}
+
+async function readCascadeWindow(file: string): Promise<[number, number] | undefined> {
+  const handle = await openFile(file, 'r');
+  try {
+    const head = Buffer.alloc(64 * 1024);
+    const { bytesRead } = await handle.read(head, 0, head.length, 0);
+    return cascadeWindow(head.subarray(0, bytesRead).toString('latin1'));
+  } finally {
+    await handle.close();
+  }
 }
 
 /**

@@ -11,10 +11,29 @@ interface Described {
 
 type Bounds = Described & { min: number; max: number };
 
+/** A plain decimal number as text: no hex, binary or octal forms, no empty string, no Infinity. */
+const DECIMAL = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+
+/**
+ * Numbers from text, strictly: `''` is not 0, `0x10` is not 16, and `1e-400` (which JavaScript
+ * reads as 0) is refused rather than silently becoming another value. Typed JSON numbers pass as is.
+ */
+const strictNumber = z.union([z.number(), z.string()], { error: 'must be a number' }).transform((v, ctx) => {
+  if (typeof v === 'number') return v;
+  const text = v.trim();
+  const n = Number(text);
+  const underflow = n === 0 && /[1-9]/.test(text.replace(/[eE].*$/, ''));
+  if (!DECIMAL.test(text) || !Number.isFinite(n) || underflow) {
+    ctx.addIssue({ code: 'custom', message: text === '' ? 'must be a number, not empty' : `must be a decimal number (got ${JSON.stringify(v.slice(0, 40))})` });
+    return z.NEVER;
+  }
+  return n;
+});
+
 function boundedNumber(kind: 'int' | 'number', o: Bounds) {
-  let n = z.coerce.number({ error: 'must be a number' });
+  let n = z.number({ error: 'must be a number' });
   if (kind === 'int') n = n.int({ error: 'must be an integer' });
-  return n.min(o.min, { error: `must be ≥ ${o.min}` }).max(o.max, { error: `must be ≤ ${o.max}` });
+  return strictNumber.pipe(n.min(o.min, { error: `must be ≥ ${o.min}` }).max(o.max, { error: `must be ≤ ${o.max}` }));
 }
 
 const BOOL_WORDS: Record<string, boolean> = { true: true, '1': true, yes: true, on: true, false: false, '0': false, no: false, off: false };

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { ImageInput } from '../image/types.js';
 import { allocateBatch, batchDims, packImage, prepareImage } from '../image/preprocess.js';
 import type { ClassifyModel } from '../models/manifest.js';
-import type { Resource, ResourceResult, RunContext } from './contract.js';
+import type { CostItem, ImageHeader, Resource, ResourceResult, RunContext } from './contract.js';
 import { topK } from './onnx/decoders.js';
 import { OnnxModelResource, type ModelChoice } from './onnx/model-resource.js';
 import { param } from './params.js';
@@ -28,6 +28,10 @@ export class PredictResource extends OnnxModelResource<ClassifyModel> implements
 
   constructor(choice: ModelChoice = {}) {
     super('predict', 'classify', choice);
+  }
+
+  cost(image: ImageHeader): CostItem[] {
+    return this.inputResizeCost(image);
   }
 
   async run(input: ImageInput, p: z.output<typeof params>, ctx: RunContext): Promise<ResourceResult> {

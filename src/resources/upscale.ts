@@ -1,10 +1,9 @@
 import { z } from 'zod';
-import { AppError } from '../errors.js';
 import type { ImageInput } from '../image/types.js';
 import type { SuperresModel } from '../models/manifest.js';
-import type { InitContext, Resource, ResourceResult, RunContext } from './contract.js';
+import type { CostItem, ImageHeader, Resource, ResourceResult, RunContext } from './contract.js';
 import { OnnxModelResource, type ModelChoice } from './onnx/model-resource.js';
-import { upscaleImage } from './onnx/superres.js';
+import { tileCount, upscaleImage } from './onnx/superres.js';
 import { formatParam } from './params.js';
 
 const params = z.strictObject({
@@ -20,34 +19,33 @@ export class UpscaleResource extends OnnxModelResource<SuperresModel> implements
     '{"imageBase64": ...} gets {"imageBase64": ...} back. Output larger than CVSERVE_MAX_OUTPUT_PIXELS is refused with 413.';
   readonly params = params;
   readonly output = { kind: 'image' } as const;
-  private maxOutputPixels = 0;
 
   constructor(choice: ModelChoice = {}) {
     super('upscale', 'superres', choice);
   }
 
-  override init(ctx: InitContext): Promise<void> {
-    this.maxOutputPixels = ctx.config.maxOutputPixels;
-    return super.init(ctx);
+  /** The output, the padded canvas the tiles are cut from (wide for a thin image), and the tiles the model runs. */
+  cost(image: ImageHeader): CostItem[] {
+    const { superres } = this.binding.require().model;
+    const s = superres.scale;
+    const out = { width: image.width * s, height: image.height * s };
+    const { tiles, canvasW, canvasH } = tileCount(image.width, image.height, superres);
+    return [
+      { limit: 'maxOutputPixels', amount: out.width * out.height, what: `upscaling ${image.width}x${image.height} by ${s} to ${out.width}x${out.height}`, size: out },
+      { limit: 'maxWorkPixels', amount: canvasW * canvasH, what: `the ${canvasW}x${canvasH} padded canvas the tiles are cut from` },
+      { limit: 'upscaleMaxTiles', amount: tiles, what: `cutting ${image.width}x${image.height} into ${superres.tile}x${superres.tile} model tiles` },
+    ];
   }
 
   async run(input: ImageInput, _p: z.output<typeof params>, ctx: RunContext): Promise<ResourceResult> {
     const { model, engine } = this.binding.require();
-    const s = model.superres.scale;
-    const outW = input.width * s;
-    const outH = input.height * s;
-    // Checked from the header, before any decoding or inference.
-    if (outW * outH > this.maxOutputPixels) {
-      throw new AppError('OUTPUT_TOO_LARGE', {
-        publicMessage: `Upscaling ${input.width}x${input.height} by ${s} gives ${outW}x${outH} = ${outW * outH} pixels; the limit is ${this.maxOutputPixels} pixels (CVSERVE_MAX_OUTPUT_PIXELS)`,
-      });
-    }
     const image = await upscaleImage(await input.rgb(), {
       engine,
       modelId: model.id,
       inputName: model.input.name,
       spec: model.superres,
       signal: ctx.signal,
+      progress: ctx.progress,
     });
     return { kind: 'image', image, format: 'input' };
   }

@@ -3,7 +3,8 @@ import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { AppError } from '../../src/errors.js';
 import type { RawImage } from '../../src/image/types.js';
-import { layoutAxis } from '../../src/resources/onnx/superres.js';
+import { checkCost } from '../../src/resources/cost.js';
+import { layoutAxis, planTiles } from '../../src/resources/onnx/superres.js';
 import { createUpscaleResource, type UpscaleResource } from '../../src/resources/upscale.js';
 import { imageInput, onnxEngines, runContext, silentLog, type TestEngines } from '../engines/onnx-fixtures.js';
 import { image } from '../helpers/paths.js';
@@ -80,15 +81,26 @@ describe('/upscale (ESPCN x3, luma) at resource level', () => {
     }
   });
 
-  test('output larger than the pixel limit is refused with 413 before any work', async () => {
+  test('output larger than the pixel limit is refused with 413 from the header, before any work', async () => {
     // 1000x1334 × 9 = 12 006 000 > 5 000 000.
-    await assert.rejects(run(image('cat_small.jpg')), (err: unknown) => {
+    const items = upscale.cost({ width: 1000, height: 1334, format: 'jpeg' });
+    assert.throws(() => checkCost('upscale', items, { maxOutputPixels: 5_000_000, maxWorkPixels: 40_000_000, detectMaxPyramidPixels: 1e8, upscaleMaxTiles: 160 }), (err: unknown) => {
       assert.ok(err instanceof AppError);
       assert.equal(err.status, 413);
       assert.equal(err.code, 'OUTPUT_TOO_LARGE');
-      assert.equal(err.publicMessage, 'Upscaling 1000x1334 by 3 gives 3000x4002 = 12006000 pixels; the limit is 5000000 pixels (CVSERVE_MAX_OUTPUT_PIXELS)');
+      assert.equal(err.publicMessage, '/upscale: upscaling 1000x1334 by 3 to 3000x4002 needs 12,006,000 pixels, 2.40x the limit of 5,000,000 (CVSERVE_MAX_OUTPUT_PIXELS)');
       return true;
     });
+  });
+
+  test('cost: the tiles and the padded canvas, as planTiles makes them', () => {
+    for (const [w, h] of [[1000, 1334], [1, 100_000], [224, 224], [209, 900], [4000, 1000]] as const) {
+      const items = upscale.cost({ width: w, height: h, format: 'png' });
+      const tiles = items.find((i) => i.limit === 'upscaleMaxTiles')!.amount;
+      const plan = planTiles(w, h, { family: 'y-channel-fixed-tile', output: 'output', scale: 3, tile: 224, overlap: 16, batch: 8 });
+      assert.equal(tiles, plan.tiles.length, `${w}x${h}`);
+      assert.equal(items.find((i) => i.limit === 'maxWorkPixels')!.amount, plan.canvasW * plan.canvasH, `${w}x${h} canvas`);
+    }
   });
 
   test('tile layout: overlapping tiles, overlaps cut in the middle, spans cover the axis once', () => {

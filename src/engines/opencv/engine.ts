@@ -1,7 +1,7 @@
 import type { RawImage } from '../../image/types.js';
 import { siblingModule, WorkerPool, type PoolStats } from '../pool.js';
 import type { Box, CannyResult, DetectOptions, DetectResult } from './protocol.js';
-import { groupRectangles, planScaleSplit, type Rect } from './split.js';
+import { groupRectangles, planScaleRanges, type Rect, type ScaleRange } from './split.js';
 
 export type { Box, DetectOptions } from './protocol.js';
 
@@ -16,7 +16,19 @@ export interface OpenCvEngineOptions {
    * workers (same answer, lower latency). 0 or unset: never split.
    */
   splitMinPixels?: number;
+  /** Most pyramid pixels per detectMultiScale call (default MAX_PYRAMID_PIXELS_PER_CALL); tests lower it. */
+  maxPyramidPixelsPerCall?: number;
 }
+
+/**
+ * Most pyramid pixels one detectMultiScale call may lay out. Measured with the npm OpenCV.js build
+ * (car.jpg, minSize 25): the heap grows by about 12 bytes per pyramid pixel (10 M stayed inside the
+ * initial 128 MiB, 21 M took 261 MiB, 36 M 448 MiB, 53 M 630 MiB), and at scaleFactor 1.01 (106 M)
+ * the heap's 1 GiB maximum is passed: the call traps or, worse, returns no detections. A larger
+ * search is split into calls of at most this size, run in turn, whose raw candidates are grouped
+ * once: the same answer with each call's heap near 200 MiB.
+ */
+export const MAX_PYRAMID_PIXELS_PER_CALL = 16_000_000;
 
 /** OpenCV (wasm) behind a pool of worker threads. Nothing here runs OpenCV on the calling thread. */
 export class OpenCvEngine {
@@ -53,32 +65,39 @@ export class OpenCvEngine {
   /** detect() plus the time spent in detectMultiScale inside the worker. */
   async detectTimed(image: RawImage, options: DetectOptions, signal?: AbortSignal): Promise<DetectResult> {
     const { cascade, scaleFactor, minNeighbors, minSize } = options;
-    const split = this.splitPlan(image, options);
-    if (split) return this.detectSplit(image, options, split, signal);
+    const ranges = this.scaleRanges(image, options);
+    if (ranges.length > 1) return this.detectSplit(image, options, ranges, signal);
     const [pixels, transferList] = ownCopy(image);
     const result = await this.pool.run<DetectResult>({ op: 'detect', image: pixels, cascade, scaleFactor, minNeighbors, minSize }, { signal, transferList });
     if (result.window) this.windows.set(cascade, result.window);
     return result;
   }
 
-  /** Scale ranges for the idle workers, or undefined when one worker should do it all. */
-  private splitPlan(image: RawImage, options: DetectOptions) {
+  /**
+   * The calls one detection is made of: one, or several scale ranges, to share it among idle
+   * workers (images of splitMinPixels and more) and to keep each call's pyramid within
+   * MAX_PYRAMID_PIXELS_PER_CALL.
+   */
+  private scaleRanges(image: RawImage, options: DetectOptions): ScaleRange[] {
+    const window = options.window ?? this.windows.get(options.cascade);
+    const whole = [{ minSize: options.minSize, maxSize: 0 }];
+    if (!window) return whole;
     const threshold = this.options.splitMinPixels ?? 0;
-    const window = this.windows.get(options.cascade);
-    if (threshold <= 0 || !window || image.width * image.height < threshold) return undefined;
-    // Only spare capacity is used: under load every worker already has a request of its own.
+    // Only spare capacity is shared: under load every worker already has a request of its own.
     const stats = this.pool.stats();
     const idle = stats.size - stats.running;
-    if (idle < 2 || stats.queued > 0) return undefined;
-    const ranges = planScaleSplit(image.width, image.height, window, options.scaleFactor, options.minSize, idle);
-    return ranges.length > 1 ? ranges : undefined;
+    const share = threshold > 0 && image.width * image.height >= threshold && idle >= 2 && stats.queued === 0;
+    return planScaleRanges(image.width, image.height, window, options.scaleFactor, options.minSize, {
+      parts: share ? idle : 1,
+      maxPixels: this.options.maxPyramidPixelsPerCall ?? MAX_PYRAMID_PIXELS_PER_CALL,
+    });
   }
 
   /**
    * One detection as several scale ranges on several workers, each returning raw candidates
    * (minNeighbors 0), grouped once here exactly as detectMultiScale groups them.
    */
-  private async detectSplit(image: RawImage, options: DetectOptions, ranges: { minSize: number; maxSize: number }[], signal?: AbortSignal): Promise<DetectResult> {
+  private async detectSplit(image: RawImage, options: DetectOptions, ranges: ScaleRange[], signal?: AbortSignal): Promise<DetectResult> {
     const { cascade, scaleFactor, minNeighbors } = options;
     const parts = await Promise.all(
       ranges.map((r) => {

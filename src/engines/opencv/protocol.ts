@@ -20,6 +20,8 @@ export interface DetectOptions {
   minSize: number;
   /** Largest window searched (square); 0 or unset: up to the image size. Used by the scale split. */
   maxSize?: number;
+  /** The cascade's detection window, when the caller knows it: lets the first detection be split too. */
+  window?: [number, number];
 }
 
 /** Haar cascade detection on an RGB (3), RGBA (4) or gray (1) image. */

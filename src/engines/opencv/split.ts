@@ -25,13 +25,20 @@ function cvRound(v: number): number {
   return (r - v === 0.5 && r % 2 !== 0 ? r - 1 : r) | 0; // | 0: no -0
 }
 
+/** One scale of the search: its window size, an estimate of its work, and the pixels of its scaled image. */
+export interface ScaleLevel {
+  size: number;
+  cost: number;
+  pixels: number;
+}
+
 /**
  * The scales detectMultiScale visits for this image and search, as window sizes, with each scale's
- * estimated cost (the positions it evaluates, plus resizing and integral images).
- * Mirrors CascadeClassifierImpl::detectMultiScaleNoGrouping and FeatureEvaluator's y step.
+ * estimated cost (the positions it evaluates, plus resizing and integral images) and the pixels of
+ * its scaled image. Mirrors CascadeClassifierImpl::detectMultiScaleNoGrouping and FeatureEvaluator's y step.
  */
-export function scaleLevels(width: number, height: number, window: [number, number], scaleFactor: number, minSize: number): { size: number; cost: number }[] {
-  const levels: { size: number; cost: number }[] = [];
+export function scaleLevels(width: number, height: number, window: [number, number], scaleFactor: number, minSize: number): ScaleLevel[] {
+  const levels: ScaleLevel[] = [];
   for (let factor = 1; ; factor *= scaleFactor) {
     const w = cvRound(window[0] * factor);
     const h = cvRound(window[1] * factor);
@@ -41,10 +48,70 @@ export function scaleLevels(width: number, height: number, window: [number, numb
     const sh = Math.round(height / factor);
     const step = factor > 2 ? 1 : 2;
     const positions = (Math.max(0, sw - window[0]) * Math.max(0, sh - window[1])) / (step * step);
-    levels.push({ size: Math.max(w, h), cost: positions + 0.25 * sw * sh });
-    if (levels.length > 10_000) break; // scaleFactor is bounded well above 1; this only guards the loop
+    levels.push({ size: Math.max(w, h), cost: positions + 0.25 * sw * sh, pixels: sw * sh });
+    if (levels.length > 100_000) break; // only guards the loop: scaleFactor is at least 1.01 and images are bounded
   }
   return levels;
+}
+
+/**
+ * Pixels summed over every scaled image of the search. OpenCV's FeatureEvaluator lays all the
+ * scales a call searches out at once (scaled image and integral images, about 12 bytes per pixel
+ * measured in the wasm heap), so this bounds one detectMultiScale call's memory and, with the
+ * positions, its work.
+ */
+export function pyramidPixels(width: number, height: number, window: [number, number], scaleFactor: number, minSize: number): number {
+  return scaleLevels(width, height, window, scaleFactor, minSize).reduce((sum, l) => sum + l.pixels, 0);
+}
+
+/**
+ * Splits the search into disjoint ranges of window sizes that together cover every scale: at least
+ * `parts` of about equal estimated cost when there are enough scales (to share one detection among
+ * idle workers), and none holding more than `maxPixels` pyramid pixels unless a single window size
+ * does (to bound the wasm heap of each call). A window size always belongs to exactly one range.
+ */
+export function planScaleRanges(
+  width: number,
+  height: number,
+  window: [number, number],
+  scaleFactor: number,
+  minSize: number,
+  limits: { parts: number; maxPixels: number },
+): ScaleRange[] {
+  // Scales that share a window size stand or fall together: a range is a span of window sizes.
+  const groups: ScaleLevel[] = [];
+  for (const l of scaleLevels(width, height, window, scaleFactor, minSize)) {
+    const last = groups.at(-1);
+    if (last && last.size === l.size) {
+      last.cost += l.cost;
+      last.pixels += l.pixels;
+    } else groups.push({ ...l });
+  }
+  if (groups.length < 2) return [{ minSize, maxSize: 0 }];
+  const parts = Math.max(1, limits.parts);
+  const total = groups.reduce((a, g) => a + g.cost, 0);
+  const ranges: ScaleRange[] = [];
+  let lo = minSize;
+  let acc = 0;
+  let rangePixels = 0;
+  let part = 1;
+  const cutAfter = (size: number) => {
+    ranges.push({ minSize: lo, maxSize: size });
+    lo = size + 1;
+    rangePixels = 0;
+  };
+  for (let i = 0; i < groups.length; i++) {
+    const group = groups[i]!;
+    if (rangePixels > 0 && rangePixels + group.pixels > limits.maxPixels) cutAfter(groups[i - 1]!.size);
+    acc += group.cost;
+    rangePixels += group.pixels;
+    if (i < groups.length - 1 && part < parts && acc >= (total * part) / parts) {
+      cutAfter(group.size);
+      part++;
+    }
+  }
+  ranges.push({ minSize: lo, maxSize: 0 });
+  return ranges;
 }
 
 /**
@@ -52,25 +119,8 @@ export function scaleLevels(width: number, height: number, window: [number, numb
  * disjoint and together cover every scale; fewer ranges come back when there are too few scales.
  */
 export function planScaleSplit(width: number, height: number, window: [number, number], scaleFactor: number, minSize: number, parts: number): ScaleRange[] {
-  const levels = scaleLevels(width, height, window, scaleFactor, minSize);
-  if (parts <= 1 || levels.length < 2) return [{ minSize, maxSize: 0 }];
-  const total = levels.reduce((a, l) => a + l.cost, 0);
-  const ranges: ScaleRange[] = [];
-  let lo = minSize;
-  let acc = 0;
-  let part = 1;
-  for (let i = 0; i < levels.length - 1 && part < parts; i++) {
-    acc += levels[i]!.cost;
-    const size = levels[i]!.size;
-    // Cut only between two different window sizes: a size must belong to exactly one range.
-    if (acc >= (total * part) / parts && levels[i + 1]!.size > size) {
-      ranges.push({ minSize: lo, maxSize: size });
-      lo = size + 1;
-      part++;
-    }
-  }
-  ranges.push({ minSize: lo, maxSize: 0 });
-  return ranges;
+  if (parts <= 1) return [{ minSize, maxSize: 0 }];
+  return planScaleRanges(width, height, window, scaleFactor, minSize, { parts, maxPixels: Infinity });
 }
 
 function similar(a: Rect, b: Rect, eps: number): boolean {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { workerData } from 'node:worker_threads';
 import { transferableSymbol, valueSymbol } from 'piscina';
-import { CASCADES, isCascadeFileName } from './cascades.js';
+import { CASCADES, cascadeWindow, isCascadeFileName } from './cascades.js';
 import { loadOpenCv, type CV } from './load.js';
 import type { Box, CannyResult, CannyTask, DetectResult, DetectTask, OpenCvTask } from './protocol.js';
 
@@ -39,15 +39,6 @@ const classifiers = new Map<string, CV>();
 /** Each cascade's detection window (opencv.js does not expose getOriginalWindowSize). */
 const windows = new Map<string, [number, number]>();
 
-/** The window size from the cascade XML: <width>/<height> (traincascade format) or <size>W H</size> (old format). */
-function windowOf(xml: string): [number, number] | undefined {
-  const w = /<width>\s*(\d+)\s*<\/width>/.exec(xml);
-  const h = /<height>\s*(\d+)\s*<\/height>/.exec(xml);
-  if (w && h) return [Number(w[1]), Number(h[1])];
-  const size = /<size>\s*(\d+)\s+(\d+)\s*<\/size>/.exec(xml);
-  return size ? [Number(size[1]), Number(size[2])] : undefined;
-}
-
 /** The classifier for a cascade file, parsed once per worker and kept for the worker's life. */
 function cascade(cv: CV, name: string): CV {
   const cached = classifiers.get(name);
@@ -66,7 +57,7 @@ function cascade(cv: CV, name: string): CV {
   }
   if (!loaded) throw new Error(`OpenCV could not parse cascade ${name}`);
   classifiers.set(name, classifier);
-  const window = windowOf(bytes.subarray(0, 64 * 1024).toString('latin1'));
+  const window = cascadeWindow(bytes.subarray(0, 64 * 1024).toString('latin1'));
   if (window) windows.set(name, window);
   return classifier;
 }

@@ -2,6 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { LookupFunction } from 'node:net';
 import { AppError } from '../../errors.js';
+import { redactUrl } from './target.js';
 import type { ResolvedAddress } from './resolve.js';
 
 export type ExchangeOutcome =
@@ -36,14 +37,14 @@ function connectionError(url: URL, err: NodeJS.ErrnoException): AppError {
   else if (code === 'ECONNRESET') publicMessage = `The connection to ${url.host} was closed unexpectedly`;
   else if (code.startsWith('HPE_')) publicMessage = `${url.host} sent an invalid HTTP response`;
   else if (code.startsWith('ERR_TLS') || code.includes('CERT') || code.includes('SELF_SIGNED')) publicMessage = `The TLS certificate of ${url.host} could not be verified`;
-  return new AppError('URL_FETCH_FAILED', { publicMessage, detail: `GET ${url.href}: ${code} ${err.message}`, cause: err });
+  return new AppError('URL_FETCH_FAILED', { publicMessage, detail: `GET ${redactUrl(url)}: ${code} ${err.message}`, cause: err });
 }
 
 function tooLarge(url: URL, maxBytes: number, declared?: number): AppError {
   const size = declared === undefined ? 'larger than' : `${declared} bytes, more than`;
   return new AppError('DOWNLOAD_TOO_LARGE', {
     publicMessage: `The image at the URL is ${size} the limit of ${maxBytes} bytes`,
-    detail: `GET ${url.href}: over ${maxBytes} bytes`,
+    detail: `GET ${redactUrl(url)}: over ${maxBytes} bytes`,
   });
 }
 
@@ -85,7 +86,7 @@ export function exchange(url: URL, addresses: ResolvedAddress[], maxBytes: numbe
       if (status < 200 || status > 299) {
         fail(new AppError('URL_FETCH_FAILED', {
           publicMessage: `${url.host} answered HTTP ${status} for the image URL`,
-          detail: `GET ${url.href}: HTTP ${status}`,
+          detail: `GET ${redactUrl(url)}: HTTP ${status}`,
         }));
         return;
       }
@@ -111,7 +112,7 @@ export function exchange(url: URL, addresses: ResolvedAddress[], maxBytes: numbe
       res.on('close', () => {
         fail(new AppError('URL_FETCH_FAILED', {
           publicMessage: `The connection to ${url.host} closed before the image was complete`,
-          detail: `GET ${url.href}: closed after ${received} bytes`,
+          detail: `GET ${redactUrl(url)}: closed after ${received} bytes`,
         }));
       });
     });

@@ -31,7 +31,8 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
 
 function forbidden(host: string, address: string, range: string): AppError {
   return new AppError('FORBIDDEN_ADDRESS', {
-    publicMessage: `The URL's host ${host} is on a network that may not be fetched (loopback, private, link-local or another non-public range)`,
+    publicMessage: `The URL's host ${host} is on a network that may not be fetched (loopback, private, link-local or another non-public range); ` +
+      'a server run for local development can allow them with CVSERVE_ALLOW_PRIVATE_NETWORKS=true',
     detail: `${host} -> ${address} (${range})`,
   });
 }

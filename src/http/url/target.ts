@@ -33,7 +33,7 @@ export function parseTargetUrl(raw: string, maxLength: number): URL {
  * rules as for the client's URL; a bad target is the upstream's fault, hence 502.
  */
 export function parseRedirectTarget(location: string, base: URL, maxLength: number): URL {
-  const failed = (publicMessage: string) => new AppError('URL_FETCH_FAILED', { publicMessage, detail: `redirect from ${base.href} to ${location}` });
+  const failed = (publicMessage: string) => new AppError('URL_FETCH_FAILED', { publicMessage, detail: `redirect from ${redactUrl(base)} to ${redactUrl(location, base)}` });
   let url: URL;
   try {
     url = new URL(location, base);
@@ -53,4 +53,18 @@ function checkFetchable(url: URL, fail: (message: string) => AppError): void {
   if (url.hostname === '') throw fail('url has no host');
   // `http://trusted.example@evil.example/` reads like a different host than it reaches.
   if (url.username !== '' || url.password !== '') throw fail('URLs with a user name or password are not accepted');
+}
+
+/**
+ * A URL as the log may show it: scheme, host and path, the query and fragment cut (they often carry
+ * signatures or tokens), credentials never.
+ */
+export function redactUrl(url: URL | string, base?: URL): string {
+  let u: URL;
+  try {
+    u = typeof url === 'string' ? new URL(url, base) : url;
+  } catch {
+    return '(unparseable URL)';
+  }
+  return `${u.protocol}//${u.host}${u.pathname}${u.search ? '?…' : ''}${u.hash ? '#…' : ''}`;
 }

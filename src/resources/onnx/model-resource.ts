@@ -4,7 +4,8 @@ import type { WarmupInput } from '../../engines/onnx/protocol.js';
 import { AppError } from '../../errors.js';
 import { findModel, modelFiles, modelForRoute, spatialSize, type ModelEntry } from '../../models/manifest.js';
 import type { ModelGate, ModelStore } from '../../models/store.js';
-import type { InitContext, ResourceStatus } from '../contract.js';
+import { resizeTarget } from '../../image/preprocess.js';
+import type { CostItem, ImageHeader, InitContext, ResourceStatus } from '../contract.js';
 
 export interface ModelChoice {
   /** A model id from the manifest instead of the one `routes` names for this route. */
@@ -129,5 +130,13 @@ export abstract class OnnxModelResource<M extends ModelEntry> {
 
   async close(): Promise<void> {
     this.binding.close();
+  }
+
+  /** The resize on the way to a fixed-size model input, which an extreme aspect ratio can make huge. */
+  protected inputResizeCost(image: ImageHeader): CostItem[] {
+    const { model } = this.binding.require();
+    if (!('preprocess' in model)) return [];
+    const { width, height } = resizeTarget(model.preprocess.resize, image, this.binding.inputSize());
+    return [{ limit: 'maxWorkPixels', amount: width * height, what: `the ${width}x${height} resized copy of the ${image.width}x${image.height} image` }];
   }
 }

@@ -80,6 +80,43 @@ export interface UpscaleOptions {
   inputName: string;
   spec: SuperresSpec;
   signal?: AbortSignal;
+  /** Called after each batch of tiles with the tiles done and the total. */
+  progress?(done: number, total: number): void;
+}
+
+/** How an image of this size is cut: the tile size, the padded canvas and the tiles, from its dimensions alone. */
+export interface TilePlan {
+  tileW: number;
+  tileH: number;
+  canvasW: number;
+  canvasH: number;
+  margin: number;
+  tiles: Tile[];
+}
+
+/** Tile size and padded canvas for an image of this size. */
+function tileGeometry(width: number, height: number, spec: SuperresSpec): Omit<TilePlan, 'tiles'> {
+  const margin = Math.ceil(spec.overlap / 2);
+  const fixed = spec.family === 'y-channel-fixed-tile';
+  const tileW = fixed ? spec.tile : Math.min(spec.tile, width + 2 * margin);
+  const tileH = fixed ? spec.tile : Math.min(spec.tile, height + 2 * margin);
+  return { tileW, tileH, canvasW: Math.max(width + 2 * margin, tileW), canvasH: Math.max(height + 2 * margin, tileH), margin };
+}
+
+export function planTiles(width: number, height: number, spec: SuperresSpec): TilePlan {
+  const geometry = tileGeometry(width, height, spec);
+  const ax = layoutAxis(geometry.canvasW, geometry.tileW, spec.overlap);
+  const ay = layoutAxis(geometry.canvasH, geometry.tileH, spec.overlap);
+  const tiles: Tile[] = [];
+  ay.starts.forEach((y, j) => ax.starts.forEach((x, i) => tiles.push({ x, y, keepX: ax.keep[i]!, keepY: ay.keep[j]! })));
+  return { ...geometry, tiles };
+}
+
+/** The tile count and canvas of planTiles in closed form (layoutAxis's count), cheap for any size. */
+export function tileCount(width: number, height: number, spec: SuperresSpec): { tiles: number; canvasW: number; canvasH: number } {
+  const { tileW, tileH, canvasW, canvasH } = tileGeometry(width, height, spec);
+  const along = (length: number, tile: number) => (length <= tile ? 1 : Math.ceil((length - tile) / (tile - spec.overlap)) + 1);
+  return { tiles: along(canvasW, tileW) * along(canvasH, tileH), canvasW, canvasH };
 }
 
 /** Upscales an RGB image by the model's scale. Output is RGB, exactly scale × the input size. */
@@ -88,18 +125,8 @@ export async function upscaleImage(image: RawImage, options: UpscaleOptions): Pr
   const { spec } = options;
   const s = spec.scale;
   const channels = spec.family === 'y-channel-fixed-tile' ? 1 : 3;
-  const margin = Math.ceil(spec.overlap / 2);
-  const fixed = spec.family === 'y-channel-fixed-tile';
-  const tileW = fixed ? spec.tile : Math.min(spec.tile, image.width + 2 * margin);
-  const tileH = fixed ? spec.tile : Math.min(spec.tile, image.height + 2 * margin);
-  const canvasW = Math.max(image.width + 2 * margin, tileW);
-  const canvasH = Math.max(image.height + 2 * margin, tileH);
+  const { tileW, tileH, canvasW, canvasH, margin, tiles } = planTiles(image.width, image.height, spec);
   const planes = paddedPlanes(image, channels, margin, canvasW, canvasH);
-
-  const ax = layoutAxis(canvasW, tileW, spec.overlap);
-  const ay = layoutAxis(canvasH, tileH, spec.overlap);
-  const tiles: Tile[] = [];
-  ay.starts.forEach((y, j) => ax.starts.forEach((x, i) => tiles.push({ x, y, keepX: ax.keep[i]!, keepY: ay.keep[j]! })));
 
   const outW = image.width * s;
   const outH = image.height * s;
@@ -135,8 +162,14 @@ export async function upscaleImage(image: RawImage, options: UpscaleOptions): Pr
   };
   // As many batches in flight as the model has workers; more would only wait in its queue.
   let next = 0;
+  let done = 0;
   const lanes = Array.from({ length: Math.min(options.engine.workersPerModel, batches.length) }, async () => {
-    while (next < batches.length) await runBatch(batches[next++]!);
+    while (next < batches.length) {
+      const batch = batches[next++]!;
+      await runBatch(batch);
+      done += batch.length;
+      options.progress?.(done, tiles.length);
+    }
   });
   await Promise.all(lanes);
 
