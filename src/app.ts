@@ -4,6 +4,7 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import type { Config } from './config.js';
+import type { FaceGalleryService } from './faces/service.js';
 import { closeEngines, createEngines, type Engines } from './engines/engines.js';
 import { logWorkerEvents } from './engines/pool-log.js';
 import { AppError } from './errors.js';
@@ -42,6 +43,8 @@ export interface CvServe {
   config: Config;
   resources: AnyResource[];
   engines: Engines;
+  /** Face register / list / delete / match (the DeepStack face routes); the same object as `engines.faces`. */
+  faces: FaceGalleryService;
   log: Logger;
   /** Draining state: `lifecycle.beginShutdown()` turns /readyz to 503. */
   lifecycle: Lifecycle;
@@ -130,6 +133,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     config,
     resources,
     engines,
+    faces: engines.faces,
     log,
     lifecycle,
     metrics,

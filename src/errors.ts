@@ -36,6 +36,7 @@ export const ERRORS = {
   REQUEST_TIMEOUT: { status: 504, message: 'The request took too long' },
   GALLERY_FULL: { status: 409, message: 'The face gallery is full: delete users or photos first' },
   GALLERY_UNAVAILABLE: { status: 503, message: 'The face gallery database is unavailable, try again shortly' },
+  NO_FACE: { status: 400, message: 'No face found in image' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -1,5 +1,7 @@
 import type { Config } from '../config.js';
+import { createFaceService, type FaceGalleryService } from '../faces/service.js';
 import { ModelStore } from '../models/store.js';
+import { FaceEngine } from './face/engine.js';
 import { OnnxEngine } from './onnx/engine.js';
 import { OpenCvEngine } from './opencv/engine.js';
 
@@ -9,11 +11,25 @@ export interface Engines {
   onnx: OnnxEngine;
   /** The models directory: sha256-verified access to manifest files, background fetch of missing ones. */
   models: ModelStore;
+  /** face-api on tfjs wasm (SSD detector, landmarks, descriptors); its workers start on the first face task. */
+  face: FaceEngine;
+  /** The face gallery over the face engine (register, recognize, list, delete, match); the database opens on first use. */
+  faces: FaceGalleryService;
 }
 
 export function createEngines(config: Config): Engines {
   // The manifest first: an invalid one fails startup before any worker thread exists.
   const models = ModelStore.fromConfig(config);
+  const face = new FaceEngine({
+    workers: config.faceWorkers,
+    maxQueue: config.faceMaxQueue,
+    maxHeapBytes: config.faceMaxHeapMb * 1024 * 1024,
+    preload: config.facePreload,
+    maxSide: config.faceMaxSide,
+    maxFaces: config.faceMaxFaces,
+  });
+  const faces = createFaceService(config, face);
+  if (config.facePreload) void faces.open().catch(() => {}); // a failure shows in faces.status() and on each face request
   return {
     opencv: new OpenCvEngine({
       workers: config.opencvWorkers,
@@ -31,10 +47,12 @@ export function createEngines(config: Config): Engines {
       batchWaitMs: config.onnxBatchWaitMs,
     }),
     models,
+    face,
+    faces,
   };
 }
 
 export async function closeEngines(engines: Engines): Promise<void> {
   engines.models.close();
-  await Promise.all([engines.opencv.close(), engines.onnx.close()]);
+  await Promise.all([engines.opencv.close(), engines.onnx.close(), engines.faces.close(), engines.face.close()]);
 }

@@ -22,9 +22,9 @@ export class Lifecycle {
   };
 }
 
-/** Every worker pool of the engines (OpenCV's, and one per loaded ONNX model). */
+/** Every worker pool of the engines (OpenCV's, one per loaded ONNX model, and the face engine's once started). */
 export function allPoolStats(engines: Engines): PoolStats[] {
-  return [engines.opencv.stats(), ...engines.onnx.stats()];
+  return [engines.opencv.stats(), ...engines.onnx.stats(), ...(engines.face?.stats() ?? [])];
 }
 
 /** What keeps the service from serving everything: empty when ready. */
