@@ -48,8 +48,14 @@ function cascade(cv: CV, name: string): CV {
   return c;
 }
 
+interface Kernel {
+  run: () => void;
+  /** What the last run found (edge pixels, boxes), compared across builds outside the timing. */
+  answer: () => number;
+}
+
 /** One build's kernels as closures over its own Mats (all kept for the process's life). */
-async function kernelsOf(cv: CV): Promise<Record<string, () => number>> {
+async function kernelsOf(cv: CV): Promise<Record<string, Kernel>> {
   const face = await grayOf(cv, 'test_face_processing.jpg');
   const car = await grayOf(cv, 'car.jpg');
   const cat = await grayOf(cv, 'cat_small.jpg');
@@ -64,46 +70,60 @@ async function kernelsOf(cv: CV): Promise<Record<string, () => number>> {
     for (const v of edges.data as Uint8Array) if (v) n++;
     return n;
   };
+  const boxCount = () => rects.size() as number;
   return {
-    'canny 640x482': () => (cv.Canny(face, edges, 100, 200), edgeCount()),
-    'canny 2372x1334': () => (cv.Canny(car, edges, 100, 200), edgeCount()),
-    'haar face 640x482': () => (faceCascade.detectMultiScale(face, rects, 1.1, 5, 0, min, max), rects.size()),
-    'haar cat face 1000x1334': () => (catCascade.detectMultiScale(cat, rects, 1.1, 5, 0, min, max), rects.size()),
+    'canny 640x482': { run: () => cv.Canny(face, edges, 100, 200), answer: edgeCount },
+    'canny 2372x1334': { run: () => cv.Canny(car, edges, 100, 200), answer: edgeCount },
+    'haar face 640x482': { run: () => faceCascade.detectMultiScale(face, rects, 1.1, 5, 0, min, max), answer: boxCount },
+    'haar cat face 1000x1334': { run: () => catCascade.detectMultiScale(cat, rects, 1.1, 5, 0, min, max), answer: boxCount },
   };
 }
 
 interface KernelResult {
   simdMs: number;
   npmMs: number;
-  /** npm time / SIMD time: how many times faster the SIMD build is. */
+  /** npm time / SIMD time (medians of wall time): how many times faster the SIMD build is. */
   speedup: number;
+  /** The same from process CPU time per call, less disturbed when other work shares the cores. */
+  simdCpuMs: number;
+  npmCpuMs: number;
+  cpuSpeedup: number;
   rounds: number;
   sameAnswer: boolean;
 }
 
 async function compareKernels(quick: boolean): Promise<Record<string, KernelResult>> {
-  const loaded = new Map<OpenCvBuild, Record<string, () => number>>();
+  const loaded = new Map<OpenCvBuild, Record<string, Kernel>>();
   for (const build of OPENCV_BUILDS) loaded.set(build, await kernelsOf(await loadOpenCv(build)));
   const results: Record<string, KernelResult> = {};
   for (const name of Object.keys(loaded.get('simd')!)) {
     const times: Record<OpenCvBuild, number[]> = { simd: [], npm: [] };
+    const cpu: Record<OpenCvBuild, number[]> = { simd: [], npm: [] };
     const answers: Record<OpenCvBuild, number> = { simd: -1, npm: -1 };
-    for (const build of OPENCV_BUILDS) answers[build] = loaded.get(build)![name]!(); // one more warm call each
-    const budgetMs = (quick ? 1500 : 6000) * (name.startsWith('haar') ? 2 : 1);
+    for (const build of OPENCV_BUILDS) {
+      loaded.get(build)![name]!.run(); // one more warm call each
+      answers[build] = loaded.get(build)![name]!.answer();
+    }
+    const budgetMs = (quick ? 1500 : 6000) * (name.startsWith('haar') ? 3 : 1);
     const start = performance.now();
     let round = 0;
     while (round < 3 || (performance.now() - start < budgetMs && round < 200)) {
       const order = round % 2 ? (['npm', 'simd'] as const) : (['simd', 'npm'] as const);
       for (const build of order) {
+        const c = process.cpuUsage();
         const t = performance.now();
-        loaded.get(build)![name]!();
+        loaded.get(build)![name]!.run();
         times[build].push(performance.now() - t);
+        const used = process.cpuUsage(c);
+        cpu[build].push((used.user + used.system) / 1000);
       }
       round++;
     }
     const simdMs = median(times.simd);
     const npmMs = median(times.npm);
-    results[name] = { simdMs, npmMs, speedup: npmMs / simdMs, rounds: round, sameAnswer: answers.simd === answers.npm };
+    const simdCpuMs = median(cpu.simd);
+    const npmCpuMs = median(cpu.npm);
+    results[name] = { simdMs, npmMs, speedup: npmMs / simdMs, simdCpuMs, npmCpuMs, cpuSpeedup: npmCpuMs / simdCpuMs, rounds: round, sameAnswer: answers.simd === answers.npm };
   }
   return results;
 }
@@ -122,7 +142,7 @@ async function child(build: OpenCvBuild, warm: boolean, calls: number): Promise<
     first[name] = [];
     for (let i = 0; i < calls; i++) {
       const t = performance.now();
-      kernels[name]!();
+      kernels[name]!.run();
       first[name].push(performance.now() - t);
     }
   }
@@ -193,9 +213,12 @@ async function main(): Promise<void> {
     return;
   }
   const f = (x: number, d = 2) => x.toFixed(d);
-  console.log('kernel                      npm ms    own SIMD ms   speedup  rounds  same answer');
+  console.log('kernel (median per call)     npm ms  own SIMD ms  speedup | npm CPU ms  SIMD CPU ms  speedup | rounds  same answer');
   for (const [name, k] of Object.entries(kernels)) {
-    console.log(`${name.padEnd(26)} ${f(k.npmMs).padStart(8)} ${f(k.simdMs).padStart(12)} ${(f(k.speedup) + 'x').padStart(9)} ${String(k.rounds).padStart(7)}  ${k.sameAnswer}`);
+    console.log(
+      `${name.padEnd(26)} ${f(k.npmMs).padStart(8)} ${f(k.simdMs).padStart(12)} ${(f(k.speedup) + 'x').padStart(8)} | ` +
+        `${f(k.npmCpuMs).padStart(10)} ${f(k.simdCpuMs).padStart(12)} ${(f(k.cpuSpeedup) + 'x').padStart(8)} | ${String(k.rounds).padStart(6)}  ${k.sameAnswer}`,
+    );
   }
   console.log(`module load (fresh process)  ${f(report.loadMs.npm, 0).padStart(6)} ${f(report.loadMs.simd, 0).padStart(12)}`);
   console.log(`warm-up (${'loader'})             ${f(report.warmUpMs.npm, 0).padStart(6)} ${f(report.warmUpMs.simd, 0).padStart(12)}`);

@@ -23,7 +23,7 @@ export const OPENCV_BUILDS: readonly OpenCvBuild[] = ['simd', 'npm'];
 export interface LoadOpenCvOptions {
   /**
    * Run a few small Canny and Haar detections before returning, so the first requests do not run
-   * in V8's baseline wasm tier (measured 1.5-2x slower for the SIMD build). Default true.
+   * in V8's baseline wasm tier (the first Haar call about 2x slower, see WARM_UP_ROUNDS). Default true.
    */
   warmUp?: boolean;
   /** Where the SIMD build's files are (default: vendorOpenCvDir()); for checking a fresh build. */
@@ -110,8 +110,12 @@ const WARM_UP_CASCADE = `<?xml version="1.0"?>
 </opencv_storage>
 `;
 
-/** Warm-up rounds: measured, see bench/opencv-builds.ts (--warmup). */
-export const WARM_UP_ROUNDS = 20;
+/**
+ * Measured in fresh processes (SIMD build, median of 5): with no warm-up the first Haar face call
+ * on 640×482 took 297 ms against 150 steady, the first Canny 30 ms against 3-6; after 10 rounds
+ * 183 ms, after 40 rounds 159 ms (Canny steady from 10). 40 rounds cost about 0.2-0.3 s per worker.
+ */
+export const WARM_UP_ROUNDS = 40;
 
 /**
  * Runs the kernels cvserve uses on a small synthetic image until V8 has compiled them with its
