@@ -1,10 +1,10 @@
 import diagnostics from 'node:diagnostics_channel';
+import type { Doc } from './openapi.js';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Engines } from '../engines/engines.js';
+import { poolStats, type Engines } from '../engines/engines.js';
 import { TASK_CHANNEL, type PoolStats, type TaskEvent } from '../engines/pool.js';
 import type { AnyResource } from '../resources/contract.js';
-import { allPoolStats } from './health.js';
 
 export interface Metrics {
   registry: Registry;
@@ -31,7 +31,7 @@ const INFERENCE_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 export function createMetrics(deps: { engines: Engines; resources: readonly AnyResource[] }): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const pools = () => allPoolStats(deps.engines);
+  const pools = () => poolStats(deps.engines);
 
   const labelNames = ['method', 'route', 'status'] as const;
   const requests = new Counter({ name: 'cvserve_http_requests_total', help: 'HTTP requests answered', labelNames, registers: [registry] });
@@ -74,6 +74,7 @@ export function createMetrics(deps: { engines: Engines; resources: readonly AnyR
     inference.observe({ pool: event.pool, op: event.op, outcome: event.ok ? 'ok' : 'error' }, event.seconds);
   };
   diagnostics.subscribe(TASK_CHANNEL, onTask);
+  const stopFaceMetrics = faceMetrics(registry, deps.engines);
 
   const knownRoutes = new Set(['/ping', '/healthz', '/readyz', '/metrics', ...deps.resources.map((r) => `/${r.name}`)]);
   const routeOf = (req: Request): string => {
@@ -110,8 +111,53 @@ export function createMetrics(deps: { engines: Engines; resources: readonly AnyR
     },
     close() {
       diagnostics.unsubscribe(TASK_CHANNEL, onTask);
+      stopFaceMetrics();
     },
   };
+}
+
+const RECOGNIZE_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/**
+ * The face gallery: its size (read at scrape time, only once the gallery is open: a scrape never
+ * opens the database), recognize latency, and faces recognized vs unknown (the match rate is
+ * recognized / (recognized + unknown)). Returns the unsubscribe.
+ */
+function faceMetrics(registry: Registry, engines: Engines): () => void {
+  const faces = engines.faces;
+  if (!faces) return () => {};
+  new Gauge({
+    name: 'cvserve_face_gallery_size',
+    help: 'Face gallery contents: registered users, and descriptors (one per registered photo)',
+    labelNames: ['kind'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const counts = await faces.counts().catch(() => undefined);
+      if (!counts) return;
+      this.set({ kind: 'users' }, counts.users);
+      this.set({ kind: 'descriptors' }, counts.descriptors);
+    },
+  });
+  const latency = new Histogram({
+    name: 'cvserve_face_recognize_seconds',
+    help: 'Time of one face recognition (decode, describe every face, match against the gallery)',
+    buckets: RECOGNIZE_BUCKETS,
+    registers: [registry],
+  });
+  const matches = new Counter({
+    name: 'cvserve_face_matches_total',
+    help: 'Faces recognized: matched to a registered user, or unknown',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+  matches.inc({ outcome: 'recognized' }, 0);
+  matches.inc({ outcome: 'unknown' }, 0);
+  return faces.observe((event) => {
+    latency.observe(event.seconds);
+    if (event.recognized) matches.inc({ outcome: 'recognized' }, event.recognized);
+    if (event.unknown) matches.inc({ outcome: 'unknown' }, event.unknown);
+  });
 }
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -158,4 +204,19 @@ function poolCounter(
       }
     },
   });
+}
+
+/** The metrics route's OpenAPI path item. */
+export function metricsOpenApi(): Record<string, Doc> {
+  return {
+    '/metrics': {
+      get: {
+        operationId: 'metrics',
+        tags: ['service'],
+        summary: 'Prometheus metrics',
+        description: 'Requests, latency, queue depths, inference times, worker pools and process metrics in the Prometheus text format. Needs an API key when keys are on, unless CVSERVE_METRICS_PUBLIC is set.',
+        responses: { '200': { description: 'The metrics.', content: { 'text/plain': { schema: { type: 'string' } } } }, '401': { $ref: '#/components/responses/Error401' } },
+      },
+    },
+  };
 }
