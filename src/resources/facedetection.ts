@@ -53,10 +53,12 @@ export class FaceDetectionResource implements Resource<typeof params> {
   readonly output = { kind: 'json', schema: faceDetectionSchema, drawable: true } as const;
   private engine?: FaceEngine;
   private maxSide = 1920;
+  private maxFaces = 50;
 
   async init(ctx: InitContext): Promise<void> {
     this.engine = ctx.engines.face;
     this.maxSide = ctx.config.faceMaxSide;
+    this.maxFaces = ctx.config.faceMaxFaces;
   }
 
   status(): ResourceStatus {
@@ -69,7 +71,7 @@ export class FaceDetectionResource implements Resource<typeof params> {
 
   async run(input: ImageInput, p: z.output<typeof params>, ctx: RunContext): Promise<ResourceResult> {
     const pixels = await facePixels(input, this.maxSide);
-    const faces = await this.engine!.detect(pixels.image, { minConfidence: p.minConfidence }, ctx.signal);
+    const faces = await this.engine!.detect(pixels.image, { minConfidence: p.minConfidence, maxFaces: this.maxFaces }, ctx.signal);
     const result = faces.map((f) => ({ box: originalBox(f.box, pixels, input.width, input.height), score: Math.round(f.score * 1000) / 1000 }));
     const boxes: DrawBox[] = result.map((r) => ({ box: r.box, label: r.score.toFixed(2) }));
     return { kind: 'json', body: { status: 'ok', result }, boxes };
