@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/config.js';
 import type { KernelReport } from './kernels.js';
 import { runLoad, type LoadResult } from './load.js';
+import { frigateBody } from './deepstack.js';
 import { allScenarios, loadImages, multipartBody, type Scenario } from './scenarios.js';
 import { sampleRss, startCvServe, startPeer, treeCpuMs, waitIdle, type Target } from './targets.js';
 
@@ -93,12 +94,16 @@ async function describeAnswer(res: Response): Promise<string> {
   const type = res.headers.get('content-type') ?? '';
   if (!res.ok) return `HTTP ${res.status} ${(await res.text()).slice(0, 120)}`;
   if (type.includes('json')) {
-    const body = (await res.json()) as { result?: { label?: string }[]; predictions?: { label: string; probability: number }[]; success?: boolean };
+    const body = (await res.json()) as { result?: { label?: string }[]; predictions?: { label: string; probability?: number; confidence?: number }[]; success?: boolean };
+    if (Array.isArray(body.predictions) && body.predictions[0]?.confidence !== undefined) {
+      const labels = [...new Set(body.predictions.map((p) => p.label))];
+      return `${body.predictions.length} predictions${labels.length ? ` (${labels.join(',')})` : ''}`;
+    }
     if (Array.isArray(body.result)) {
       const labels = [...new Set(body.result.map((r) => r.label).filter(Boolean))];
       return `${body.result.length} boxes${labels.length ? ` (${labels.join(',')})` : ''}`;
     }
-    if (Array.isArray(body.predictions)) return `top ${body.predictions[0]?.label} ${body.predictions[0]?.probability.toFixed(3)}`;
+    if (Array.isArray(body.predictions)) return `top ${body.predictions[0]?.label} ${body.predictions[0]?.probability?.toFixed(3)}`;
     return JSON.stringify(body).slice(0, 60);
   }
   const bytes = Buffer.from(await res.arrayBuffer());
@@ -115,7 +120,7 @@ interface Prepared {
 function prepare(target: Target, s: Scenario, images: Awaited<ReturnType<typeof loadImages>>): Prepared {
   const url = `${target.baseUrl}${s.route}`;
   if (!s.image) return { url, method: s.method, headers: {} };
-  const mp = multipartBody(s.image, images.bytes.get(s.image)!);
+  const mp = s.form === 'frigate' ? frigateBody(images.bytes.get(s.image)!) : multipartBody(s.image, images.bytes.get(s.image)!);
   return { url, method: 'POST', headers: { 'content-type': mp.contentType }, body: mp.body };
 }
 
@@ -144,7 +149,7 @@ function kernelsFor(args: Args): KernelReport | undefined {
 function kernelLimit(s: Scenario, kernels: KernelReport | undefined, workers: { opencv: number; onnx: number }): number | undefined {
   const k = s.kernel ? kernels?.kernels[s.kernel] : undefined;
   if (!k) return undefined;
-  const isOnnx = ['/predict', '/catdetection', '/upscale'].includes(s.route);
+  const isOnnx = s.pool ? s.pool === 'onnx' : ['/predict', '/catdetection', '/upscale'].includes(s.route);
   return ((isOnnx ? workers.onnx : workers.opencv) * 1000) / k.ms;
 }
 

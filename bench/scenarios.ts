@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
+import { DEEPSTACK_FRAME, deepstackFrame, deepstackScenarios } from './deepstack.js';
 
 export interface Scenario {
   /** Row label, e.g. "detect face c8". */
@@ -14,6 +15,10 @@ export interface Scenario {
   durationFactor: number;
   /** Which kernel (bench/kernels.ts) bounds this row, for the "% of limit" column. */
   kernel?: string;
+  /** The pool whose workers run that kernel, when the route alone does not say (default: by route). */
+  pool?: 'onnx' | 'opencv';
+  /** The body as a client shapes it: `frigate` = Frigate's DeepStack detector (image + empty api_key). Default: field "image" only. */
+  form?: 'frigate';
 }
 
 export interface BenchImages {
@@ -28,6 +33,7 @@ export async function loadImages(imagesDir: string): Promise<BenchImages> {
   const bytes = new Map<string, Buffer>();
   for (const name of [IMAGES.face, IMAGES.car, IMAGES.cat]) bytes.set(name, readFileSync(path.join(imagesDir, name)));
   bytes.set(IMAGES.cat300, await sharp(bytes.get(IMAGES.cat)!).resize({ width: 300 }).jpeg({ quality: 90 }).toBuffer());
+  bytes.set(DEEPSTACK_FRAME, await deepstackFrame(imagesDir));
   return { bytes };
 }
 
@@ -75,5 +81,6 @@ export function allScenarios(): Scenario[] {
     ...imageRows('/predict', 'predict', FACE_AND_CAR, { kernel: () => 'predict' }),
     ...imageRows('/catdetection', 'catdetection', [['cat', IMAGES.cat]], { kernel: () => 'catdetection' }),
     ...imageRows('/upscale', 'upscale', [['cat300', IMAGES.cat300]], { kernel: () => 'upscale cat300' }),
+    ...deepstackScenarios(),
   ];
 }

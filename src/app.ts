@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import type { Config } from './config.js';
 import type { FaceGalleryService } from './faces/service.js';
+import { createDeepstack } from './deepstack/router.js';
 import { closeEngines, createEngines, type Engines } from './engines/engines.js';
 import { logWorkerEvents } from './engines/pool-log.js';
 import { AppError } from './errors.js';
@@ -62,6 +63,14 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   const engines = options.engines ?? createEngines(config);
   const resources = options.resources ?? (await withPlugins(builtinResources(), config, log));
   await initResources(resources, { config, engines, log });
+  const services: PipelineServices = {
+    limits: { ...costLimits(config), maxPixels: config.maxPixels },
+    fetchUrl: createUrlFetcher(config, options.urlHooks),
+    cache: config.responseCacheMb > 0 ? new ResponseCache(config.responseCacheMb * 1024 * 1024) : undefined,
+  };
+  // The DeepStack / CodeProject.AI dialect over the same resources, plus a detector per other manifest detector (custom models).
+  const deepstack = createDeepstack({ config, manifest: engines.models.manifest, resources, services, gallery: engines.faces });
+  await initResources(deepstack.resources, { config, engines, log });
 
   const app = express();
   app.disable('x-powered-by');
@@ -102,6 +111,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   app.use(corsPolicy(config));
   app.use(lifecycle.closeConnectionsWhileDraining);
   app.use(healthRoutes({ resources, engines, lifecycle }));
+  // Before the key check: the dialect's clients send keys as form fields, and every /v1 error is answered in its shape.
+  app.use(deepstack.router);
   app.use(requireApiKey);
   app.get('/metrics', metrics.handler);
 
@@ -112,11 +123,6 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   app.use(docsRouter(resources, { apiKeys: loadApiKeys(config).length > 0 }));
 
   const reader = new ImageRequestReader(config);
-  const services: PipelineServices = {
-    limits: { ...costLimits(config), maxPixels: config.maxPixels },
-    fetchUrl: createUrlFetcher(config, options.urlHooks),
-    cache: config.responseCacheMb > 0 ? new ResponseCache(config.responseCacheMb * 1024 * 1024) : undefined,
-  };
   for (const resource of resources) {
     app.all(`/${resource.name}`, methods(resource.methods ?? ['GET', 'POST']), (req, res, next) => {
       serveResource(resource, req, res, { reader, services, timeoutMs: config.requestTimeoutMs }).catch(next);
@@ -142,7 +148,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       closed = true;
       metrics.close();
       stopWorkerLog();
-      await Promise.allSettled(resources.map((r) => r.close()));
+      await Promise.allSettled([...resources, ...deepstack.resources].map((r) => r.close()));
       if (!options.engines) await closeEngines(engines);
     },
   };

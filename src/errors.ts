@@ -37,6 +37,7 @@ export const ERRORS = {
   GALLERY_FULL: { status: 409, message: 'The face gallery is full: delete users or photos first' },
   GALLERY_UNAVAILABLE: { status: 503, message: 'The face gallery database is unavailable, try again shortly' },
   NO_FACE: { status: 400, message: 'No face found in image' },
+  NOT_AVAILABLE: { status: 501, message: 'Not available in this version' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -45,7 +46,7 @@ export type ErrorCode = keyof typeof ERRORS;
 const STATUS_WORDS: Record<number, string> = {
   400: 'bad request', 401: 'unauthorized', 403: 'forbidden', 404: 'not found', 405: 'method not allowed', 408: 'request timeout', 409: 'conflict',
   413: 'payload too large', 415: 'unsupported media type', 417: 'expectation failed', 422: 'unprocessable entity', 431: 'request header fields too large',
-  500: 'internal error', 502: 'bad gateway', 503: 'service unavailable', 504: 'gateway timeout',
+  500: 'internal error', 501: 'not implemented', 502: 'bad gateway', 503: 'service unavailable', 504: 'gateway timeout',
 };
 
 export function statusWord(status: number): string {

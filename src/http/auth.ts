@@ -35,7 +35,7 @@ function isDocsPage(req: Request): boolean {
 }
 
 /** The key a request presents: `Authorization: Bearer <key>` or `X-API-Key: <key>`. */
-function presentedKey(req: Request): string | undefined {
+export function presentedKey(req: Pick<Request, 'headers'>): string | undefined {
   const authorization = req.headers.authorization;
   if (typeof authorization === 'string') {
     const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization);
@@ -45,6 +45,29 @@ function presentedKey(req: Request): string | undefined {
   return typeof header === 'string' && header.trim() !== '' ? header.trim() : undefined;
 }
 
+/** The service's keys, for checking a key presented some other way (e.g. the DeepStack dialect's `api_key` form field). */
+export interface ApiKeyCheck {
+  /** Whether any key is configured; without, every request passes. */
+  readonly required: boolean;
+  /** Whether `key` is one of the keys: constant-time, every key compared each time; '' and undefined never match. */
+  accepts(key: string | undefined): boolean;
+}
+
+/** Reads the keys once (CVSERVE_API_KEYS and the keys file) and compares them as sha256 digests with timingSafeEqual. */
+export function apiKeyCheck(config: Pick<Config, 'apiKeys' | 'apiKeysFile'>): ApiKeyCheck {
+  const keys = loadApiKeys(config).map(digest);
+  return {
+    required: keys.length > 0,
+    accepts(key) {
+      if (key === undefined || key === '') return false;
+      const given = digest(key);
+      let match = false;
+      for (const k of keys) match = timingSafeEqual(given, k) || match;
+      return match;
+    },
+  };
+}
+
 /**
  * API key check; passes everything when no key is configured. Keys are compared as sha256 digests with
  * timingSafeEqual: equal lengths whatever was sent, and every configured key is compared each time
@@ -52,18 +75,13 @@ function presentedKey(req: Request): string | undefined {
  * log holds method and path only; the logger also redacts these headers).
  */
 export function apiKeyAuth(config: Pick<Config, 'apiKeys' | 'apiKeysFile' | 'metricsPublic' | 'docsPublic'>): RequestHandler {
-  const keys = loadApiKeys(config).map(digest);
-  if (keys.length === 0) return (_req, _res, next) => next();
+  const keys = apiKeyCheck(config);
+  if (!keys.required) return (_req, _res, next) => next();
   const open = new Set<string>([...ALWAYS_OPEN, ...(config.metricsPublic ? ['/metrics'] : [])]);
   return (req: Request, _res: Response, next: NextFunction) => {
     if (open.has(req.path) || (config.docsPublic && isDocsPage(req))) return next();
     const key = presentedKey(req);
-    if (key !== undefined) {
-      const given = digest(key);
-      let match = false;
-      for (const k of keys) match = timingSafeEqual(given, k) || match;
-      if (match) return next();
-    }
+    if (keys.accepts(key)) return next();
     next(
       new AppError('UNAUTHORIZED', {
         detail: key === undefined ? 'no API key presented' : 'API key not recognised',

@@ -43,6 +43,8 @@ export interface Executed {
   answer: Answer;
   /** Set when a response cache is on. */
   cache?: 'hit' | 'miss';
+  /** Milliseconds spent in `resource.run` (absent when the answer came from the cache). */
+  runMs?: number;
 }
 
 /** 503 naming why the route cannot run, when it cannot. */
@@ -69,11 +71,13 @@ export function executeResource(resource: AnyResource, request: ResourceRequest,
     const items: CostItem[] = [...(resource.cost?.(header, params) ?? [])];
     if (planned?.drawn) items.push({ limit: 'maxOutputPixels', amount: header.width * header.height, what: `the ${header.width}x${header.height} image with the results drawn`, size: header });
     checkCost(resource.name, items, services.limits, planned?.format);
+    const started = performance.now();
     const result = await resource.run(input, params, { signal, log: options.log, prefers: preferredAnswer(wish), progress: options.progress });
+    const runMs = performance.now() - started;
     signal.throwIfAborted();
     const answer = await formatAnswer(resource, result, params, input, wish);
-    if (!cacheKey) return { answer };
+    if (!cacheKey) return { answer, runMs };
     services.cache!.set(cacheKey, answer);
-    return { answer, cache: 'miss' as const };
+    return { answer, cache: 'miss' as const, runMs };
   });
 }

@@ -1,0 +1,34 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { frigateFrame, pythonMultipart } from '../scripts/deepstack-clients.js';
+import type { Scenario } from './scenarios.js';
+
+/**
+ * The DeepStack rows: `/v1/vision/detection` as Frigate calls it, a 320x320 JPEG frame of the
+ * detector input (car.jpg's centre, PIL's quality 75) with only `api_key` in the form, at
+ * concurrency 1 (Frigate's detector process sends one frame at a time, with a 100 ms timeout) and 4.
+ * The detector's kernel (YOLOX-nano session.run) bounds them, as it bounds /catdetection.
+ */
+
+export const DEEPSTACK_FRAME = 'frigate_frame_320.jpg';
+
+/** The frame, made once from the shared car.jpg. */
+export async function deepstackFrame(imagesDir: string): Promise<Buffer> {
+  return frigateFrame(readFileSync(path.join(imagesDir, 'car.jpg')));
+}
+
+/** Frigate's request body: `files={"image": jpeg}, data={"api_key": ""}` as Python requests encodes it. */
+export function frigateBody(frame: Buffer): { body: Buffer; contentType: string } {
+  return pythonMultipart([
+    { name: 'api_key', value: '' },
+    { name: 'image', file: frame, filename: 'image' },
+  ]);
+}
+
+/** The DeepStack rows, each after the native /catdetection on the same frame: the dialect's own cost is the difference. */
+export function deepstackScenarios(): Scenario[] {
+  return [1, 4].flatMap((c): Scenario[] => [
+    { id: `catdetection frame320 c${c}`, route: '/catdetection', method: 'POST', image: DEEPSTACK_FRAME, connections: c, durationFactor: 1, kernel: 'catdetection' },
+    { id: `deepstack frame320 c${c}`, route: '/v1/vision/detection', method: 'POST', image: DEEPSTACK_FRAME, connections: c, durationFactor: 1, kernel: 'catdetection', pool: 'onnx', form: 'frigate' },
+  ]);
+}
