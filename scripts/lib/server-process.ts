@@ -10,6 +10,10 @@ export interface ServerProcess {
   url: string;
   /** The last lines of stdout (pino JSON) and stderr, in arrival order. */
   output: string[];
+  /** Resolves with the first line (already written or to come) matching `match`; rejects if the process exits first. */
+  waitForLine(match: RegExp | ((line: string) => boolean)): Promise<string>;
+  /** Lines matching `match` so far. */
+  countLines(match: RegExp): number;
   /** Resolves when the process has exited. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Sends `signal` (SIGTERM by default) and waits for the exit; SIGKILL after `killAfterMs`. */
@@ -42,13 +46,41 @@ export function startServerProcess(options: StartServerOptions): Promise<ServerP
   if (!cmd) throw new Error('empty command');
   const child = spawn(cmd, args, { cwd: options.cwd, env: options.env, uid: options.uid, gid: options.gid, stdio: ['ignore', 'pipe', 'pipe'] });
   const output: string[] = [];
+  /** Every line ever seen is offered to the waiters; `output` keeps only the last ones. */
+  const lineWaiters = new Set<(line: string) => void>();
+  let exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('exit', (code, signal) => {
+      exitInfo = { code, signal };
+      resolve(exitInfo);
+    });
   });
+  // 'close' comes after the last line of output was read; 'exit' may come before.
+  const outputEnded = new Promise<void>((resolve) => child.once('close', () => resolve()));
   const keep = (line: string) => {
     output.push(line);
     if (output.length > 1000) output.splice(0, output.length - 500);
+    for (const waiter of [...lineWaiters]) waiter(line);
   };
+  const test = (match: RegExp | ((line: string) => boolean), line: string) => (typeof match === 'function' ? match(line) : match.test(line));
+  const waitForLine = (match: RegExp | ((line: string) => boolean)) =>
+    new Promise<string>((resolve, reject) => {
+      const seen = output.find((line) => test(match, line));
+      if (seen !== undefined) return resolve(seen);
+      if (exitInfo && child.stdout!.readableEnded && child.stderr!.readableEnded) {
+        return reject(new Error(`exited (${JSON.stringify(exitInfo)}) without a line matching ${String(match)}`));
+      }
+      const waiter = (line: string) => {
+        if (!test(match, line)) return;
+        lineWaiters.delete(waiter);
+        resolve(line);
+      };
+      lineWaiters.add(waiter);
+      void outputEnded.then(() => {
+        if (!lineWaiters.delete(waiter)) return;
+        reject(new Error(`exited (${JSON.stringify(exitInfo)}) without a line matching ${String(match)}\n${output.slice(-20).join('\n')}`));
+      });
+    });
   createInterface({ input: child.stderr! }).on('line', keep);
 
   return new Promise<ServerProcess>((resolve, reject) => {
@@ -77,6 +109,8 @@ export function startServerProcess(options: StartServerOptions): Promise<ServerP
         port,
         url: `http://127.0.0.1:${port}`,
         output,
+        waitForLine,
+        countLines: (match) => output.filter((line) => match.test(line)).length,
         exited,
         stop(signal = 'SIGTERM', killAfterMs = 30_000) {
           if (child.exitCode === null && child.signalCode === null) {
@@ -117,6 +151,8 @@ export interface ReplicaOptions {
   dist?: boolean;
   /** Settings on top of the replica defaults (one OpenCV worker, one ONNX worker with one thread). */
   env?: NodeJS.ProcessEnv;
+  /** How long to wait for the "listening" log line (default 60 s). */
+  startTimeoutMs?: number;
 }
 
 /**
@@ -128,6 +164,7 @@ export function startReplica(options: ReplicaOptions): Promise<ServerProcess> {
   return startServerProcess({
     command: options.dist ? ['node', 'dist/src/server.js'] : ['node', '--import', 'tsx', 'src/server.ts'],
     cwd: options.cwd,
+    startTimeoutMs: options.startTimeoutMs,
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,

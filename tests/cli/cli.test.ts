@@ -2,15 +2,16 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import type { CvServe } from '../../src/app.js';
+import { startServerProcess } from '../../scripts/lib/server-process.js';
 import { createTestApp } from '../helpers/app.js';
+import { guardedEnv } from '../helpers/net.js';
 import { image, MODELS_DIR, REPO_ROOT } from '../helpers/paths.js';
+import { localServer } from '../helpers/photo-server.js';
 
 const PLUGINS_DIR = path.join(REPO_ROOT, 'examples/plugins');
 
@@ -25,7 +26,7 @@ function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
       cwd: REPO_ROOT,
-      env: {
+      env: guardedEnv({
         PATH: process.env.PATH,
         HOME: process.env.HOME,
         CVSERVE_MODELS_DIR: MODELS_DIR,
@@ -35,7 +36,7 @@ function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
         CVSERVE_ONNX_WORKERS: '1',
         CVSERVE_ONNX_THREADS: '2',
         ...env,
-      },
+      }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const out: Buffer[] = [];
@@ -188,62 +189,54 @@ describe('cvserve: usage, openapi, routes, models', () => {
   it('models: verifies a complete directory (0), reports a missing one (1), fetches from a mirror', async () => {
     const ok = await cli(['models', '--check']);
     assert.equal(ok.code, 0, ok.stdout.toString());
-    assert.match(ok.stdout.toString(), /: 0 fetched, \d+ skipped, 0 failed\n$/);
+    assert.match(ok.stdout.toString(), /: \d+ verified, 0 missing, 0 failed\n$/);
 
     const empty = mkdtempSync(path.join(os.tmpdir(), 'cvserve-models-'));
-    const server = http.createServer((req, res) => {
-      const name = path.basename(decodeURIComponent(req.url ?? ''));
-      try {
-        res.writeHead(200).end(readFileSync(path.join(MODELS_DIR, name)));
-      } catch {
-        res.writeHead(404).end();
-      }
+    // A mirror of the shared models directory; the CLI runs under the network guard, so had it
+    // ignored --base-url, the real URL would have been refused (and the run would fail).
+    const server = await localServer({
+      fallback: (req, res) => {
+        try {
+          res.writeHead(200).end(readFileSync(path.join(MODELS_DIR, path.basename(decodeURIComponent(req.url ?? '')))));
+        } catch {
+          res.writeHead(404).end();
+        }
+      },
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
       const missing = await cli(['models', '--check'], { CVSERVE_MODELS_DIR: empty });
       assert.equal(missing.code, 1);
-      assert.match(missing.stdout.toString(), /FAILED {3}haarcascade_frontalface_alt\.xml: missing/);
-      const { port } = server.address() as AddressInfo;
-      const fetched = await cli(['models', '--base-url', `http://127.0.0.1:${port}`, '--only', 'haarcascade_frontalface_alt.xml'], { CVSERVE_MODELS_DIR: empty });
+      assert.match(missing.stdout.toString(), /^MISSING {2}haarcascade_frontalface_alt\.xml: not in /m);
+      const fetched = await cli(['models', '--base-url', server.base, '--only', 'haarcascade_frontalface_alt.xml'], { CVSERVE_MODELS_DIR: empty });
       assert.equal(fetched.code, 0, fetched.stdout.toString() + fetched.stderr);
-      assert.match(fetched.stdout.toString(), /fetched {2}haarcascade_frontalface_alt\.xml \(676709 bytes\)/);
+      assert.match(fetched.stdout.toString(), /^fetched {2}haarcascade_frontalface_alt\.xml \(676709 bytes, sha256 ok\) from http:\/\/127\.0\.0\.1:\d+\/haarcascade_frontalface_alt\.xml$/m);
+      assert.deepEqual(server.seen.map((r) => r.url), ['/haarcascade_frontalface_alt.xml']);
       const sha = createHash('sha256').update(readFileSync(path.join(empty, 'haarcascade_frontalface_alt.xml'))).digest('hex');
       assert.equal(sha, '6281df13459cc218ff047d02b2ae3859b12ff14a93ffe8952f7b33fad7b9697b');
     } finally {
-      await new Promise((resolve) => server.close(resolve));
+      await server.close();
       rmSync(empty, { recursive: true, force: true });
     }
   });
 
   it('serve starts the HTTP service and stops cleanly on SIGTERM', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
+    const server = await startServerProcess({
+      command: [process.execPath, '--import', 'tsx', 'src/cli.ts', 'serve'],
       cwd: REPO_ROOT,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', CVSERVE_MODELS_DIR: MODELS_DIR, CVSERVE_MODELS_FETCH: 'off', CVSERVE_OPENCV_WORKERS: '1', CVSERVE_ONNX_THREADS: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      startTimeoutMs: 600_000,
+      env: guardedEnv({ PATH: process.env.PATH, HOME: process.env.HOME, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', CVSERVE_MODELS_DIR: MODELS_DIR, CVSERVE_MODELS_FETCH: 'off', CVSERVE_OPENCV_WORKERS: '1', CVSERVE_ONNX_THREADS: '1' }),
     });
     try {
-      const port = await new Promise<number>((resolve, reject) => {
-        let out = '';
-        child.stdout.on('data', (c: Buffer) => {
-          out += String(c);
-          const m = /cvserve listening on 127\.0\.0\.1:(\d+)/.exec(out);
-          if (m) resolve(Number(m[1]));
-        });
-        child.once('exit', (code) => reject(new Error(`serve exited with ${code} before listening: ${out}`)));
-      });
-      const ping = await fetch(`http://127.0.0.1:${port}/ping`);
+      const ping = await fetch(`${server.url}/ping`);
       assert.deepEqual(await ping.json(), { success: true });
-      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      child.kill('SIGTERM');
-      assert.equal(await exited, 0);
+      assert.deepEqual(await server.stop('SIGTERM'), { code: 0, signal: null });
     } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
+      await server.stop('SIGKILL');
     }
   });
 
   it('is an executable script (shebang) for the package bin', () => {
-    assert.equal(readFileSync(path.join(REPO_ROOT, 'src/cli.ts'), 'utf8').split('\n')[0], '#!/usr/bin/env node');
+    assert.equal(readFileSync(path.join(REPO_ROOT, 'src/cli.ts'), 'utf8').split('\n')[0], '#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node');
     const pkg = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8'));
     assert.equal(pkg.bin.cvserve, 'dist/src/cli.js');
   });

@@ -26,6 +26,7 @@ import { USAGE } from '../../src/cli.js';
 import { loadConfig, SETTINGS } from '../../src/config.js';
 import { numericUser } from '../helpers/dockerfile-replay.js';
 import { createTestApp } from '../helpers/app.js';
+import { until } from '../helpers/wait.js';
 import { MODELS_DIR, REPO_ROOT } from '../helpers/paths.js';
 
 const DIR = path.join(REPO_ROOT, 'deploy/k8s');
@@ -163,12 +164,7 @@ describe('Kubernetes manifests agree with the app and the image', () => {
     assert.equal(main.startupProbe?.httpGet?.path, '/healthz');
     for (const probe of [main.livenessProbe, main.readinessProbe, main.startupProbe]) assert.equal(probe?.httpGet?.port, 'http');
     assert.equal((await request(svc.app).get('/healthz')).status, 200);
-    let ready = 0;
-    for (let i = 0; i < 200 && ready !== 200; i++) {
-      ready = (await request(svc.app).get('/readyz')).status;
-      if (ready !== 200) await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.equal(ready, 200);
+    await until(async () => (await request(svc.app).get('/readyz')).status === 200, '/readyz answers 200');
     svc.lifecycle.beginShutdown();
     assert.equal((await request(svc.app).get('/readyz')).status, 503, 'readiness drops while draining');
   });

@@ -7,6 +7,7 @@ import type { CvServe } from '../../src/app.js';
 import type { AnyResource } from '../../src/resources/contract.js';
 import { createCannyResource } from '../../src/resources/canny.js';
 import { createTestApp } from '../helpers/app.js';
+import { brief } from '../helpers/http.js';
 import { pngDeclaring } from '../helpers/forge.js';
 import { image } from '../helpers/paths.js';
 
@@ -36,7 +37,7 @@ describe('error answers', () => {
   after(() => svc.close());
 
   function expectError(res: request.Response, status: number, code: string, message?: RegExp) {
-    assert.equal(res.status, status, JSON.stringify(res.body));
+    assert.equal(res.status, status, brief(res));
     assert.equal(res.type, 'application/json');
     assert.deepEqual(Object.keys(res.body).sort(), ['code', 'message', 'status']);
     assert.equal(res.body.code, code);

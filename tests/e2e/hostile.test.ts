@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import request from 'supertest';
@@ -10,6 +9,7 @@ import type { AnyResource } from '../../src/resources/contract.js';
 import { describeParams } from '../../src/resources/describe.js';
 import { createTestApp } from '../helpers/app.js';
 import { ConnectGuard, HOSTILE_HOST, hostileServer, payloads, tableLookup, type HostileServer, type Payloads } from '../helpers/hostile.js';
+import { listen } from '../helpers/http.js';
 
 /**
  * Every image route, every way of sending an image, every hostile input: each gets its JSON error
@@ -84,7 +84,7 @@ describe('hostile input', () => {
       'v6-private.test': 'fd12:3456::1',
     });
     svc = await createTestApp(
-      { maxBodyBytes: LIMIT, urlMaxBytes: LIMIT, urlTimeoutMs: 700, opencvWorkers: 1, onnxWorkers: 1, onnxThreads: 1 },
+      { maxBodyBytes: LIMIT, urlMaxBytes: LIMIT, opencvWorkers: 1, onnxWorkers: 1, onnxThreads: 1 },
       // Only the hostile server's own address is exempt from the address rule; 127.0.0.1 itself is not.
       { urlHooks: { lookup, onConnect: guard.hook, allowAddresses: [HOSTILE_HOST] } },
     );
@@ -130,13 +130,10 @@ describe('hostile input', () => {
         for (const c of PAYLOAD_CASES) {
           const what = `/${r.name} ${way}: ${c.name}`;
           const expected = c.ways?.[way] ?? c.expect;
-          const t0 = performance.now();
+          // Bombs get IMAGE_TOO_LARGE: the refusal the header check gives (a decoder run would fail otherwise).
           const res = await send(r, way, c.bytes(p), c.filename, c.name);
-          const ms = performance.now() - t0;
           if (expected === 'ok') expectOk(res, r, what);
           else expectError(res, expected[0], expected[1], what);
-          // Bombs are refused from the header: fast, and without allocating 7.5 GB (loose bound).
-          if (c.name.includes('declaring') || c.name.includes('GIF')) assert.ok(ms < 5000, `${what} took ${Math.round(ms)} ms`);
         }
         await answersNormally(r, `hostile ${way} bodies`);
       }
@@ -257,7 +254,7 @@ describe('hostile input', () => {
     }
   });
 
-  it('URLs: redirects into private addresses, a trickling body, too many bytes, a server that lies about its length', async () => {
+  it('URLs: redirects into private addresses, too many bytes, a server that lies about its length', async () => {
     for (const r of routes.filter((r) => waysOf(r).includes('url'))) {
       const what = (s: string) => `/${r.name}: ${s}`;
       for (const path of ['/redirect/metadata', '/redirect/chain', '/redirect/loopback6']) {
@@ -267,7 +264,6 @@ describe('hostile input', () => {
         assert.ok(guard.attempts.slice(before).every((a) => a.startsWith(`${HOSTILE_HOST}:`)), what(`${path} connects`));
       }
       expectError(await get(r, server.url('/redirect/file')), 502, 'URL_FETCH_FAILED', what('redirect to file:'));
-      expectError(await get(r, server.url('/trickle')), 504, 'URL_FETCH_TIMEOUT', what('trickling body'));
       expectError(await get(r, server.url('/oversize')), 413, 'DOWNLOAD_TOO_LARGE', what('Content-Length over the limit'));
       // The first 100 bytes of a JPEG are not an image; the bytes after the declared length are never used.
       const liar = await get(r, server.url('/liar'));
@@ -279,11 +275,26 @@ describe('hostile input', () => {
     }
   });
 
+  it('URLs: a body that keeps trickling and never ends gets 504 once CVSERVE_URL_TIMEOUT_MS has passed', async () => {
+    // Its own app: a tiny download time limit against a body that never completes.
+    const slow = await createTestApp(
+      { maxBodyBytes: LIMIT, urlMaxBytes: LIMIT, urlTimeoutMs: 100, opencvWorkers: 1, onnxWorkers: 1, onnxThreads: 1 },
+      { urlHooks: { lookup: tableLookup({ 'images.test': HOSTILE_HOST }), onConnect: guard.hook, allowAddresses: [HOSTILE_HOST] } },
+    );
+    try {
+      for (const r of slow.resources.filter((r) => waysOf(r).includes('url'))) {
+        const res = await request(slow.app).get(`/${r.name}?url=${encodeURIComponent(server.url('/trickle'))}`);
+        expectError(res, 504, 'URL_FETCH_TIMEOUT', `/${r.name}: trickling body`);
+        assert.match((res.body as { message: string }).message, /longer than 100 ms/);
+      }
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('a request line or headers over Node\'s limit get a JSON 431 from the listening server', async () => {
-    const listener = svc.app.listen(0, '127.0.0.1');
+    const { server: listener, port, close } = await listen(svc.handler);
     answerClientErrorsAsJson(listener);
-    await new Promise((r) => listener.once('listening', r));
-    const port = (listener.address() as AddressInfo).port;
     try {
       const raw = await new Promise<{ status: number; type: string; text: string }>((resolve, reject) => {
         const req = http.get({ host: '127.0.0.1', port, path: `/canny?url=${'a'.repeat(64 * 1024)}`, agent: false }, (res) => {
@@ -297,8 +308,7 @@ describe('hostile input', () => {
       const ok = await request(svc.app).post('/canny').attach('image', p.good, 'a.jpg');
       assert.equal(ok.status, 200);
     } finally {
-      listener.closeAllConnections();
-      await new Promise((r) => listener.close(r));
+      await close();
     }
   });
 

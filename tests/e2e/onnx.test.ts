@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import request from 'supertest';
 import type { CvServe } from '../../src/app.js';
 import { createTestApp } from '../helpers/app.js';
+import { brief } from '../helpers/http.js';
 import { boxIoU } from '../helpers/images.js';
 import { image, MODELS_DIR } from '../helpers/paths.js';
 
@@ -22,7 +23,7 @@ describe('ONNX routes over HTTP: /predict, /catdetection, /upscale', () => {
 
   it('/predict cat_small.jpg (multipart): a cat class first, in the Keras REST API shape', async () => {
     const res = await request(svc.app).post('/predict').attach('image', await readFile(image('cat_small.jpg')), 'cat.jpg');
-    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.status, 200, brief(res));
     assert.equal(res.body.success, true);
     assert.equal(res.body.predictions.length, 5);
     assert.deepEqual(Object.keys(res.body.predictions[0]), ['label', 'probability']);

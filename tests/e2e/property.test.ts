@@ -38,7 +38,9 @@ describe('property: no input makes the service fail', () => {
 
   before(async () => {
     svc = await createTestApp({ opencvWorkers: 1, onnxWorkers: 1, onnxThreads: 1, maxBodyBytes: 1 << 20 });
-    routes = svc.resources.filter((r) => r.status().ready);
+    routes = svc.resources;
+    const notReady = routes.filter((r) => !r.status().ready).map((r) => `/${r.name}: ${(r.status() as { reason?: string }).reason}`);
+    assert.deepEqual(notReady, [], 'every route is ready, so every route is covered');
     const photo = sharp(image('cat_small.jpg')).resize(48, 64);
     jpeg = await photo.clone().jpeg().toBuffer();
     png = await photo.clone().png().toBuffer();

@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import { DynamicBatcher, type BatchRunner } from '../../src/engines/onnx/batcher.js';
 import { OnnxEngine } from '../../src/engines/onnx/engine.js';
 import type { Feeds, Outputs } from '../../src/engines/onnx/protocol.js';
+import { ManualBatchTimer } from '../helpers/clock.js';
 import { image, MODELS_DIR } from '../helpers/paths.js';
 
 /** A model stand-in: output row i = input row i × 2, answered after `ms`; records batch sizes. */
@@ -43,14 +44,28 @@ describe('DynamicBatcher', () => {
     assert.deepEqual(answers.map((a) => a.y!.data[0]), Array.from({ length: 11 }, (_, i) => i * 2));
   });
 
-  test('waits up to maxWaitMs for company when a worker is free', async () => {
+  test('waits for company while a worker is free, and sends what arrived when the wait ends', async () => {
     const m = doubler(1);
-    const b = new DynamicBatcher(m.run, { maxBatch: 8, maxWaitMs: 30, concurrency: 1 });
+    const timer = new ManualBatchTimer();
+    const b = new DynamicBatcher(m.run, { maxBatch: 8, maxWaitMs: 30, concurrency: 1, timer });
     const first = b.run(item(1));
-    await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual([timer.outstanding, timer.delays], [1, [30]], 'the first request starts a wait of maxWaitMs');
     const rest = [b.run(item(2)), b.run(item(3))];
+    assert.deepEqual(m.batches, [], 'nothing is sent before the wait ends');
+    assert.equal(timer.outstanding, 1, 'one wait per batch');
+    timer.fire();
     await Promise.all([first, ...rest]);
     assert.deepEqual(m.batches, [3]);
+  });
+
+  test('a batch that fills up leaves at once, ending its wait', async () => {
+    const m = doubler(1);
+    const timer = new ManualBatchTimer();
+    const b = new DynamicBatcher(m.run, { maxBatch: 3, maxWaitMs: 1000, concurrency: 1, timer });
+    const answers = Promise.all([1, 2, 3].map((v) => b.run(item(v))));
+    assert.deepEqual([m.batches, timer.outstanding], [[3], 0], 'sent as soon as it was full; its wait cancelled');
+    assert.deepEqual((await answers).map((a) => a.y!.data[0]), [2, 4, 6]);
+    assert.equal(timer.fire(), 0);
   });
 
   test('keeps different shapes apart', async () => {

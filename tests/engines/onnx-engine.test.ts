@@ -91,7 +91,7 @@ describe('OnnxEngine', () => {
   test('a file that is not an ONNX model fails to load and is forgotten', async () => {
     const bad = path.join(tmp, 'bad.onnx');
     await writeFile(bad, 'not a model');
-    await assert.rejects(engine.load({ id: 'bad', path: bad, warmup: {} }));
+    await assert.rejects(engine.load({ id: 'bad', path: bad, warmup: {} }), /onnx:bad worker failed to start: .*Protobuf parsing failed/);
     assert.equal(engine.has('bad'), false);
     await assert.rejects(engine.run('bad', {}), (err: unknown) => err instanceof AppError && err.code === 'MODEL_UNAVAILABLE');
   });

@@ -2,8 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import { pino, type Logger } from 'pino';
+import { pino } from 'pino';
 import { testConfig, type Config } from '../../src/config.js';
 import type { Engines } from '../../src/engines/engines.js';
 import { OnnxEngine } from '../../src/engines/onnx/engine.js';
@@ -16,17 +15,7 @@ import { MODELS_DIR } from '../helpers/paths.js';
 
 export { MODELS_DIR };
 
-/** A logger that keeps its lines, to assert on what was logged. */
-export function capturingLogger(): { log: Logger; lines: () => { level: number; msg: string }[] } {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk, _enc, done) {
-      lines.push(String(chunk));
-      done();
-    },
-  });
-  return { log: pino({ level: 'debug' }, stream), lines: () => lines.map((l) => JSON.parse(l) as { level: number; msg: string }) };
-}
+export { capturingLogger } from '../helpers/log.js';
 
 export const silentLog = pino({ level: 'silent' });
 

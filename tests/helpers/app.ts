@@ -1,8 +1,45 @@
 import { createApp, type CvServe } from '../../src/app.js';
 import { testConfig, type Config } from '../../src/config.js';
+import { loopbackUrlHooks } from './net.js';
 import { MODELS_DIR } from './paths.js';
+import { until } from './wait.js';
 
-/** An app for supertest with quiet logs, the shared models and small pools. */
-export function createTestApp(overrides: Partial<Config> = {}, options: Parameters<typeof createApp>[1] = {}): Promise<CvServe> {
-  return createApp(testConfig({ logLevel: 'silent', modelsDir: MODELS_DIR, opencvWorkers: 2, onnxWorkers: 1, onnxThreads: 2, modelsFetch: false, ...overrides }), options);
+/**
+ * An app for supertest with quiet logs, the shared models and small pools. Its `?url=` downloads
+ * resolve names only through the hooks the test passes and connect only to loopback, whatever the
+ * test sets (and the process-wide network guard, installed by ./net.js, stands behind that). It
+ * returns once the OpenCV workers have started.
+ */
+export async function createTestApp(
+  overrides: Partial<Config> = {},
+  options: Parameters<typeof createApp>[1] = {},
+  /** Tests whose routes use no worker (stand-in resources) need not wait for the OpenCV workers. */
+  { waitForWorkers = true }: { waitForWorkers?: boolean } = {},
+): Promise<CvServe> {
+  const config = testConfig({
+    logLevel: 'silent',
+    modelsDir: MODELS_DIR,
+    opencvWorkers: 2,
+    onnxWorkers: 1,
+    onnxThreads: 2,
+    modelsFetch: false,
+    // Real work on a busy shared machine can take many times its usual time: no test may fail on
+    // that. Tests of these limits set them (tiny, against work that never finishes).
+    requestTimeoutMs: 600_000,
+    urlTimeoutMs: 600_000,
+    ...overrides,
+  });
+  const svc = await createApp(config, {
+    ...options,
+    urlHooks: loopbackUrlHooks(options.urlHooks),
+  });
+  // Requests queue while the OpenCV workers start; on a busy machine that can outlast a request's
+  // deadline. Tests start from a started service (tests of startup pass their own engines).
+  if (waitForWorkers && !options.engines) {
+    await until(() => {
+      const stats = svc.engines.opencv.stats();
+      return stats.up || stats.startupError !== undefined;
+    }, 'the OpenCV workers have started', { timeoutMs: 600_000, intervalMs: 20 });
+  }
+  return svc;
 }

@@ -1,8 +1,8 @@
 import http from 'node:http';
 import net from 'node:net';
 import sharp from 'sharp';
-import type { HostLookup, ResolvedAddress } from '../../src/http/url-fetch.js';
 import { pngDeclaring } from './forge.js';
+import { isLoopbackAddress } from './net.js';
 import { image } from './paths.js';
 
 /**
@@ -13,25 +13,8 @@ import { image } from './paths.js';
 
 export const HOSTILE_HOST = '127.0.0.77';
 
-export const isLoopback = (address: string) => address === '::1' || /^127\./.test(address) || /^::ffff:127\./i.test(address);
-
-/** A lookup from a fixed table that never touches real DNS. */
-export function tableLookup(table: Record<string, string | string[]>): HostLookup {
-  return async (hostname: string): Promise<ResolvedAddress[]> => {
-    const entry = table[hostname.toLowerCase()];
-    if (entry === undefined) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' });
-    return [entry].flat().map((address) => ({ address, family: net.isIP(address) === 6 ? 6 : 4 }));
-  };
-}
-
-/** Records every address a download was about to connect to, and refuses all but loopback. */
-export class ConnectGuard {
-  readonly attempts: string[] = [];
-  readonly hook = (address: string, port: number): void => {
-    this.attempts.push(`${address}:${port}`);
-    if (!isLoopback(address)) throw new Error(`test guard: refusing to connect to ${address}`);
-  };
-}
+export { ConnectGuard, tableLookup } from './net.js';
+export const isLoopback = isLoopbackAddress;
 
 /** A GIF of `frames` 1x1 frames on a side x side canvas, written byte by byte (no encoder merges frames). */
 export function manyFrameGif(frames: number, side = 64): Buffer {
@@ -122,7 +105,7 @@ export interface HostileServer {
 
 /**
  * The image server a hostile ?url= points at: payloads, redirects into private addresses, a body
- * that trickles, a Content-Length over the limit, and a raw socket that sends more than it declares.
+ * that trickles forever, a Content-Length over the limit, and a raw socket that sends more than it declares.
  */
 export async function hostileServer(options: { jpeg: Buffer; oversize: number }): Promise<HostileServer> {
   const payloads = new Map<string, Buffer>();
@@ -150,13 +133,13 @@ export async function hostileServer(options: { jpeg: Buffer; oversize: number })
       case '/redirect/file':
         return redirect('file:///etc/passwd');
       case '/trickle': {
-        res.writeHead(200, { 'Content-Type': 'image/jpeg', 'Content-Length': options.jpeg.length });
-        let sent = 0;
+        // 16 bytes every 20 ms of a body that declares 512 KiB: it keeps coming and never ends.
+        res.writeHead(200, { 'Content-Type': 'image/jpeg', 'Content-Length': 512 * 1024 });
+        res.write(options.jpeg.subarray(0, 16));
         const timer = setInterval(() => {
-          if (sent >= options.jpeg.length || res.destroyed) return void clearInterval(timer);
-          res.write(options.jpeg.subarray(sent, sent + 16));
-          sent += 16;
-        }, 100);
+          if (res.destroyed) return void clearInterval(timer);
+          res.write(Buffer.alloc(16, 0x20));
+        }, 20);
         timers.add(timer);
         return;
       }

@@ -2,21 +2,24 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
 import request from 'supertest';
-import type { CvServe } from '../../src/app.js';
-import { ConfigError } from '../../src/config.js';
+import { createApp, type CvServe } from '../../src/app.js';
+import { ConfigError, loadConfig } from '../../src/config.js';
+import { createCannyResource } from '../../src/resources/canny.js';
 import { createTestApp } from '../helpers/app.js';
-import { image } from '../helpers/paths.js';
+import { brief } from '../helpers/http.js';
+import { capturingLogger } from '../helpers/log.js';
+import { loopbackUrlHooks, tableLookup } from '../helpers/net.js';
+import { image, MODELS_DIR } from '../helpers/paths.js';
+import { until } from '../helpers/wait.js';
 
 const KEY = 'k-3f9a61c0d2e84b7f';
 const FILE_KEY = 'k-from-the-file-77aa';
 const jpeg = readFileSync(image('test_face_processing.jpg'));
 
 function expectUnauthorized(res: request.Response): void {
-  assert.equal(res.status, 401, JSON.stringify(res.body));
+  assert.equal(res.status, 401, brief(res));
   assert.equal(res.type, 'application/json');
   assert.deepEqual(res.body, { status: 'unauthorized', message: 'A valid API key is required', code: 'UNAUTHORIZED' });
   assert.equal(res.headers['www-authenticate'], 'Bearer');
@@ -25,19 +28,15 @@ function expectUnauthorized(res: request.Response): void {
 describe('API keys', () => {
   let svc: CvServe;
   let dir: string;
-  const logLines: string[] = [];
+  const captured = capturingLogger();
+  // A ?url= request must be refused before anything is looked up or fetched.
+  const lookup = tableLookup();
 
   before(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'cvserve-keys-'));
     const keysFile = path.join(dir, 'keys.txt');
     writeFileSync(keysFile, `# operators\n${FILE_KEY}\n\n  # rotated out below\n`);
-    const sink = new Writable({
-      write(chunk, _enc, done) {
-        logLines.push(String(chunk));
-        done();
-      },
-    });
-    svc = await createTestApp({ apiKeys: [KEY, 'k-second'], apiKeysFile: keysFile, opencvWorkers: 1 }, { logger: pino({ level: 'debug' }, sink) });
+    svc = await createTestApp({ apiKeys: [KEY, 'k-second'], apiKeysFile: keysFile, opencvWorkers: 1 }, { logger: captured.log, urlHooks: { lookup } });
   });
   after(async () => {
     await svc.close();
@@ -46,7 +45,8 @@ describe('API keys', () => {
 
   it('refuses a request without a key', async () => {
     expectUnauthorized(await request(svc.app).post('/canny').attach('image', jpeg, 'a.jpg'));
-    expectUnauthorized(await request(svc.app).get('/canny?url=http://example.com/a.jpg'));
+    expectUnauthorized(await request(svc.app).get('/canny?url=http://images.test/a.jpg'));
+    assert.deepEqual(lookup.calls, [], 'nothing was looked up for the refused ?url=');
   });
 
   it('refuses a wrong key in either header, and a malformed Authorization', async () => {
@@ -68,7 +68,7 @@ describe('API keys', () => {
       ['Authorization', `Bearer ${FILE_KEY}`],
     ] as const) {
       const res = await request(svc.app).post('/canny?format=png').set(header, value).attach('image', jpeg, 'a.jpg');
-      assert.equal(res.status, 200, `${header}: ${value} → ${JSON.stringify(res.body)}`);
+      assert.equal(res.status, 200, `${header}: ${value} → ${brief(res)}`);
       assert.equal(res.type, 'image/png');
     }
     // A comment line of the file is not a key.
@@ -78,9 +78,8 @@ describe('API keys', () => {
   it('keeps /ping, /healthz and /readyz open', async () => {
     assert.deepEqual((await request(svc.app).get('/ping').expect(200)).body, { success: true });
     assert.deepEqual((await request(svc.app).get('/healthz').expect(200)).body, { status: 'ok' });
-    const ready = await request(svc.app).get('/readyz');
-    assert.ok(ready.status === 200 || ready.status === 503, `readyz answers without a key (${ready.status})`);
-    assert.notEqual(ready.body.code, 'UNAUTHORIZED');
+    await until(() => svc.engines.opencv.stats().up, 'the OpenCV pool is up');
+    assert.deepEqual((await request(svc.app).get('/readyz').expect(200)).body, { status: 'ready' });
   });
 
   it('guards /metrics unless it is made public', async () => {
@@ -100,7 +99,7 @@ describe('API keys', () => {
     await request(svc.app).post('/canny').set('Authorization', `Bearer ${KEY}`).attach('image', jpeg, 'a.jpg');
     await request(svc.app).post('/canny').set('X-API-Key', FILE_KEY).attach('image', jpeg, 'a.jpg');
     await request(svc.app).post('/canny').set('X-API-Key', 'k-wrong-guess-1234');
-    const log = logLines.join('');
+    const log = captured.text();
     assert.match(log, /POST \/canny 200/, 'the requests were logged');
     assert.match(log, /request refused/);
     for (const secret of [KEY, FILE_KEY, 'k-second', 'k-wrong-guess-1234']) assert.ok(!log.includes(secret), `${secret} leaked into the log`);
@@ -126,6 +125,22 @@ describe('API key settings', () => {
       const res = await request(svc.app).post('/canny').attach('image', jpeg, 'a.jpg');
       assert.equal(res.status, 200);
       await request(svc.app).get('/metrics').expect(200);
+    } finally {
+      await svc.close();
+    }
+  });
+
+  it('reads CVSERVE_API_KEYS as a comma-separated list: entries trimmed, empty ones dropped', async () => {
+    const config = loadConfig({ CVSERVE_API_KEYS: ' k-one , k-two,,k-three ,', CVSERVE_MODELS_DIR: MODELS_DIR, CVSERVE_MODELS_FETCH: 'off', LOG_LEVEL: 'silent', CVSERVE_OPENCV_WORKERS: '1' });
+    const svc = await createApp(config, { resources: [createCannyResource()], urlHooks: loopbackUrlHooks() });
+    try {
+      for (const key of ['k-one', 'k-two', 'k-three']) {
+        const res = await request(svc.app).post('/canny').set('X-API-Key', key).attach('image', jpeg, 'a.jpg');
+        assert.equal(res.status, 200, `${key}: ${brief(res)}`);
+      }
+      for (const wrong of [' k-one , k-two,,k-three ,', 'k-one , k-two', 'k', '']) {
+        expectUnauthorized(await request(svc.app).post('/canny').set('X-API-Key', wrong).attach('image', jpeg, 'a.jpg'));
+      }
     } finally {
       await svc.close();
     }

@@ -1,37 +1,36 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import type { CvServe } from '../../src/app.js';
 import { CvServeClient, CvServeError, type InputWay } from '../../src/client.js';
 import { curlCommand } from '../../src/web/curl.js';
 import { createTestApp } from '../helpers/app.js';
+import { listen, type Listening } from '../helpers/http.js';
 import { image } from '../helpers/paths.js';
+import { servePhotos, type LocalServer } from '../helpers/photo-server.js';
 
 const KEY = 'client-test-key-5d1c';
 const faces = readFileSync(image('test_face_processing.jpg'));
 
 describe('typed client (Node)', () => {
   let svc: CvServe;
-  let server: http.Server;
-  let images: http.Server;
+  let server: Listening;
+  let images: LocalServer;
   let client: CvServeClient;
   let imageUrl: string;
 
   before(async () => {
+    // The loopback image server is reachable because private networks are allowed in this app only.
     svc = await createTestApp({ allowPrivateNetworks: true, apiKeys: [KEY] });
-    server = svc.app.listen(0, '127.0.0.1');
-    await new Promise((resolve) => server.once('listening', resolve));
-    images = http.createServer((_req, res) => res.writeHead(200, { 'Content-Type': 'image/jpeg' }).end(faces));
-    await new Promise<void>((resolve) => images.listen(0, '127.0.0.1', resolve));
-    imageUrl = `http://127.0.0.1:${(images.address() as AddressInfo).port}/faces.jpg`;
-    client = new CvServeClient({ baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, apiKey: KEY });
+    server = await listen(svc.handler);
+    images = await servePhotos(['test_face_processing.jpg']);
+    imageUrl = `${images.base}/test_face_processing.jpg`;
+    client = new CvServeClient({ baseUrl: `${server.url}/`, apiKey: KEY });
   });
   after(async () => {
-    await new Promise((resolve) => server.close(resolve));
-    await new Promise((resolve) => images.close(resolve));
+    await server.close();
+    await images.close();
     await svc.close();
   });
 

@@ -8,14 +8,7 @@ import type { PoolStats } from '../../src/engines/pool.js';
 import type { AnyResource } from '../../src/resources/contract.js';
 import { createCannyResource } from '../../src/resources/canny.js';
 import { createTestApp } from '../helpers/app.js';
-
-async function until(check: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { until } from '../helpers/wait.js';
 
 function pool(name: string, up: boolean, startupError?: string): PoolStats {
   return {

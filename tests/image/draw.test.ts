@@ -133,10 +133,32 @@ describe('drawBoxes', () => {
     assert.ok(aboveBox > 1000, `the label tag is missing (${aboveBox} pixels changed above the box)`);
   });
 
-  test('boxes partly outside the image are clipped, not refused', async () => {
+  test('boxes partly outside the image are clipped to it, not refused: outlined along the image edge', async () => {
     const input = await inputOf(imageBytes('test_face_processing.jpg'));
-    const out = await decoded(await drawBoxes(input, [{ box: [-50, -50, 100, 100] }, { box: [600, 400, 900, 900], label: 'edge' }], 'jpeg'));
+    const out = await decoded(await drawBoxes(input, [{ box: [-50, -50, 100, 100] }, { box: [600, 400, 900, 900], label: 'edge' }], 'png'));
     assert.deepEqual([out.width, out.height], [640, 482]);
+    const mask = changedMask(out, await input.rgb());
+    const sw = strokeWidthFor(640, 482);
+    for (const [x1, y1, x2, y2] of [[0, 0, 100, 100], [600, 400, 640, 482]] as const) {
+      let border = 0;
+      let changed = 0;
+      let inside = 0;
+      for (let y = y1; y < y2; y++) {
+        for (let x = x1; x < x2; x++) {
+          const inner = x >= x1 + sw && x < x2 - sw && y >= y1 + sw && y < y2 - sw;
+          if (!inner) {
+            border++;
+            changed += mask[y * 640 + x]!;
+          } else if (x > x1 + sw && x < x2 - sw - 1 && y > y1 + sw && y < y2 - sw - 1) inside += mask[y * 640 + x]!;
+        }
+      }
+      assert.ok(changed / border > 0.9, `only ${changed}/${border} border pixels of the clipped box ${[x1, y1, x2, y2]} changed`);
+      assert.equal(inside, 0, `pixels changed inside the clipped box ${[x1, y1, x2, y2]}`);
+    }
+    // Away from both boxes and the label tag above the second: untouched.
+    let away = 0;
+    for (let y = 0; y < 482; y++) for (let x = 0; x < 640; x++) if (((x < 560 && y >= 110) || (y < 340 && x >= 110)) && mask[y * 640 + x]) away++;
+    assert.equal(away, 0, 'pixels changed away from the boxes');
   });
 
   test('stroke width grows with the image', () => {

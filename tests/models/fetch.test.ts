@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -12,28 +10,16 @@ import { fetchModels, formatReport } from '../../src/models/fetch.js';
 import { loadManifest, parseManifest, type Manifest } from '../../src/models/manifest.js';
 import { ModelStore } from '../../src/models/store.js';
 import { entryFor, MODELS_DIR } from '../engines/onnx-fixtures.js';
+import { guardedEnv, loopbackFetch } from '../helpers/net.js';
+import { until } from '../helpers/wait.js';
 import { REPO_ROOT } from '../helpers/paths.js';
+import { localServer as sharedLocalServer, type Handler } from '../helpers/photo-server.js';
 
-type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
-
-/** A file server on 127.0.0.1 whose answer per path the test decides. */
+/** A file server on 127.0.0.1 whose answer per path the test decides; `hits` lists the paths asked for. */
 async function localServer(): Promise<{ url: string; routes: Map<string, Handler>; hits: string[]; close: () => Promise<void> }> {
-  const routes = new Map<string, Handler>();
   const hits: string[] = [];
-  const server = http.createServer((req, res) => {
-    hits.push(req.url!);
-    const handler = routes.get(req.url!);
-    if (handler) handler(req, res);
-    else res.writeHead(404).end('not found');
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    routes,
-    hits,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
+  const server = await sharedLocalServer({ onRequest: (req) => hits.push(req.url!) });
+  return { url: server.base, routes: server.routes, hits, close: server.close };
 }
 
 const serve = (data: Buffer | string): Handler => (_req, res) =>
@@ -144,12 +130,11 @@ describe('fetchModels', () => {
     });
     const running = fetchModels({ dir, manifest, files: ['b.onnx'] });
     await half;
-    // Give the client a moment to write what it received.
-    let names: string[] = [];
-    for (let i = 0; i < 50 && names.length === 0; i++) {
-      await new Promise((r) => setTimeout(r, 20));
-      names = await readdir(dir);
-    }
+    // The client opens its temporary file once the answer starts; the rest is held until release().
+    const names = await until(async () => {
+      const found = await readdir(dir);
+      return found.length > 0 && found;
+    }, 'the download has started writing');
     assert.equal(names.length, 1);
     assert.match(names[0]!, /^\.b\.onnx\.\d+\.[0-9a-f]{8}\.part$/);
     release();
@@ -176,7 +161,8 @@ describe('fetchModels', () => {
   test('the built-in manifest: every real file through a mirror, the bundled label file copied', async () => {
     const real = loadManifest();
     for (const f of real.files) if (!f.bundled) server.routes.set(`/m/${f.file}`, (_req, res) => void readFile(path.join(MODELS_DIR, f.file)).then((d) => res.end(d)));
-    const report = await fetchModels({ dir, manifest: real, baseUrl: `${server.url}/m` });
+    // The real manifest names real URLs: only the mirror may be reached.
+    const report = await fetchModels({ dir, manifest: real, baseUrl: `${server.url}/m`, fetchImpl: loopbackFetch });
     assert.deepEqual(report.failed, []);
     assert.deepEqual(report.fetched, real.files.map((f) => f.file));
     const coco = report.results.find((r) => r.file === 'coco_classes.txt')!;
@@ -192,7 +178,7 @@ describe('fetchModels', () => {
     const run = (args: string[]) =>
       promisify(execFile)(process.execPath, ['--import', 'tsx', 'scripts/models.ts', ...args], {
         cwd: REPO_ROOT,
-        env: { ...process.env, CVSERVE_MODELS_MANIFEST: manifestFile, CVSERVE_MODELS_DIR: target, CVSERVE_MODELS_BASE_URL: `${server.url}/s` },
+        env: guardedEnv({ ...process.env, CVSERVE_MODELS_MANIFEST: manifestFile, CVSERVE_MODELS_DIR: target, CVSERVE_MODELS_BASE_URL: `${server.url}/s` }),
       }).then(
         (r) => ({ code: 0, stdout: r.stdout }),
         (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }),

@@ -1,40 +1,46 @@
 import assert from 'node:assert/strict';
 import { copyFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import { AppError } from '../../src/errors.js';
+import { loadManifest } from '../../src/models/manifest.js';
 import { createPredictResource } from '../../src/resources/predict.js';
 import { capturingLogger, imageInput, MODELS_DIR, onnxEngines, runContext, type TestEngines } from '../engines/onnx-fixtures.js';
+import { createTestApp } from '../helpers/app.js';
+import { loopbackFetch } from '../helpers/net.js';
 import { image } from '../helpers/paths.js';
+import { localServer, type LocalServer } from '../helpers/photo-server.js';
 
 const MODEL = 'mobilenetv2-12-int8.onnx';
 const LABELS = 'imagenet_classes.txt';
 
 describe('model files at startup (through /predict)', () => {
-  let server: http.Server;
+  let server: LocalServer;
   let baseUrl: string;
   let hits: string[];
   let fail: Set<string>;
   let dir: string;
   let env: TestEngines | undefined;
+  /** Model downloads may only go to the local mirror. */
+  const fetchImpl = loopbackFetch;
 
   before(async () => {
-    server = http.createServer((req, res) => {
-      const file = decodeURIComponent(req.url!.slice(1));
-      hits.push(file);
-      if (fail.has(file)) return void res.writeHead(503).end();
-      readFile(path.join(MODELS_DIR, file)).then(
-        (data) => res.writeHead(200, { 'content-length': String(data.length) }).end(data),
-        () => res.writeHead(404).end(),
-      );
+    // A mirror of the shared models directory: /<file>.
+    server = await localServer({
+      fallback: (req, res) => {
+        const file = decodeURIComponent(req.url!.slice(1));
+        hits.push(file);
+        if (fail.has(file)) return void res.writeHead(503).end();
+        readFile(path.join(MODELS_DIR, file)).then(
+          (data) => res.writeHead(200, { 'content-length': String(data.length) }).end(data),
+          () => res.writeHead(404).end(),
+        );
+      },
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    baseUrl = server.base;
   });
-  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  after(() => server.close());
   beforeEach(async () => {
     hits = [];
     fail = new Set();
@@ -66,7 +72,7 @@ describe('model files at startup (through /predict)', () => {
   });
 
   test('missing files, fetching on: fetched in the background (all manifest files), then the route loads and works', async () => {
-    env = onnxEngines({ dir, fetchMissing: true, baseUrl, retryDelaysMs: [] });
+    env = onnxEngines({ dir, fetchMissing: true, baseUrl, retryDelaysMs: [], fetchImpl });
     const predict = createPredictResource();
     const { log, lines } = capturingLogger();
     await predict.init({ config: env.config, engines: env.engines, log });
@@ -77,8 +83,9 @@ describe('model files at startup (through /predict)', () => {
     assert.deepEqual(predict.status(), { ready: true });
     const answer = await predict.run(await imageInput(image('car.jpg')), { top: 1 }, runContext());
     assert.deepEqual(answer, { kind: 'json', body: { success: true, predictions: [{ label: 'sports car', probability: 0.3667 }] } });
-    // Everything else in the manifest comes too (the Haar routes poll for their cascades).
-    for (let i = 0; i < 100 && (await readdir(dir)).filter((f) => !f.startsWith('.')).length < 7; i++) await new Promise((r) => setTimeout(r, 50));
+    // Everything else in the manifest comes too (the Haar routes poll for their cascades). Asking the
+    // store for each file joins its background download (one per file, however many ask).
+    await Promise.all(env.engines.models.manifest.files.map((f) => env!.engines.models.download(f.file, log)));
     assert.deepEqual((await readdir(dir)).sort(), [
       'coco_classes.txt',
       'espcn-x3.onnx',
@@ -97,7 +104,7 @@ describe('model files at startup (through /predict)', () => {
     const model = await readFile(path.join(MODELS_DIR, MODEL));
     model[model.length - 10] ^= 1;
     await writeFile(path.join(dir, MODEL), model);
-    env = onnxEngines({ dir, fetchMissing: true, baseUrl, retryDelaysMs: [] });
+    env = onnxEngines({ dir, fetchMissing: true, baseUrl, retryDelaysMs: [], fetchImpl });
     const predict = createPredictResource();
     const { log, lines } = capturingLogger();
     await predict.init({ config: env.config, engines: env.engines, log });
@@ -116,7 +123,7 @@ describe('model files at startup (through /predict)', () => {
   test('a fetch that keeps failing leaves the route unavailable with the reason', async () => {
     await copyFile(path.join(MODELS_DIR, LABELS), path.join(dir, LABELS));
     fail.add(MODEL);
-    env = onnxEngines({ dir, fetchMissing: true, baseUrl, retryDelaysMs: [10, 10] });
+    env = onnxEngines({ dir, fetchMissing: true, baseUrl, retryDelaysMs: [10, 10], fetchImpl });
     const predict = createPredictResource();
     const { log, lines } = capturingLogger();
     await predict.init({ config: env.config, engines: env.engines, log });
@@ -126,5 +133,29 @@ describe('model files at startup (through /predict)', () => {
     assert.match((status as { reason: string }).reason, /missing in .*; run npm run models \(fetching failed: http:\/\/127\.0\.0\.1:\d+\/mobilenetv2-12-int8\.onnx: HTTP 503 Service Unavailable\)$/);
     assert.equal(hits.filter((h) => h === MODEL).length, 3, 'three attempts');
     assert.ok(lines().some((l) => l.level === 50 && /^giving up fetching mobilenetv2-12-int8\.onnx; run npm run models$/.test(l.msg)));
+  });
+
+  test('CVSERVE_MODELS_FETCH_TIMEOUT_MS through the app: a download that stalls is given up after the limit', { timeout: 60_000 }, async () => {
+    // The mirror sends the headers and a few bytes, then nothing more, ever.
+    const stalled: import('node:http').ServerResponse[] = [];
+    server.routes.set(`/stall/${MODEL}`, (_req, res) => {
+      res.writeHead(200, { 'content-length': '3655640' });
+      res.write(Buffer.alloc(16));
+      stalled.push(res);
+    });
+    const captured = capturingLogger();
+    const svc = await createTestApp(
+      { modelsDir: dir, modelsFetch: true, modelsBaseUrl: `${baseUrl}/stall`, modelsFetchTimeoutMs: 100 },
+      { resources: [createPredictResource()], logger: captured.log },
+    );
+    try {
+      const failed = await captured.waitFor((l) => l.level === 40 && l.msg.startsWith(`fetching ${MODEL} failed`));
+      assert.match(failed.msg, /\/stall\/mobilenetv2-12-int8\.onnx: .*(aborted due to timeout|timeout)/i);
+      assert.equal(stalled.length, 1, 'one download was started and is still stalled');
+      assert.equal(svc.resources[0]!.status().ready, false);
+    } finally {
+      for (const res of stalled) res.destroy();
+      await svc.close();
+    }
   });
 });

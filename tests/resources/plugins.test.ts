@@ -2,14 +2,13 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
 import sharp from 'sharp';
 import request from 'supertest';
 import type { CvServe } from '../../src/app.js';
 import { routesFrom } from '../../src/web/routes.js';
 import { createTestApp } from '../helpers/app.js';
+import { capturingLogger } from '../helpers/log.js';
 import { image, REPO_ROOT } from '../helpers/paths.js';
 
 const cat = readFileSync(image('cat_small.jpg'));
@@ -53,19 +52,14 @@ const FILES: Record<string, string> = {
 describe('plugins from CVSERVE_PLUGINS_DIR', () => {
   let dir: string;
   let svc: CvServe;
-  const logLines: { level: number; msg: string; plugin?: string; reason?: string }[] = [];
+  const captured = capturingLogger('info');
+  const logLines = () => captured.lines() as { level: number; msg: string; plugin?: string; reason?: string }[];
 
   before(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'cvserve-plugins-'));
     copyFileSync(path.join(REPO_ROOT, 'examples/plugins/histogram.mjs'), path.join(dir, 'histogram.mjs'));
     for (const [name, text] of Object.entries(FILES)) writeFileSync(path.join(dir, name), text);
-    const sink = new Writable({
-      write(chunk, _enc, done) {
-        for (const line of String(chunk).split('\n').filter(Boolean)) logLines.push(JSON.parse(line));
-        done();
-      },
-    });
-    svc = await createTestApp({ pluginsDir: dir }, { logger: pino({ level: 'info' }, sink) });
+    svc = await createTestApp({ pluginsDir: dir }, { logger: captured.log });
   });
   after(async () => {
     await svc.close();
@@ -76,7 +70,7 @@ describe('plugins from CVSERVE_PLUGINS_DIR', () => {
     const names = svc.resources.map((r) => r.name);
     assert.deepEqual(names.slice(-3), ['histogram', 'needs-model', 'size']);
     assert.equal(names.filter((n) => n === 'canny').length, 1);
-    const skipped = Object.fromEntries(logLines.filter((l) => l.msg.includes(' skipped: ')).map((l) => [path.basename(l.plugin!), l]));
+    const skipped = Object.fromEntries(logLines().filter((l) => l.msg.includes(' skipped: ')).map((l) => [path.basename(l.plugin!), l]));
     assert.deepEqual(Object.keys(skipped).sort(), ['bad-name.mjs', 'bad-syntax.mjs', 'clash.mjs', 'factory-throws.mjs', 'no-default.mjs', 'no-zod.mjs']);
     for (const line of Object.values(skipped)) assert.equal(line.level, 50, 'logged as an error');
     assert.match(skipped['bad-syntax.mjs']!.reason!, /^SyntaxError/);
@@ -85,7 +79,7 @@ describe('plugins from CVSERVE_PLUGINS_DIR', () => {
     assert.equal(skipped['clash.mjs']!.reason, 'the route /canny already exists');
     assert.match(skipped['no-zod.mjs']!.reason!, /params must be a zod object/);
     assert.equal(skipped['factory-throws.mjs']!.reason, 'Error: no licence file');
-    assert.ok(logLines.some((l) => l.msg === 'plugin histogram.mjs loaded: /histogram'));
+    assert.ok(logLines().some((l) => l.msg === 'plugin histogram.mjs loaded: /histogram'));
   });
 
   it('answers /histogram with a PNG chart by default', async () => {
@@ -142,7 +136,7 @@ describe('plugins from CVSERVE_PLUGINS_DIR', () => {
     const broken = await request(svc.app).post('/needs-model').attach('image', cat, 'cat.jpg');
     assert.equal(broken.status, 503);
     assert.equal(broken.body.code, 'MODEL_UNAVAILABLE');
-    assert.match(broken.body.message, /plugin failed to initialise: model\.onnx not found/);
+    assert.match(broken.body.message, /\/needs-model is unavailable: failed to initialise: model\.onnx not found/);
   });
 
   it("appears in /openapi.json with its parameters and in the playground's list", async () => {

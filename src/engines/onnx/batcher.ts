@@ -13,6 +13,31 @@ export interface BatcherOptions {
   /** Items allowed to wait; beyond that `run` rejects with `rejectFull()` (backpressure). Default: no bound. */
   maxPending?: number;
   rejectFull?: () => Error;
+  /** The timer a batch waits on (default: setTimeout, or what `setDefaultBatchTimer` installed). */
+  timer?: BatchTimer;
+}
+
+/** Starts and cancels the wait of a batch for company. Tests pass their own to decide when a wait ends. */
+export interface BatchTimer {
+  set(callback: () => void, ms: number): unknown;
+  clear(handle: unknown): void;
+}
+
+const realTimer: BatchTimer = {
+  set: (callback, ms) => setTimeout(callback, ms),
+  clear: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+let defaultTimer = realTimer;
+
+/**
+ * Test seam: the timer of batchers created from now on (the ONNX engine builds its own when a
+ * model loads). Returns a function restoring the real one.
+ */
+export function setDefaultBatchTimer(timer: BatchTimer): () => void {
+  defaultTimer = timer;
+  return () => {
+    defaultTimer = realTimer;
+  };
 }
 
 /** Runs one merged batch; the batcher splits the outputs by item. */
@@ -66,14 +91,17 @@ function rows(t: TensorMsg<Float32Array>, start: number, count: number, batch: n
 export class DynamicBatcher {
   private pending: Item[] = [];
   private inFlight = 0;
-  private timer?: NodeJS.Timeout;
+  private timer?: unknown;
+  private readonly clock: BatchTimer;
   /** Batch sizes sent so far, for stats and tests. */
   readonly sizes: number[] = [];
 
   constructor(
     private readonly runBatch: BatchRunner,
     private readonly options: BatcherOptions,
-  ) {}
+  ) {
+    this.clock = options.timer ?? defaultTimer;
+  }
 
   /** Runs one item (batch dimension 1, or any n; items are stacked along dimension 0). */
   run(feeds: Feeds, outputs?: string[], signal?: AbortSignal): Promise<Outputs> {
@@ -104,15 +132,15 @@ export class DynamicBatcher {
       this.flush();
       return;
     }
-    this.timer ??= setTimeout(() => {
+    this.timer ??= this.clock.set(() => {
       this.timer = undefined;
       this.flush();
     }, this.options.maxWaitMs);
   }
 
   private flush(): void {
-    if (this.timer) {
-      clearTimeout(this.timer);
+    if (this.timer !== undefined) {
+      this.clock.clear(this.timer);
       this.timer = undefined;
     }
     if (this.pending.length === 0 || this.inFlight >= this.options.concurrency) return;
