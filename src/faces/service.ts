@@ -13,8 +13,9 @@
  *   POST /v1/vision/face           → the `facedetection` resource through the pipeline
  * Before a gallery call, `faces.status()` says whether the face routes can answer (an unreachable
  * PostgreSQL makes them 503 GALLERY_UNAVAILABLE, never the whole service). Errors are AppErrors:
- * BAD_PARAMETER (userid, image count), MISSING_IMAGE, NO_FACE (400, message starting "No face
- * found in image"), the image errors of openImage (415/422/413), GALLERY_FULL (409),
+ * BAD_PARAMETER (userid, image count), MISSING_IMAGE, NO_FACE (400: "No face found in image" for
+ * one image, as Double Take and CodeProject.AI word it; with several, which file had no face and
+ * which was no image), the image errors of openImage (415/422/413), GALLERY_FULL (409),
  * GALLERY_UNAVAILABLE / QUEUE_FULL / MODEL_UNAVAILABLE (503).
  *
  * Privacy: nothing here logs; descriptors and photo bytes never leave this module except into the
@@ -194,9 +195,12 @@ export class FaceGalleryService {
       const noFace = outcomes.filter((o) => o.status === 'no face').map((o) => o.field);
       if (noFace.length === 0 && firstInvalid) throw firstInvalid;
       const invalid = outcomes.filter((o) => o.status === 'invalid image').map((o) => o.field);
-      throw new AppError('NO_FACE', {
-        publicMessage: `${NO_FACE_MESSAGE}: ${noFace.join(', ')}${invalid.length ? ` (not a valid image: ${invalid.join(', ')})` : ''}`,
-      });
+      // One image: the words DeepStack clients know; several: which file had no face, which was no image.
+      const publicMessage =
+        images.length === 1
+          ? NO_FACE_MESSAGE
+          : `No face found in any image (no face: ${noFace.join(', ')}${invalid.length ? `; not a valid image: ${invalid.join(', ')}` : ''})`;
+      throw new AppError('NO_FACE', { publicMessage });
     }
     signal.throwIfAborted();
     const stored = await this.track(gallery.add(userid, entries, this.engine.model));
@@ -240,7 +244,7 @@ export class FaceGalleryService {
       if (face) descriptors.push(face.descriptor);
       else missing.push(name);
     }
-    if (missing.length > 0) throw new AppError('NO_FACE', { publicMessage: `${NO_FACE_MESSAGE}: ${missing.join(', ')}` });
+    if (missing.length > 0) throw new AppError('NO_FACE', { publicMessage: `No face found in ${missing.join(' and ')}` });
     return { similarity: round3(similarity(descriptors[0]!, descriptors[1]!, this.options.threshold)) };
   }
 

@@ -25,6 +25,8 @@ export function playgroundHtml(): string {
   <aside>
     <h2 id="routes-title">Capabilities</h2>
     <ul id="routes" aria-labelledby="routes-title"><li class="muted">Loading…</li></ul>
+    <h2 id="panels-title">People</h2>
+    <ul id="panels" aria-labelledby="panels-title"><li><button type="button" data-panel="faces">Faces<small>register, gallery, recognize</small></button></li></ul>
   </aside>
   <section id="work" hidden>
     <h2 id="route-title"></h2>
@@ -46,6 +48,33 @@ export function playgroundHtml(): string {
     <div id="error" role="alert" hidden></div>
     <div id="result"></div>
   </section>
+  <section id="faces" hidden aria-labelledby="faces-title">
+    <h2 id="faces-title">Faces</h2>
+    <p class="muted">Register photos of a person under a name, see who is in the gallery, and recognize the people in a photo, with the DeepStack face API (<code>/v1/vision/face/register</code>, <code>list</code>, <code>delete</code>) and <code>/facerecognition</code>. The gallery keeps a face descriptor per photo (128 numbers), never the photo.</p>
+    <div class="faces-top">
+      <form id="face-register" class="card" autocomplete="off">
+        <h3>Register a photo</h3>
+        <label for="face-userid">Name</label>
+        <input id="face-userid" name="userid" type="text" maxlength="256" placeholder="e.g. alice">
+        <p class="pick"><label class="link">choose a photo<input id="face-register-file" type="file" accept="image/*"></label> <span class="face-samples" data-for="register"></span></p>
+        <p id="face-register-name" class="muted">No photo yet.</p>
+        <button id="face-register-run" type="submit">Register</button>
+        <p id="face-register-result" role="status"></p>
+      </form>
+      <div id="face-gallery" class="card">
+        <h3>Gallery <button id="face-refresh" type="button" class="secondary">Refresh</button></h3>
+        <ul id="face-users" aria-label="Registered people"><li class="muted">Loading…</li></ul>
+      </div>
+    </div>
+    <form id="face-recognize" class="card" autocomplete="off">
+      <h3>Recognize</h3>
+      <p class="pick"><label class="link">choose a photo<input id="face-recognize-file" type="file" accept="image/*"></label> <span class="face-samples" data-for="recognize"></span></p>
+      <p id="face-recognize-name" class="muted">No photo yet.</p>
+      <p class="row"><label for="face-min-confidence">minConfidence</label> <input id="face-min-confidence" type="number" min="0" max="1" step="any" value="0.67"> <button id="face-recognize-run" type="submit">Recognize</button> <span id="face-timing" class="muted"></span></p>
+    </form>
+    <div id="face-error" role="alert" hidden></div>
+    <div id="face-result"></div>
+  </section>
 </main>
 </body>
 </html>
@@ -63,12 +92,13 @@ header .key input { font: inherit; padding: .2rem .4rem; width: 14rem; max-width
 main { display: grid; grid-template-columns: 15rem minmax(0, 1fr); gap: 1.2rem; padding: 1.2rem; align-items: start; }
 aside { min-width: 0; }
 aside h2 { font-size: .8rem; text-transform: uppercase; letter-spacing: .05em; color: var(--muted); margin: 0 0 .5rem; }
-#routes { list-style: none; margin: 0; padding: 0; }
-#routes button { display: block; width: 100%; text-align: left; padding: .5rem .7rem; margin-bottom: .3rem; border: 1px solid var(--line); border-radius: 6px; background: #fff; cursor: pointer; font: inherit; color: inherit; }
-#routes button[aria-current="true"] { border-color: var(--accent); box-shadow: inset 3px 0 0 var(--accent); }
-#routes small { display: block; color: var(--muted); }
-#work { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 1rem 1.2rem; min-width: 0; }
-#work h2 { margin: 0; font-size: 1.2rem; overflow-wrap: anywhere; }
+#routes, #panels { list-style: none; margin: 0; padding: 0; }
+#panels-title { margin-top: 1rem; }
+#routes button, #panels button { display: block; width: 100%; text-align: left; padding: .5rem .7rem; margin-bottom: .3rem; border: 1px solid var(--line); border-radius: 6px; background: #fff; cursor: pointer; font: inherit; color: inherit; }
+#routes button[aria-current="true"], #panels button[aria-current="true"] { border-color: var(--accent); box-shadow: inset 3px 0 0 var(--accent); }
+#routes small, #panels small { display: block; color: var(--muted); }
+#work, #faces { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 1rem 1.2rem; min-width: 0; }
+#work h2, #faces h2 { margin: 0; font-size: 1.2rem; overflow-wrap: anywhere; }
 .muted { color: var(--muted); }
 #drop { border: 2px dashed var(--line); border-radius: 8px; padding: .6rem 1rem; margin: .8rem 0; }
 #drop.over { border-color: var(--accent); background: #eef3ff; }
@@ -97,7 +127,7 @@ button { font: inherit; }
 @media (prefers-reduced-motion: reduce) { .spinner { animation-duration: 3s; } }
 #progress { width: 8rem; }
 #curl-text { white-space: pre-wrap; word-break: break-all; background: #0f172a; color: #e2e8f0; padding: .6rem .8rem; border-radius: 6px; font-size: .82rem; }
-#error { margin: .8rem 0; padding: .6rem .8rem; border: 1px solid var(--bad); color: var(--bad); background: #fef3f2; border-radius: 6px; overflow-wrap: anywhere; }
+#error, #face-error { margin: .8rem 0; padding: .6rem .8rem; border: 1px solid var(--bad); color: var(--bad); background: #fef3f2; border-radius: 6px; overflow-wrap: anywhere; }
 #result { margin-top: 1rem; }
 .pair { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: .8rem; }
 figure { margin: 0; min-width: 0; }
@@ -124,19 +154,45 @@ figcaption { font-size: .85rem; color: var(--muted); margin-bottom: .25rem; over
 .bars .bar span { display: block; height: 100%; background: var(--accent); }
 .bars .value { text-align: right; font-variant-numeric: tabular-nums; }
 .summary { font-weight: 600; margin: .4rem 0; }
+#faces code { font-size: .85em; overflow-wrap: anywhere; }
+.faces-top { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: .8rem; margin-top: .8rem; }
+.card { border: 1px solid var(--line); border-radius: 8px; padding: .7rem .9rem; min-width: 0; }
+#face-recognize { margin-top: .8rem; }
+.card h3 { display: flex; align-items: center; justify-content: space-between; gap: .5rem; font-size: 1rem; margin: 0 0 .5rem; }
+.card label[for] { display: block; font-weight: 600; font-size: .9rem; }
+.card input[type=text] { width: 100%; max-width: 20rem; box-sizing: border-box; padding: .3rem; font: inherit; }
+.card input[type=number] { width: 6rem; padding: .3rem; font: inherit; }
+.card input[type=file] { display: none; }
+.card .pick { margin: .5rem 0 .2rem; }
+.card .row { display: flex; flex-wrap: wrap; align-items: center; gap: .5rem; margin: .4rem 0 0; }
+.card .row label[for] { display: inline; }
+.card p { margin: .3rem 0; overflow-wrap: anywhere; }
+.card button { padding: .4rem 1rem; border-radius: 6px; border: 1px solid var(--accent); background: var(--accent); color: #fff; cursor: pointer; }
+.card button.secondary, .face-samples button, #face-users button { background: #fff; color: var(--accent); }
+.card button:disabled { opacity: .6; cursor: wait; }
+.face-samples button { font-size: .85rem; padding: .1rem .55rem; border-radius: 999px; border-color: var(--line); margin: .1rem .2rem .1rem 0; }
+#face-users { list-style: none; margin: 0; padding: 0; }
+#face-users li { display: flex; align-items: center; gap: .5rem; padding: .3rem 0; border-bottom: 1px solid var(--line); }
+#face-users li:last-child { border-bottom: 0; }
+#face-users .name { font-weight: 600; overflow-wrap: anywhere; min-width: 0; }
+#face-users .photos { color: var(--muted); font-size: .85rem; margin-right: auto; white-space: nowrap; }
+#face-users button { font-size: .85rem; padding: .15rem .6rem; border-color: var(--bad); color: var(--bad); }
+#face-register-result.ok { color: #067647; }
 details { margin-top: .8rem; }
 details pre { max-height: 20rem; overflow: auto; background: var(--bg); padding: .5rem; font-size: .8rem; }
 @media (max-width: 800px) {
   main { grid-template-columns: minmax(0, 1fr); gap: .8rem; padding: .8rem; }
-  .pair, .zoom, .classified { grid-template-columns: minmax(0, 1fr); }
+  .pair, .zoom, .classified, .faces-top { grid-template-columns: minmax(0, 1fr); }
   /* The capabilities as one row that scrolls sideways by itself, so the form starts on the first screen. */
   aside h2 { display: none; }
-  #routes { display: flex; gap: .4rem; overflow-x: auto; padding-bottom: .3rem; }
+  aside { display: flex; gap: .4rem; min-width: 0; }
+  #routes { display: flex; gap: .4rem; overflow-x: auto; padding-bottom: .3rem; flex: 1 1 auto; min-width: 0; }
+  #panels { flex: none; }
   #routes li { flex: none; }
-  #routes button { width: auto; margin: 0; white-space: nowrap; }
-  #routes button[aria-current="true"] { box-shadow: inset 0 -3px 0 var(--accent); }
-  #routes small { display: none; }
-  #work { padding: .8rem; }
+  #routes button, #panels button { width: auto; margin: 0; white-space: nowrap; }
+  #routes button[aria-current="true"], #panels button[aria-current="true"] { box-shadow: inset 0 -3px 0 var(--accent); }
+  #routes small, #panels small { display: none; }
+  #work, #faces { padding: .8rem; }
   header { padding: .5rem .8rem; }
   header .key { margin-left: 0; flex: 1 1 100%; display: flex; align-items: baseline; gap: .5rem; }
   header .key input { flex: 1; width: auto; min-width: 0; }

@@ -151,7 +151,7 @@ for (const makeStore of [sqliteStore, postgresStore]) {
       assert.equal(mixed.added, 1);
       await assert.rejects(svc.faces.register('bob', [{ field: 'image', bytes: CAT }, { field: 'image5', bytes: Buffer.from('GIF89a') }], NEVER), (err: unknown) => {
         assert.ok(err instanceof AppError && err.code === 'NO_FACE' && err.status === 400);
-        assert.equal(err.publicMessage, 'No face found in image: image (not a valid image: image5)');
+        assert.equal(err.publicMessage, 'No face found in any image (no face: image; not a valid image: image5)');
         return true;
       });
       await assert.rejects(svc.faces.register('bob', [{ field: 'image', bytes: Buffer.from('nope') }], NEVER), isAppError('UNSUPPORTED_MEDIA_TYPE'));
@@ -169,7 +169,8 @@ for (const makeStore of [sqliteStore, postgresStore]) {
       const different = await svc.faces.match(crops[P]!, crops[5]!, NEVER);
       assert.ok(same.similarity >= 0.67, `same person ${same.similarity}`);
       assert.ok(different.similarity < 0.67, `different people ${different.similarity}`);
-      await assert.rejects(svc.faces.match(crops[P]!, CAT, NEVER), (err: unknown) => err instanceof AppError && err.code === 'NO_FACE' && err.publicMessage === 'No face found in image: image2');
+      await assert.rejects(svc.faces.match(crops[P]!, CAT, NEVER), (err: unknown) => err instanceof AppError && err.code === 'NO_FACE' && err.publicMessage === 'No face found in image2');
+      await assert.rejects(svc.faces.register('bob', [{ field: 'image', bytes: CAT }], NEVER), (err: unknown) => err instanceof AppError && err.code === 'NO_FACE' && err.publicMessage === 'No face found in image');
     });
 
     it('delete removes the user and every descriptor: the rows are gone from the database', async () => {
