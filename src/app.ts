@@ -1,36 +1,39 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
+import type { z } from 'zod';
 import { pinoHttp } from 'pino-http';
 import type { Config } from './config.js';
 import type { FaceGalleryService } from './faces/service.js';
 import { createDeepstack } from './deepstack/router.js';
-import { closeEngines, createEngines, type Engines } from './engines/engines.js';
+import { closeEngines, createEngines, poolStats, type Engines } from './engines/engines.js';
 import { logWorkerEvents } from './engines/pool-log.js';
 import { AppError } from './errors.js';
 import { apiKeyAuth, loadApiKeys } from './http/auth.js';
 import { docsRouter } from './http/docs.js';
 import { errorHandler } from './http/errors.js';
-import { allPoolStats, healthRoutes, Lifecycle } from './http/health.js';
+import { healthRoutes, Lifecycle } from './http/health.js';
 import { ImageRequestReader } from './http/image-request.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
 import { withFastPing } from './http/fast-ping.js';
+import { requestId } from './http/request-id.js';
 import { serveResource } from './http/resource-route.js';
 import { createUrlFetcher, type UrlFetchHooks } from './http/url-fetch.js';
 import { corsPolicy, securityHeaders } from './http/security.js';
 import { createLogger } from './logger.js';
+import { serviceOpenApi } from './openapi-document.js';
 import { ResponseCache } from './resources/answer-cache.js';
 import type { AnyResource } from './resources/contract.js';
 import { costLimits } from './resources/cost.js';
 import type { PipelineServices } from './resources/pipeline.js';
+import { defineAll, type ResourceDeclaration } from './resources/define.js';
 import { withPlugins } from './resources/plugins.js';
 import { builtinResources } from './resources/registry.js';
 
 export interface CreateAppOptions {
   logger?: Logger;
-  /** Resources to serve; default: the built-ins. */
-  resources?: AnyResource[];
+  /** Resources to serve (declarations: the app checks and defines them); default: the built-ins and plugins. */
+  resources?: ResourceDeclaration<z.ZodObject>[];
   /** Engines to use; default: created from config (and closed by close()). */
   engines?: Engines;
   /** DNS lookup, connect hook and exempt addresses for ?url= downloads (tests: no real network). */
@@ -54,14 +57,13 @@ export interface CvServe {
   close(): Promise<void>;
 }
 
-const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 /** Builds the Express app (without listening): middleware, one route per resource, error mapping. */
 export async function createApp(config: Config, options: CreateAppOptions = {}): Promise<CvServe> {
   const log = options.logger ?? createLogger(config);
   const requireApiKey = apiKeyAuth(config); // reads the keys file: a bad one fails before any worker starts
   const engines = options.engines ?? createEngines(config);
-  const resources = options.resources ?? (await withPlugins(builtinResources(), config, log));
+  const resources = defineAll(options.resources ?? (await withPlugins(builtinResources(), config, log)));
   await initResources(resources, { config, engines, log });
   const services: PipelineServices = {
     limits: { ...costLimits(config), maxPixels: config.maxPixels },
@@ -77,14 +79,14 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   app.set('query parser', 'simple');
   const lifecycle = new Lifecycle();
   const metrics = createMetrics({ engines, resources });
-  const stopWorkerLog = logWorkerEvents(log, () => allPoolStats(engines));
+  const stopWorkerLog = logWorkerEvents(log, () => poolStats(engines));
 
   app.use(
     pinoHttp({
       logger: log,
       genReqId(req: IncomingMessage, res: ServerResponse) {
         const given = req.headers['x-request-id'];
-        const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+        const id = requestId(given);
         res.setHeader('X-Request-Id', id);
         return id;
       },
@@ -120,7 +122,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     res.json({ success: true });
   });
 
-  app.use(docsRouter(resources, { apiKeys: loadApiKeys(config).length > 0 }));
+  app.use(docsRouter(resources, serviceOpenApi(resources, { apiKeys: loadApiKeys(config).length > 0, manifest: engines.models.manifest })));
 
   const reader = new ImageRequestReader(config);
   for (const resource of resources) {
@@ -155,11 +157,6 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
 }
 
 async function initResources(resources: AnyResource[], ctx: Parameters<AnyResource['init']>[0]): Promise<void> {
-  const names = new Set<string>();
-  for (const r of resources) {
-    if (names.has(r.name)) throw new Error(`two resources are named ${r.name}`);
-    names.add(r.name);
-  }
   await Promise.all(
     resources.map(async (r) => {
       try {

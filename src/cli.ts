@@ -100,8 +100,12 @@ function cliLogger(env: NodeJS.ProcessEnv, config: Config): Logger {
 
 // The engines, models and server modules load only for the commands that use them: help and usage errors stay fast.
 async function resourcesFor(config: Config, log: Logger): Promise<AnyResource[]> {
-  const [{ withPlugins }, { builtinResources }] = await Promise.all([import('./resources/plugins.js'), import('./resources/registry.js')]);
-  return withPlugins(builtinResources(), config, log);
+  const [{ withPlugins }, { builtinResources }, { defineAll }] = await Promise.all([
+    import('./resources/plugins.js'),
+    import('./resources/registry.js'),
+    import('./resources/define.js'),
+  ]);
+  return defineAll(await withPlugins(builtinResources(), config, log));
 }
 
 const isUrl = (source: string) => /^https?:\/\//i.test(source);
@@ -265,8 +269,14 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     if (command === 'routes') return await routesCommand(rest, io, config);
     if (command === 'models') return await modelsCommand(rest, io, config);
     if (rest.length) throw new UsageError('openapi takes no arguments');
-    const { buildOpenApi } = await import('./http/openapi.js');
-    const doc = buildOpenApi(await resourcesFor(config, cliLogger(io.env, config)));
+    const [{ serviceOpenApi }, { loadApiKeys }, { loadManifest, manifestPath }] = await Promise.all([
+      import('./openapi-document.js'),
+      import('./http/auth.js'),
+      import('./models/manifest.js'),
+    ]);
+    const resources = await resourcesFor(config, cliLogger(io.env, config));
+    const manifest = loadManifest(manifestPath(config.modelsManifest));
+    const doc = serviceOpenApi(resources, { apiKeys: loadApiKeys(config).length > 0, manifest });
     await write(io.stdout, JSON.stringify(doc, null, 2) + '\n');
     return 0;
   } catch (err) {

@@ -53,7 +53,7 @@ export const SETTINGS = {
   upscaleMaxTiles: {
     env: 'CVSERVE_UPSCALE_MAX_TILES',
     schema: int(1, 100_000),
-    default: '160',
+    default: '128',
     doc: 'Most model tiles one /upscale may run (each a fixed-size model input, about 30 ms of one core for ESPCN\'s 224×224), computed before decoding → 413. The default covers the largest image CVSERVE_MAX_OUTPUT_PIXELS allows at any ordinary aspect ratio.',
   },
   maxFields: { env: 'CVSERVE_MAX_FIELDS', schema: int(1, 10_000), default: '50', doc: 'Most query/form fields accepted in one request.' },
@@ -63,6 +63,12 @@ export const SETTINGS = {
   urlMaxLength: { env: 'CVSERVE_URL_MAX_LENGTH', schema: int(64, 65536), default: '2048', doc: 'Longest `?url=` (and redirect target) accepted → 400.' },
   urlMaxRedirects: { env: 'CVSERVE_URL_MAX_REDIRECTS', schema: int(0, 20), default: '3', doc: 'Redirects followed for `?url=`; each hop is checked again.' },
   opencvWorkers: { env: 'CVSERVE_OPENCV_WORKERS', schema: int(1, 256), default: String(cores), shownDefault: 'cores', doc: 'OpenCV wasm worker threads (default: number of cores).' },
+  opencvBuild: {
+    env: 'CVSERVE_OPENCV_BUILD',
+    schema: z.enum(['simd', 'npm']),
+    default: 'simd',
+    doc: 'Which OpenCV.js the workers load: `simd`, cvserve\'s own WebAssembly-SIMD build in vendor/opencv (OpenCV 4.10, scripts/build-opencv-js.sh; same answers, 1.4–1.8x faster), or `npm`, @techstark/opencv-js 4.12 (the fallback).',
+  },
   detectSplitMinPixels: {
     env: 'CVSERVE_DETECT_SPLIT_MIN_PIXELS',
     schema: int(0, 1_000_000_000),

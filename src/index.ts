@@ -25,7 +25,7 @@ export { createApp, type CreateAppOptions, type CvServe } from './app.js';
 export { loadConfig, testConfig, SETTINGS, type Config } from './config.js';
 export { startServer } from './listen.js';
 export { AppError, ERRORS, type ErrorCode } from './errors.js';
-export { buildOpenApi } from './http/openapi.js';
+export { serviceOpenApi } from './openapi-document.js';
 export { formatAnswer, type Answer as ResourceAnswer } from './resources/answer.js';
 export type { AnyResource, InitContext, Resource, ResourceOutputSpec, ResourceResult, ResourceStatus, RunContext } from './resources/contract.js';
 export { drawParam, formatParam, param } from './resources/params.js';

@@ -4,6 +4,7 @@ import { ModelStore } from '../models/store.js';
 import { FaceEngine } from './face/engine.js';
 import { OnnxEngine } from './onnx/engine.js';
 import { OpenCvEngine } from './opencv/engine.js';
+import type { PoolStats } from './pool.js';
 
 /** The compute engines resources drive. Created once per app; closed at shutdown. */
 export interface Engines {
@@ -37,6 +38,7 @@ export function createEngines(config: Config): Engines {
       modelsDir: config.modelsDir,
       maxHeapBytes: config.workerMaxHeapMb * 1024 * 1024,
       splitMinPixels: config.detectSplitMinPixels,
+      build: config.opencvBuild,
     }),
     onnx: new OnnxEngine({
       workers: config.onnxWorkers,
@@ -50,6 +52,11 @@ export function createEngines(config: Config): Engines {
     face,
     faces,
   };
+}
+
+/** Every worker pool of the engines (OpenCV's, one per loaded ONNX model, the face engine's once started), for health and metrics. */
+export function poolStats(engines: Pick<Engines, 'opencv' | 'onnx'> & Partial<Pick<Engines, 'face'>>): PoolStats[] {
+  return [engines.opencv.stats(), ...engines.onnx.stats(), ...(engines.face?.stats() ?? [])];
 }
 
 export async function closeEngines(engines: Engines): Promise<void> {

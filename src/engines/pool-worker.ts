@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { parentPort, type Transferable } from 'node:worker_threads';
-import { transferableSymbol, valueSymbol } from 'piscina';
+import { unwrapTransfer } from './transfer.js';
 
 /**
  * The entry of every pool worker thread. It imports the task module named by the pool, waits for
@@ -74,15 +74,6 @@ function heapBytes(): number {
   }
 }
 
-/** Piscina-style `move(value)` results hand their buffers over instead of copying them. */
-function unwrapMovable(value: unknown): { value: unknown; transfer: Transferable[] } {
-  if (value !== null && typeof value === 'object' && transferableSymbol in value && valueSymbol in value) {
-    const v = value as Record<symbol, unknown>;
-    return { value: v[valueSymbol], transfer: [v[transferableSymbol] as Transferable] };
-  }
-  return { value, transfer: [] };
-}
-
 /** Loads the task module: required when it is .ts (tsx's require hook works in workers, its module hooks do not). */
 async function importTaskModule(href: string): Promise<TaskModule> {
   if (new URL(href).pathname.endsWith('.ts')) return createRequire(import.meta.url)(fileURLToPath(href)) as TaskModule;
@@ -93,7 +84,7 @@ async function runTask(message: TaskMessage): Promise<void> {
   let reply: WorkerReply;
   let transfer: Transferable[] = [];
   try {
-    const moved = unwrapMovable(await mod.default(message.task));
+    const moved = unwrapTransfer(await mod.default(message.task));
     transfer = moved.transfer;
     const heap = heapBytes();
     reply = { type: 'result', id: message.id, value: moved.value, heapBytes: heap, retire: maxHeapBytes > 0 && heap > maxHeapBytes };

@@ -8,7 +8,7 @@ import { AppError } from '../errors.js';
 import type { AnyResource } from '../resources/contract.js';
 import { docsCss, docsHtml, docsInitializerJs, playgroundCss, playgroundHtml } from '../web/page.js';
 import { availableSamples, samplePath } from '../web/samples.js';
-import { buildOpenApi } from './openapi.js';
+import type { Doc } from './openapi.js';
 
 /**
  * The faces of the service for people: `GET /openapi.json`, interactive docs at `/docs` (Swagger UI
@@ -55,17 +55,52 @@ function send(res: Response, type: string, body: string | Buffer): void {
   res.type(type).send(body);
 }
 
-export interface DocsRouterOptions {
-  /** Routes of the service besides the resources', listed first in the JSON route list. */
-  serviceRoutes?: string[];
-  /** Whether the service has API keys (default true). Without, the document declares no security: no locks, no Authorize button in /docs. */
-  apiKeys?: boolean;
+/** The docs router's own OpenAPI path items: the playground (or route list), the docs page and the document itself. */
+export function docsOpenApi(): Record<string, Doc> {
+  return {
+    '/': {
+      get: {
+        operationId: 'index',
+        security: [{}],
+        tags: ['service'],
+        summary: 'Playground (HTML) or the list of routes (JSON)',
+        description: 'Browsers (Accept: text/html) get the web playground; other clients get the route list as JSON.',
+        responses: {
+          '200': {
+            description: 'The playground page, or the route list.',
+            content: {
+              'text/html': { schema: { type: 'string' } },
+              'application/json': { schema: { $ref: '#/components/schemas/RouteList' } },
+            },
+          },
+        },
+      },
+    },
+    '/docs': {
+      get: {
+        operationId: 'docs',
+        security: [{}],
+        tags: ['service'],
+        summary: 'Interactive API docs (Swagger UI, served by the service itself)',
+        responses: { '301': { description: 'To /docs/, the page.' } },
+      },
+    },
+    '/openapi.json': {
+      get: {
+        operationId: 'openapi',
+        security: [{}],
+        tags: ['service'],
+        summary: 'This document',
+        responses: { '200': { description: 'The OpenAPI 3.1 document.', content: { 'application/json': { schema: { type: 'object' } } } } },
+      },
+    },
+  };
 }
 
-export function docsRouter(resources: readonly AnyResource[], options: DocsRouterOptions = {}): Router {
+/** The playground, the route list, /docs and /openapi.json, serving `openapi` (the whole service's document). */
+export function docsRouter(resources: readonly AnyResource[], openapi: Doc): Router {
   const router = express.Router({ strict: true });
-  const openapi = buildOpenApi(resources, { apiKeys: options.apiKeys ?? true });
-  const routes = [...(options.serviceRoutes ?? ['/ping']), ...resources.map((r) => `/${r.name}`)];
+  const routes = ['/ping', ...resources.map((r) => `/${r.name}`)];
 
   router.get('/', (req: Request, res: Response) => {
     res.vary('Accept');

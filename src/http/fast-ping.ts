@@ -1,11 +1,11 @@
-import { randomUUID } from 'node:crypto';
+import type { Doc } from './openapi.js';
+import { requestId } from './request-id.js';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { RequestHandler } from 'express';
 import type { Lifecycle } from './health.js';
 import type { Metrics } from './metrics.js';
 
 const BODY = Buffer.from(JSON.stringify({ success: true }));
-const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 /**
  * The headers a synchronous header-only middleware (helmet) sets, captured once: they are the
@@ -48,11 +48,31 @@ export function withFastPing(app: RequestListener, deps: { securityHeaders: Requ
     const start = process.hrtime.bigint();
     for (const [name, value] of headers) res.setHeader(name, value);
     const given = req.headers['x-request-id'];
-    res.setHeader('X-Request-Id', typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID());
+    res.setHeader('X-Request-Id', requestId(given));
     if (deps.lifecycle.shuttingDown) res.setHeader('Connection', 'close');
     res.setHeader('Content-Type', 'application/json; charset=utf-8');
     res.setHeader('Content-Length', BODY.length);
     res.end(req.method === 'HEAD' ? undefined : BODY);
     deps.metrics.countRequest(req.method, '/ping', 200, Number(process.hrtime.bigint() - start) / 1e9);
+  };
+}
+
+/** /ping's OpenAPI path item: it answers 200, and nothing else can go wrong there. */
+export function pingOpenApi(): Record<string, Doc> {
+  return {
+    '/ping': {
+      get: {
+        operationId: 'ping',
+        security: [{}],
+        tags: ['service'],
+        summary: 'Liveness check',
+        responses: {
+          '200': {
+            description: 'The service answers.',
+            content: { 'application/json': { schema: { type: 'object', required: ['success'], properties: { success: { const: true } } } } },
+          },
+        },
+      },
+    },
   };
 }

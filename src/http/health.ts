@@ -1,6 +1,6 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
-import type { Engines } from '../engines/engines.js';
-import type { PoolStats } from '../engines/pool.js';
+import type { Doc } from './openapi.js';
+import { poolStats, type Engines } from '../engines/engines.js';
 import type { AnyResource } from '../resources/contract.js';
 
 /** Whether the service is draining: set once on SIGTERM/SIGINT, never cleared. */
@@ -22,16 +22,11 @@ export class Lifecycle {
   };
 }
 
-/** Every worker pool of the engines (OpenCV's, one per loaded ONNX model, and the face engine's once started). */
-export function allPoolStats(engines: Engines): PoolStats[] {
-  return [engines.opencv.stats(), ...engines.onnx.stats(), ...(engines.face?.stats() ?? [])];
-}
-
 /** What keeps the service from serving everything: empty when ready. */
 export function missingForReadiness(deps: { resources: readonly AnyResource[]; engines: Engines; lifecycle: Lifecycle }): string[] {
   if (deps.lifecycle.shuttingDown) return ['shutting down'];
   const missing: string[] = [];
-  for (const pool of allPoolStats(deps.engines)) {
+  for (const pool of poolStats(deps.engines)) {
     // The startup error itself may name paths: it goes to the log, not to this open endpoint.
     if (!pool.up) missing.push(`worker pool ${pool.name}: ${pool.startupError ? 'workers fail to start' : 'starting'}`);
   }
@@ -60,4 +55,38 @@ export function healthRoutes(deps: { resources: readonly AnyResource[]; engines:
     else res.status(503).json({ status: 'not ready', missing });
   });
   return router;
+}
+
+/** The health routes' OpenAPI path items. */
+export function healthOpenApi(): Record<string, Doc> {
+  return {
+    '/healthz': {
+      get: {
+        operationId: 'healthz',
+        tags: ['service'],
+        summary: 'Liveness: the process and its event loop answer',
+        security: [{}],
+        responses: { '200': { description: 'Alive.', content: { 'application/json': { schema: { type: 'object', required: ['status'], properties: { status: { const: 'ok' } } } } } } },
+      },
+    },
+    '/readyz': {
+      get: {
+        operationId: 'readyz',
+        tags: ['service'],
+        summary: 'Readiness: every model and worker pool is up, and the service is not shutting down',
+        security: [{}],
+        responses: {
+          '200': { description: 'Ready.', content: { 'application/json': { schema: { type: 'object', required: ['status'], properties: { status: { const: 'ready' } } } } } },
+          '503': {
+            description: 'Not ready: what is missing, or shutting down.',
+            content: {
+              'application/json': {
+                schema: { type: 'object', required: ['status', 'missing'], properties: { status: { const: 'not ready' }, missing: { type: 'array', items: { type: 'string' } } } },
+              },
+            },
+          },
+        },
+      },
+    },
+  };
 }

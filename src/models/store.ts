@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
@@ -19,6 +20,8 @@ export interface ModelStoreOptions {
   retryDelaysMs?: number[];
   bundledDir?: string;
   fetchImpl?: typeof fetch;
+  /** How often a gate that gave up looks at its files again (default GATE_RECHECK_MS). */
+  recheckMs?: number;
 }
 
 const DEFAULT_RETRY_DELAYS_MS = [5_000, 30_000, 120_000];
@@ -61,17 +64,26 @@ export class ModelStore {
     return findFile(this.manifest, file);
   }
 
-  path(file: string): string {
-    return path.join(this.dir, this.entry(file).file);
+  /** Whether the manifest lists the file (a file it does not list, e.g. a user's own cascade, is only looked for). */
+  listed(file: string): boolean {
+    return this.manifest.files.some((f) => f.file === file);
   }
 
-  /** Present and matching the manifest's sha256? (Hashes are cached per path, size and mtime.) */
-  check(file: string): Promise<FileCheck> {
-    return verifyFile(this.dir, this.entry(file));
+  path(file: string): string {
+    return path.join(this.dir, this.listed(file) ? this.entry(file).file : path.basename(file));
+  }
+
+  /** Present and matching the manifest's sha256? (Hashes are cached per path, size and mtime.) Unlisted files: present? */
+  async check(file: string): Promise<FileCheck> {
+    if (this.listed(file)) return verifyFile(this.dir, this.entry(file));
+    const where = this.path(file);
+    const found = await stat(where).then((s) => s.isFile(), () => false);
+    return { state: found ? 'ok' : 'missing', path: where };
   }
 
   /** One line saying what is wrong with a file, or that it is fine. */
   describe(file: string, check: FileCheck): string {
+    if (!this.listed(file)) return check.state === 'missing' ? `${file} not found in ${this.dir}` : `${file} ok`;
     return describeCheck(this.entry(file), this.dir, check);
   }
 
@@ -155,7 +167,7 @@ export class ModelStore {
    * background fetch. The gate's status says why the files cannot be used until then.
    */
   watch(files: string[], load: () => Promise<void>, log: Logger): ModelGate {
-    const gate = new ModelGate(this, files, load, log);
+    const gate = new ModelGate(this, files, load, log, this.options.recheckMs);
     gate.initial = gate.evaluate();
     return gate;
   }
@@ -166,7 +178,15 @@ export class ModelStore {
   }
 }
 
-/** The files one route needs, and whether they are loaded. */
+/** How often a gate that gave up looks at its files again (an operator may have copied them in). */
+export const GATE_RECHECK_MS = 5_000;
+
+/**
+ * The files one route needs (models, labels, cascades), and whether they are loaded: the one
+ * readiness mechanism of every file-backed resource. A gate that gave up (a file missing with
+ * fetching off, a fetch that failed, a file that would not load) looks again at most every
+ * GATE_RECHECK_MS when asked for its status, so a file put in place later is picked up.
+ */
 export class ModelGate {
   /** Settles when the first check (and load, when everything was there) is done. */
   initial: Promise<void> = Promise.resolve();
@@ -175,17 +195,24 @@ export class ModelGate {
   private state: ResourceStatus = { ready: false, reason: 'starting' };
   private settle!: () => void;
   private closed = false;
+  private gaveUpAt?: number;
+  private evaluating = false;
 
   constructor(
     private readonly store: ModelStore,
     readonly files: string[],
     private readonly load: () => Promise<void>,
     private readonly log: Logger,
+    private readonly recheckMs = GATE_RECHECK_MS,
   ) {
     this.settled = new Promise((resolve) => (this.settle = resolve));
   }
 
   status(): ResourceStatus {
+    if (this.gaveUpAt !== undefined && !this.evaluating && !this.closed && Date.now() - this.gaveUpAt >= this.recheckMs) {
+      this.gaveUpAt = undefined;
+      void this.evaluate();
+    }
     return this.state;
   }
 
@@ -196,6 +223,15 @@ export class ModelGate {
 
   /** Checks the files; loads when all are good, refuses a mismatch, fetches what is missing. */
   async evaluate(): Promise<void> {
+    this.evaluating = true;
+    try {
+      await this.evaluateOnce();
+    } finally {
+      this.evaluating = false;
+    }
+  }
+
+  private async evaluateOnce(): Promise<void> {
     let checks: FileCheck[];
     try {
       checks = await Promise.all(this.files.map((f) => this.store.check(f)));
@@ -208,7 +244,7 @@ export class ModelGate {
     const missing = this.files.filter((_, i) => checks[i]!.state === 'missing');
     if (missing.length > 0) {
       const reason = missing.map((f) => this.store.describe(f, { state: 'missing', path: this.store.path(f) })).join('; ');
-      if (!this.store.fetchEnabled) return this.fail(reason, 'warn');
+      if (!this.store.fetchEnabled || missing.some((f) => !this.store.listed(f))) return this.fail(reason, 'warn');
       this.state = { ready: false, reason: `${reason} (fetching it in the background)` };
       this.log.warn({ files: missing, dir: this.store.dir }, `${reason}; fetching in the background`);
       const downloads = missing.map((f) => this.store.download(f, this.log));
@@ -230,8 +266,11 @@ export class ModelGate {
   }
 
   private fail(reason: string, level: 'warn' | 'error' = 'error'): void {
+    const unchanged = !this.state.ready && this.state.reason === reason;
     this.state = { ready: false, reason };
-    this.log[level]({ files: this.files, dir: this.store.dir, reason }, reason);
+    // Said once: a later look that finds the same problem stays quiet.
+    if (!unchanged) this.log[level]({ files: this.files, dir: this.store.dir, reason }, reason);
+    this.gaveUpAt = Date.now();
     this.settle();
   }
 }

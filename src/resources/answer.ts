@@ -69,6 +69,10 @@ export function plannedImageAnswer(
     if (!resource.output.drawable || !wantsDrawing(params, wish.accept)) return undefined;
     return { format: pickFormat(params.format, wish.accept, inputFormatOr(input, 'jpeg')), drawn: true };
   }
+  const declared = resource.output.defaultFormat;
+  if (declared !== undefined) {
+    return { format: pickFormat(params.format, wish.accept, declared === 'input' ? inputFormatOr(input, 'png') : declared), drawn: false };
+  }
   const accepted = acceptedImageFormat(wish.accept);
   if (params.format === undefined && (accepted === undefined || accepted === 'any')) return undefined;
   return { format: pickFormat(params.format, wish.accept, 'png'), drawn: false };

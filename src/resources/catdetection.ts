@@ -1,6 +1,5 @@
 import { z } from 'zod';
 import { AppError } from '../errors.js';
-import { allocateBatch, batchDims, packImage, prepareImage } from '../image/preprocess.js';
 import type { DrawBox, ImageInput } from '../image/types.js';
 import type { DetectModel } from '../models/manifest.js';
 import type { CostItem, ImageHeader, Resource, ResourceResult, RunContext } from './contract.js';
@@ -45,13 +44,9 @@ export class CatDetectionResource extends OnnxModelResource<DetectModel> impleme
   }
 
   async run(input: ImageInput, p: z.output<typeof params>, ctx: RunContext): Promise<ResourceResult> {
-    const { model, engine, labels } = this.binding.require();
+    const { model, labels } = this.binding.require();
     const classes = classFilter(p.labels, labels);
-    const size = this.binding.inputSize();
-    const prepared = await prepareImage(input, model.preprocess.resize, size);
-    const pixels = size.width * size.height;
-    const data = packImage(prepared.rgb, pixels, { ...model.preprocess, layout: model.input.layout, dtype: model.input.dtype }, allocateBatch(model.input.dtype, 1, pixels));
-    const outputs = await engine.run(model.id, { [model.input.name]: { data, dims: batchDims(model.input.layout, 1, size) } }, { signal: ctx.signal });
+    const { outputs, prepared, size } = await this.infer(input, ctx.signal);
     const options = { threshold: p.threshold, classes };
     const found = decodeDetections(outputs, model.decoder, size, prepared.transform, options);
     const result = found.map((d) => ({

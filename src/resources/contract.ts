@@ -46,8 +46,12 @@ export type ResourceOutputSpec =
    * when `ctx.prefers` is not 'json').
    */
   | { kind: 'json'; schema: z.ZodType; drawable?: boolean; rendersImage?: boolean }
-  /** Image answer; as JSON `{imageBase64, format}` when the client asks for JSON. */
-  | { kind: 'image' };
+  /**
+   * Image answer; as JSON `{imageBase64, format}` when the client asks for JSON. `defaultFormat`:
+   * the format `run` answers in when the caller names none ('input': the input's, where it can be
+   * written), declared so an answer too large for it is refused before the work.
+   */
+  | { kind: 'image'; defaultFormat?: 'jpeg' | 'png' | 'webp' | 'input' };
 
 export type ResourceStatus = Readiness;
 

@@ -1,15 +1,14 @@
-import { access, open as openFile } from 'node:fs/promises';
-import type { ModelStore } from '../models/store.js';
-import path from 'node:path';
+import { open as openFile } from 'node:fs/promises';
+import type { ModelGate } from '../models/store.js';
 import { z } from 'zod';
 import { cascadeWindow } from '../engines/opencv/cascades.js';
 import type { Box, OpenCvEngine } from '../engines/opencv/engine.js';
 import { pyramidPixels } from '../engines/opencv/split.js';
-import { AppError } from '../errors.js';
 import { decodeRgb } from '../image/decode.js';
 import type { DrawBox, ImageInput, RawImage } from '../image/types.js';
 import type { CostItem, ImageHeader, InitContext, Resource, ResourceResult, ResourceStatus, RunContext } from './contract.js';
 import { drawParam, formatParam, param } from './params.js';
+import { assertReady } from './pipeline.js';
 
 const params = z.strictObject({
   scaleFactor: param.number({ min: 1.01, max: 2, default: 1.1, description: 'How much the search window grows per scale (detectMultiScale scaleFactor). Smaller finds more, slower.' }),
@@ -42,12 +41,12 @@ export interface HaarResourceSpec {
   cascade: string;
 }
 
-/** How often a missing or broken cascade is looked for again (a model fetcher may bring it later). */
-const RECHECK_MS = 5_000;
-
 /**
  * A Haar-cascade detector on the OpenCV worker pool. One class serves every cascade: /detect and
- * /catfacedetection differ only in their spec. Each worker parses the cascade once and keeps it.
+ * /catfacedetection differ only in their spec. Its cascade file goes through the model store's
+ * gate like every model file (sha256 against the manifest, background fetch, looked at again
+ * while missing); loading it means a worker parses it once, so a broken file is reported here,
+ * not per request, and its detection window is read for the cost bound.
  */
 export class HaarResource implements Resource<typeof params> {
   readonly name: string;
@@ -57,11 +56,7 @@ export class HaarResource implements Resource<typeof params> {
   readonly output = { kind: 'json', schema: detectionsSchema, drawable: true } as const;
   readonly cascade: string;
   private opencv?: OpenCvEngine;
-  private models?: ModelStore;
-  private modelsDir = '';
-  private state: ResourceStatus = { ready: false, reason: 'not initialised' };
-  private lastCheck = 0;
-  private checking?: Promise<void>;
+  private gate?: ModelGate;
   /** The cascade's detection window, read from its XML once it is there. */
   private window?: [number, number];
 
@@ -73,55 +68,29 @@ export class HaarResource implements Resource<typeof params> {
   }
 
   async init(ctx: InitContext): Promise<void> {
-    this.opencv = ctx.engines.opencv;
-    this.models = ctx.engines.models;
-    this.models.fetchAllMissing(ctx.log);
-    this.modelsDir = path.resolve(ctx.config.modelsDir);
-    await this.check();
+    const opencv = ctx.engines.opencv;
+    const store = ctx.engines.models;
+    this.opencv = opencv;
+    this.gate = store.watch([this.cascade], () => this.load(opencv, store.path(this.cascade)), ctx.log);
+    store.fetchAllMissing(ctx.log);
+    await this.gate.initial;
   }
 
   status(): ResourceStatus {
-    if (!this.state.ready && this.opencv && !this.checking && Date.now() - this.lastCheck >= RECHECK_MS) {
-      void this.check();
-    }
-    return this.state;
+    return this.gate ? this.gate.status() : { ready: false, reason: 'not initialised' };
   }
 
-  /** Looks for the cascade file, then has a worker parse it once so a corrupt file is reported here, not per request. */
-  private check(): Promise<void> {
-    this.checking ??= (async () => {
-      try {
-        this.state = await this.probe();
-      } finally {
-        this.lastCheck = Date.now();
-        this.checking = undefined;
-      }
-    })();
-    return this.checking;
-  }
-
-  private async probe(): Promise<ResourceStatus> {
-    try {
-      await access(path.join(this.modelsDir, this.cascade));
-    } catch {
-      return { ready: false, reason: `${this.cascade} not found in ${this.modelsDir}` };
-    }
-    // A cascade listed in the manifest must match its sha256, like every model file.
-    if (this.models && this.models.manifest.files.some((f) => f.file === this.cascade)) {
-      const check = await this.models.check(this.cascade);
-      if (check.state === 'mismatch') return { ready: false, reason: this.models.describe(this.cascade, check) };
-    }
+  /** A worker parses the cascade (a blank detection), and its window is read from the XML. */
+  private async load(opencv: OpenCvEngine, file: string): Promise<void> {
     const blank: RawImage = { data: new Uint8Array(32 * 32), width: 32, height: 32, channels: 1 };
     try {
-      await this.opencv!.detect(blank, { cascade: this.cascade, scaleFactor: 1.1, minNeighbors: 0, minSize: 1 });
+      await opencv.detect(blank, { cascade: this.cascade, scaleFactor: 1.1, minNeighbors: 0, minSize: 1 });
     } catch {
-      return { ready: false, reason: `${this.cascade} in ${this.modelsDir} could not be loaded by OpenCV` };
+      throw new Error('OpenCV could not parse it');
     }
-    // The cost bound sizes the detection pyramid from the cascade's window.
-    const window = await readCascadeWindow(path.join(this.modelsDir, this.cascade));
-    if (!window) return { ready: false, reason: `${this.cascade} in ${this.modelsDir} declares no detection window size` };
+    const window = await readCascadeWindow(file);
+    if (!window) throw new Error('it declares no detection window size');
     this.window = window;
-    return { ready: true };
   }
 
   /** The detection pyramid: every scale of the (maxSide-reduced) image the cascade's window is searched over. */
@@ -132,7 +101,12 @@ export class HaarResource implements Resource<typeof params> {
   }
 
   async run(input: ImageInput, p: HaarParams, ctx: RunContext): Promise<ResourceResult> {
-    if (!this.state.ready) throw new AppError('MODEL_UNAVAILABLE', { publicMessage: `/${this.name} is unavailable: ${this.state.reason}` });
+    assertReady(this);
+    // No scale of the search fits the image (thinner than the cascade's window): nothing to decode or search.
+    const size = detectionSize(input, p.maxSide);
+    if (pyramidPixels(size.width, size.height, this.window ?? [1, 1], p.scaleFactor, scaledMinSize(p.minSize, input, size)) === 0) {
+      return { kind: 'json', body: { status: 'ok', result: [] }, boxes: [] };
+    }
     const image = await detectionImage(input, p.maxSide);
     const sx = input.width / image.width;
     const sy = input.height / image.height;

@@ -47,10 +47,15 @@ export interface Executed {
   runMs?: number;
 }
 
-/** 503 naming why the route cannot run, when it cannot. */
-export function assertReady(resource: AnyResource): void {
+/** The 503 of a route that cannot run now, naming why. */
+export function unavailable(route: string, reason: string): AppError {
+  return new AppError('MODEL_UNAVAILABLE', { publicMessage: `/${route} is unavailable: ${reason}` });
+}
+
+/** Throws the 503 naming why the resource cannot run, when it cannot. */
+export function assertReady(resource: Pick<AnyResource, 'name' | 'status'>): void {
   const status = resource.status();
-  if (!status.ready) throw new AppError('MODEL_UNAVAILABLE', { publicMessage: `/${resource.name} is unavailable: ${status.reason}` });
+  if (!status.ready) throw unavailable(resource.name, status.reason);
 }
 
 export function executeResource(resource: AnyResource, request: ResourceRequest, services: PipelineServices, options: ExecuteOptions): Promise<Executed> {

@@ -8,8 +8,8 @@ import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
 import { drawBoxes } from '../image/draw.js';
 import { encodeImage } from '../image/encode.js';
-import type { AnyResource, InitContext, ResourceStatus } from './contract.js';
-import { describeParams, outputSchema } from './describe.js';
+import type { AnyResource } from './contract.js';
+import { checkDeclaration, ContractError, type ResourceDeclaration } from './define.js';
 import { drawParam, formatParam, param } from './params.js';
 
 /**
@@ -37,12 +37,7 @@ export interface PluginKit {
   drawBoxes: typeof drawBoxes;
 }
 
-/** Route names the service uses itself. */
-export const RESERVED_NAMES = new Set(['ping', 'docs', 'playground', 'healthz', 'readyz', 'metrics', 'openapi']);
-const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const PLUGIN_FILE = /\.(m?js)$/;
-
-type Candidate = Partial<Omit<AnyResource, 'output' | 'params' | 'methods'>> & { output?: unknown; params?: unknown; methods?: unknown };
 
 class PluginError extends Error {}
 
@@ -50,57 +45,15 @@ function check(condition: unknown, message: string): asserts condition {
   if (!condition) throw new PluginError(message);
 }
 
-/** Checks a plugin's export against the contract; returns a resource with the optional lifecycle filled in. */
-export function validatePluginResource(candidate: unknown, taken: ReadonlySet<string>): AnyResource {
-  check(typeof candidate === 'object' && candidate !== null, 'the default export did not give a resource object');
-  const r = candidate as Candidate;
-  check(typeof r.name === 'string' && NAME.test(r.name), `name ${JSON.stringify(r.name)} must be lowercase letters, digits and dashes`);
-  check(!RESERVED_NAMES.has(r.name), `name "${r.name}" is reserved by the service`);
-  check(!taken.has(r.name), `the route /${r.name} already exists`);
-  check(typeof r.summary === 'string' && r.summary.trim() !== '', 'summary must be a non-empty string');
-  check(r.description === undefined || typeof r.description === 'string', 'description must be a string');
-  check(r.params instanceof z.ZodObject, 'params must be a zod object made with the kit\'s z (z.strictObject({...}))');
-  const output = r.output as { kind?: unknown; schema?: unknown } | undefined;
-  check(output?.kind === 'image' || (output?.kind === 'json' && output.schema instanceof z.ZodType), 'output must be { kind: "image" } or { kind: "json", schema: <zod schema> }');
-  check(
-    r.methods === undefined || (Array.isArray(r.methods) && r.methods.length > 0 && r.methods.every((m) => m === 'GET' || m === 'POST')),
-    'methods must be a non-empty list of "GET" and "POST"',
-  );
-  check(typeof r.run === 'function', 'run(input, params, ctx) must be a function');
-  for (const hook of ['init', 'status', 'close'] as const) check(r[hook] === undefined || typeof r[hook] === 'function', `${hook} must be a function`);
-  // The declaration must be describable: the OpenAPI document and the playground are built from it.
+/** Checks a plugin's export against the contract: the same checks as every resource (defineResource runs them again when the app defines it). */
+export function validatePluginResource(candidate: unknown, taken: ReadonlySet<string>): ResourceDeclaration<z.ZodObject> {
   try {
-    describeParams(r.params);
-    if (output.kind === 'json') outputSchema(output.schema as z.ZodType);
+    checkDeclaration(candidate, taken);
+    return candidate;
   } catch (err) {
-    throw new PluginError(`its schemas cannot be described as JSON Schema: ${(err as Error).message}`);
+    if (err instanceof ContractError) throw new PluginError(err.message === 'a resource must be an object' ? 'the default export did not give a resource object' : err.message);
+    throw err;
   }
-
-  let initError: string | undefined;
-  return {
-    name: r.name,
-    summary: r.summary,
-    description: r.description,
-    params: r.params,
-    output: r.output as AnyResource['output'],
-    methods: r.methods as AnyResource['methods'],
-    async init(ctx: InitContext) {
-      try {
-        await r.init?.call(r, ctx);
-      } catch (err) {
-        initError = (err as Error)?.message ?? String(err);
-        throw err;
-      }
-    },
-    status(): ResourceStatus {
-      if (r.status) return r.status.call(r);
-      return initError === undefined ? { ready: true } : { ready: false, reason: `plugin failed to initialise: ${initError}` };
-    },
-    run: (input, params, ctx) => r.run!.call(r, input, params, ctx),
-    close: async () => {
-      await r.close?.call(r);
-    },
-  };
 }
 
 function isClass(fn: Function): boolean {
@@ -122,7 +75,7 @@ export function pluginKit(): PluginKit {
  * Loads every plugin in `dir` (sorted by file name). `taken` holds the names already in use.
  * Failures are logged with the file and the reason, and skipped.
  */
-export async function loadPlugins(dir: string, options: { log: Logger; taken?: Iterable<string> }): Promise<AnyResource[]> {
+export async function loadPlugins(dir: string, options: { log: Logger; taken?: Iterable<string> }): Promise<ResourceDeclaration<z.ZodObject>[]> {
   const { log } = options;
   const taken = new Set(options.taken);
   let files: string[];
@@ -133,7 +86,7 @@ export async function loadPlugins(dir: string, options: { log: Logger; taken?: I
     return [];
   }
   const kit = pluginKit();
-  const loaded: AnyResource[] = [];
+  const loaded: ResourceDeclaration<z.ZodObject>[] = [];
   for (const name of files) {
     const file = path.resolve(dir, name);
     try {
@@ -152,7 +105,7 @@ export async function loadPlugins(dir: string, options: { log: Logger; taken?: I
 }
 
 /** The built-ins plus the plugins of `config.pluginsDir` (none when it is empty). */
-export async function withPlugins(builtins: AnyResource[], config: Config, log: Logger): Promise<AnyResource[]> {
+export async function withPlugins(builtins: ResourceDeclaration<z.ZodObject>[], config: Config, log: Logger): Promise<ResourceDeclaration<z.ZodObject>[]> {
   if (!config.pluginsDir) return builtins;
   return [...builtins, ...(await loadPlugins(config.pluginsDir, { log, taken: builtins.map((r) => r.name) }))];
 }

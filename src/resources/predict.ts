@@ -1,6 +1,5 @@
 import { z } from 'zod';
 import type { ImageInput } from '../image/types.js';
-import { allocateBatch, batchDims, packImage, prepareImage } from '../image/preprocess.js';
 import type { ClassifyModel } from '../models/manifest.js';
 import type { CostItem, ImageHeader, Resource, ResourceResult, RunContext } from './contract.js';
 import { topK } from './onnx/decoders.js';
@@ -35,12 +34,8 @@ export class PredictResource extends OnnxModelResource<ClassifyModel> implements
   }
 
   async run(input: ImageInput, p: z.output<typeof params>, ctx: RunContext): Promise<ResourceResult> {
-    const { model, engine, labels } = this.binding.require();
-    const size = this.binding.inputSize();
-    const prepared = await prepareImage(input, model.preprocess.resize, size);
-    const pixels = size.width * size.height;
-    const data = packImage(prepared.rgb, pixels, { ...model.preprocess, layout: model.input.layout, dtype: model.input.dtype }, allocateBatch(model.input.dtype, 1, pixels));
-    const outputs = await engine.run(model.id, { [model.input.name]: { data, dims: batchDims(model.input.layout, 1, size) } }, { signal: ctx.signal, outputs: [model.decoder.output] });
+    const { model, labels } = this.binding.require();
+    const { outputs } = await this.infer(input, ctx.signal, [model.decoder.output]);
     const scores = outputs[model.decoder.output]!.data;
     const predictions = topK(scores, p.top, model.decoder.activation).map((r) => ({
       label: labels[r.index] ?? `class ${r.index}`,

@@ -18,7 +18,7 @@ export class UpscaleResource extends OnnxModelResource<SuperresModel> implements
     'tiles stitched without seams. The answer is the image, in the input\'s format unless format says otherwise; a JSON request ' +
     '{"imageBase64": ...} gets {"imageBase64": ...} back. Output larger than CVSERVE_MAX_OUTPUT_PIXELS is refused with 413.';
   readonly params = params;
-  readonly output = { kind: 'image' } as const;
+  readonly output = { kind: 'image', defaultFormat: 'input' } as const;
 
   constructor(choice: ModelChoice = {}) {
     super('upscale', 'superres', choice);

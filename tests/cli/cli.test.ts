@@ -143,8 +143,6 @@ describe('cvserve: usage, openapi, routes, models', () => {
       [['frobnicate'], /cvserve: unknown command: frobnicate/],
       [['run'], /run needs a route and an image \(file or URL\), got 0 arguments/],
       [['run', 'detect'], /run needs a route and an image \(file or URL\), got 1 argument\n/],
-      [['run', 'nosuchroute', image('cat_small.jpg')], /no route \/nosuchroute; the routes are: canny, detect, .*histogram/],
-      [['run', 'detect', path.join(REPO_ROOT, 'no-such-file.jpg')], /no such file: .*no-such-file\.jpg/],
       [['run', 'detect', image('cat_small.jpg'), '--minNeighbors'], /--minNeighbors needs a value/],
       [['serve', 'now'], /serve takes no arguments/],
       [['openapi', 'extra'], /openapi takes no arguments/],
@@ -155,6 +153,17 @@ describe('cvserve: usage, openapi, routes, models', () => {
       assert.match(run.stderr, message, args.join(' '));
       assert.match(run.stderr, /Usage:\n  cvserve serve\n/, `${args.join(' ')} prints the usage`);
       assert.equal(run.stdout.length, 0);
+    }
+    // A command given rightly that cannot be done: the one useful line, no usage text.
+    const cannot: [string[], RegExp][] = [
+      [['run', 'nosuchroute', image('cat_small.jpg')], /no route \/nosuchroute; the routes are: canny, detect, .*histogram/],
+      [['run', 'detect', path.join(REPO_ROOT, 'no-such-file.jpg')], /no such file: .*no-such-file\.jpg/],
+    ];
+    for (const [args, message] of cannot) {
+      const run = await cli(args);
+      assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr.slice(0, 300)}`);
+      assert.match(run.stderr, message, args.join(' '));
+      assert.equal(run.stderr.trim().split('\n').length, 1, `${args.join(' ')} prints one line`);
     }
     const help = await cli(['help']);
     assert.equal(help.code, 0);

@@ -13,6 +13,7 @@ import sharp from 'sharp';
 import request from 'supertest';
 import type { CvServe } from '../../src/app.js';
 import { docsRouter } from '../../src/http/docs.js';
+import { serviceOpenApi } from '../../src/openapi-document.js';
 import { createTestApp } from '../helpers/app.js';
 import { image, REPO_ROOT } from '../helpers/paths.js';
 import { servePhotos } from '../helpers/photo-server.js';
@@ -392,7 +393,7 @@ describe('playground and docs in headless Chromium', () => {
 
   it('/docs shows locks and Authorize only when the service has API keys', async () => {
     for (const apiKeys of [false, true]) {
-      const app = express().use(docsRouter(svc.resources, { apiKeys }));
+      const app = express().use(docsRouter(svc.resources, serviceOpenApi(svc.resources, { apiKeys, manifest: svc.engines.models.manifest })));
       const docsServer = app.listen(0, '127.0.0.1');
       await new Promise((resolve) => docsServer.once('listening', resolve));
       const docs = await context.newPage();

@@ -85,7 +85,7 @@ describe('ONNX routes over HTTP: /predict, /catdetection, /upscale', () => {
     const res = await request(svc.app).post('/upscale').attach('image', await readFile(image('cat_small.jpg')), 'cat.jpg');
     assert.equal(res.status, 413);
     assert.equal(res.body.code, 'OUTPUT_TOO_LARGE');
-    assert.match(res.body.message, /gives 3000x4002 = 12006000 pixels; the limit is 5000000 pixels/);
+    assert.match(res.body.message, /upscaling 1000x1334 by 3 to 3000x4002 needs 12,006,000 pixels, 2\.40x the limit of 5,000,000 \(CVSERVE_MAX_OUTPUT_PIXELS\)/);
   });
 });
 

@@ -88,8 +88,9 @@ describe('WorkerPool', () => {
     const p = pool({ size: 2, maxQueue: 4 });
     await p.ready();
     const bystander = run(p, { op: 'sleep', ms: 200 });
-    const err = await rejectsWith(run(p, { op: 'exit' }), 'INTERNAL');
-    assert.equal(err.status, 500);
+    const err = await rejectsWith(run(p, { op: 'exit' }), 'ENGINE_FAILED');
+    assert.equal(err.status, 503);
+    assert.equal(err.headers['Retry-After'], '1');
     assert.match(err.detail ?? '', /worker died: worker exited with code 3/);
     assert.equal((await bystander).slept, 200);
     const after = await Promise.all([1, 2, 3].map((value) => run(p, { op: 'echo', value })));
@@ -103,7 +104,7 @@ describe('WorkerPool', () => {
     await p.ready();
     const crashing = run(p, { op: 'uncaught' });
     const queuedBehind = run(p, { op: 'echo', value: 'behind' });
-    const err = await rejectsWith(crashing, 'INTERNAL');
+    const err = await rejectsWith(crashing, 'ENGINE_FAILED');
     assert.match(err.detail ?? '', /boom outside the task/);
     assert.equal((await queuedBehind).value, 'behind');
     assert.equal(p.stats().crashed, 1);
@@ -150,7 +151,7 @@ describe('WorkerPool', () => {
     const p = pool({ size: 1 });
     await p.ready();
     const { threadId: before } = await run(p, { op: 'thread' });
-    await rejectsWith(run(p, { op: 'trap' }), 'INTERNAL');
+    await rejectsWith(run(p, { op: 'trap' }), 'ENGINE_FAILED');
     const { threadId: afterTrap } = await run(p, { op: 'thread' });
     assert.notEqual(afterTrap, before);
     assert.equal(p.stats().retired, 1);

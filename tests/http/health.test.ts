@@ -7,7 +7,10 @@ import type { Engines } from '../../src/engines/engines.js';
 import type { PoolStats } from '../../src/engines/pool.js';
 import type { AnyResource } from '../../src/resources/contract.js';
 import { createCannyResource } from '../../src/resources/canny.js';
+import { testConfig } from '../../src/config.js';
+import { ModelStore } from '../../src/models/store.js';
 import { createTestApp } from '../helpers/app.js';
+import { MODELS_DIR } from '../helpers/paths.js';
 import { until } from '../helpers/wait.js';
 
 function pool(name: string, up: boolean, startupError?: string): PoolStats {
@@ -19,7 +22,8 @@ function pool(name: string, up: boolean, startupError?: string): PoolStats {
 
 /** Engines whose pools report what the test says, without starting any worker. */
 function fakeEngines(opencv: PoolStats, onnx: PoolStats[] = []): Engines {
-  return { opencv: { stats: () => opencv, close: async () => {} }, onnx: { stats: () => onnx, close: async () => {} } } as unknown as Engines;
+  const models = ModelStore.fromConfig(testConfig({ modelsDir: MODELS_DIR, modelsFetch: false }));
+  return { opencv: { stats: () => opencv, close: async () => {} }, onnx: { stats: () => onnx, close: async () => {} }, models } as unknown as Engines;
 }
 
 const waiting: AnyResource = {

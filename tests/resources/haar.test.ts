@@ -153,14 +153,14 @@ describe('/detect and /catfacedetection resources', () => {
       const cats = createCatFaceDetectionResource();
       await faces.init(contextFor(emptyDir, opencv));
       await cats.init(contextFor(emptyDir, opencv));
-      assert.deepEqual(faces.status(), { ready: false, reason: `${FACE_CASCADE} not found in ${emptyDir}` });
-      assert.deepEqual(cats.status(), { ready: false, reason: `${CAT_CASCADE} not found in ${emptyDir}` });
+      assert.deepEqual(faces.status(), { ready: false, reason: `${FACE_CASCADE} missing in ${emptyDir}; run npm run models` });
+      assert.deepEqual(cats.status(), { ready: false, reason: `${CAT_CASCADE} missing in ${emptyDir}; run npm run models` });
       const input = await openImage(imageBytes('test_face_processing.jpg'), { maxPixels: 40_000_000 });
       await assert.rejects(faces.run(input, parseParams(faces.params, {}), { signal: new AbortController().signal, log }), (err: unknown) => {
         assert.ok(err instanceof AppError);
         assert.equal(err.code, 'MODEL_UNAVAILABLE');
         assert.equal(err.status, 503);
-        assert.ok(err.publicMessage.includes(`${FACE_CASCADE} not found in ${emptyDir}`), err.publicMessage);
+        assert.ok(err.publicMessage.includes(`${FACE_CASCADE} missing in ${emptyDir}`), err.publicMessage);
         return true;
       });
     });
@@ -174,9 +174,9 @@ describe('/detect and /catfacedetection resources', () => {
     });
 
     test('unparseable file (a cascade outside the manifest): not ready with a reason, and the worker survives', async () => {
-      const custom = new HaarResource({ name: 'custom', summary: 'custom', description: 'custom', cascade: 'custom_cascade.xml' }) as unknown as AnyResource;
+      const custom = new HaarResource({ name: 'custom', summary: 'custom', description: 'custom', cascade: 'custom_cascade.xml' });
       await custom.init(contextFor(brokenDir, brokenEngine));
-      assert.deepEqual(custom.status(), { ready: false, reason: `custom_cascade.xml in ${brokenDir} could not be loaded by OpenCV` });
+      assert.deepEqual(custom.status(), { ready: false, reason: 'custom_cascade.xml could not be loaded: OpenCV could not parse it' });
       const edges = await brokenEngine.canny({ data: new Uint8Array(16 * 16 * 3), width: 16, height: 16, channels: 3 }, 100, 200);
       assert.equal(edges.width, 16);
     });

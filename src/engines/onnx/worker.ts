@@ -1,6 +1,6 @@
 import { threadId, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
-import { move, transferableSymbol, valueSymbol } from 'piscina';
+import { transferResult } from '../transfer.js';
 import { tensorBuffers, type Feeds, type LoadResult, type OnnxTask, type OnnxWorkerData, type Outputs, type RunResult } from './protocol.js';
 
 /**
@@ -78,7 +78,7 @@ async function run(task: Extract<OnnxTask, { op: 'run' }>): Promise<unknown> {
   const result: RunResult = { outputs, runMs };
   // The largest output buffer moves instead of being copied; small ones (scores, counts) are cloned.
   const largest = tensorBuffers(outputs).sort((a, b) => b.byteLength - a.byteLength)[0];
-  return largest ? move({ [transferableSymbol]: largest, [valueSymbol]: result } as never) : result;
+  return largest ? transferResult(result, [largest]) : result;
 }
 
 export default async function handle(task: OnnxTask): Promise<unknown> {

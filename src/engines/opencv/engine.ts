@@ -1,5 +1,6 @@
 import type { RawImage } from '../../image/types.js';
 import { siblingModule, WorkerPool, type PoolStats } from '../pool.js';
+import type { OpenCvBuild } from './load.js';
 import type { Box, CannyResult, DetectOptions, DetectResult } from './protocol.js';
 import { groupRectangles, planScaleRanges, type Rect, type ScaleRange } from './split.js';
 
@@ -16,6 +17,8 @@ export interface OpenCvEngineOptions {
    * workers (same answer, lower latency). 0 or unset: never split.
    */
   splitMinPixels?: number;
+  /** Which OpenCV.js build the workers load (default: the SIMD build when shipped, else npm's). */
+  build?: OpenCvBuild;
   /** Most pyramid pixels per detectMultiScale call (default MAX_PYRAMID_PIXELS_PER_CALL); tests lower it. */
   maxPyramidPixelsPerCall?: number;
 }
@@ -42,7 +45,7 @@ export class OpenCvEngine {
       filename: siblingModule(import.meta.url, 'worker'),
       size: options.workers,
       maxQueue: options.maxQueue,
-      workerData: { modelsDir: options.modelsDir },
+      workerData: { modelsDir: options.modelsDir, build: options.build },
       maxHeapBytes: options.maxHeapBytes,
     });
   }

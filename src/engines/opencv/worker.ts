@@ -1,16 +1,16 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { workerData } from 'node:worker_threads';
-import { transferableSymbol, valueSymbol } from 'piscina';
+import { transferResult } from '../transfer.js';
 import { CASCADES, cascadeWindow, isCascadeFileName } from './cascades.js';
-import { loadOpenCv, type CV } from './load.js';
+import { loadOpenCv, type CV, type OpenCvBuild } from './load.js';
 import type { Box, CannyResult, CannyTask, DetectResult, DetectTask, OpenCvTask } from './protocol.js';
 
-const modelsDir: string = (workerData as { modelsDir?: string } | undefined)?.modelsDir ?? '.';
+const { modelsDir = '.', build } = (workerData ?? {}) as { modelsDir?: string; build?: OpenCvBuild };
 
 // One OpenCV instance per worker thread, loaded once when the worker starts, with the known
 // cascades that are present loaded right after so the first request does not pay for parsing.
-const cvReady: Promise<{ cv: CV }> = loadOpenCv().then((cv) => {
+const cvReady: Promise<{ cv: CV }> = loadOpenCv(build).then((cv) => {
   for (const name of Object.values(CASCADES)) {
     try {
       cascade(cv, name);
@@ -81,11 +81,11 @@ function canny(cv: CV, task: CannyTask): unknown {
     src.data.set(image.data);
     toGray(cv, src, image.channels, gray);
     cv.Canny(gray, edges, task.threshold1, task.threshold2);
-    // slice() copies out of the wasm heap into a buffer of its own, which then moves to the main
-    // thread instead of being cloned (the pool worker hands over a value marked this way).
-    const data: Uint8Array = edges.data.slice();
+    // Copied out of the wasm heap into a buffer of its own, which then moves to the main thread
+    // instead of being cloned (transferResult).
+    const data = new Uint8Array(edges.data as Uint8Array);
     const result: CannyResult = { image: { data, width: image.width, height: image.height, channels: 1 } };
-    return { [transferableSymbol]: data.buffer, [valueSymbol]: result };
+    return transferResult(result, [data.buffer]);
   } finally {
     src.delete();
     gray.delete();

@@ -1,10 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import type { OnnxEngine } from '../../engines/onnx/engine.js';
-import type { WarmupInput } from '../../engines/onnx/protocol.js';
-import { AppError } from '../../errors.js';
-import { findModel, modelFiles, modelForRoute, spatialSize, type ModelEntry } from '../../models/manifest.js';
+import type { Outputs, WarmupInput } from '../../engines/onnx/protocol.js';
+import { unavailable } from '../pipeline.js';
+import { findModel, modelFiles, modelForRoute, spatialSize, type ClassifyModel, type DetectModel, type ModelEntry } from '../../models/manifest.js';
 import type { ModelGate, ModelStore } from '../../models/store.js';
-import { resizeTarget } from '../../image/preprocess.js';
+import { allocateBatch, batchDims, packImage, prepareImage, resizeTarget, type PreparedImage, type Size } from '../../image/preprocess.js';
+import type { ImageInput } from '../../image/types.js';
 import type { CostItem, ImageHeader, InitContext, ResourceStatus } from '../contract.js';
 
 export interface ModelChoice {
@@ -88,7 +89,7 @@ export class OnnxModelBinding<M extends ModelEntry> {
   require(): { model: M; engine: OnnxEngine; labels: string[] } {
     const status = this.status();
     if (!status.ready || !this.model || !this.engine) {
-      throw new AppError('MODEL_UNAVAILABLE', { publicMessage: `/${this.route} is unavailable: ${status.ready ? 'not initialised' : status.reason}` });
+      throw unavailable(this.route, status.ready ? 'not initialised' : status.reason);
     }
     return { model: this.model, engine: this.engine, labels: this.labels };
   }
@@ -130,6 +131,27 @@ export abstract class OnnxModelResource<M extends ModelEntry> {
 
   async close(): Promise<void> {
     this.binding.close();
+  }
+
+  /**
+   * Preprocess and infer, the steps every fixed-input model shares: the image resized, cropped or
+   * padded as the manifest says and packed into the input tensor (preprocess), one run on the
+   * engine (infer). What the outputs mean is the subclass's postprocess.
+   */
+  protected async infer(
+    this: OnnxModelResource<ClassifyModel | DetectModel>,
+    input: ImageInput,
+    signal: AbortSignal,
+    outputs?: string[],
+  ): Promise<{ outputs: Outputs; prepared: PreparedImage; size: Size }> {
+    const { model, engine } = this.binding.require();
+    const size = this.binding.inputSize();
+    const prepared = await prepareImage(input, model.preprocess.resize, size);
+    const pixels = size.width * size.height;
+    const spec = { ...model.preprocess, layout: model.input.layout, dtype: model.input.dtype };
+    const data = packImage(prepared.rgb, pixels, spec, allocateBatch(model.input.dtype, 1, pixels));
+    const result = await engine.run(model.id, { [model.input.name]: { data, dims: batchDims(model.input.layout, 1, size) } }, { signal, outputs });
+    return { outputs: result, prepared, size };
   }
 
   /** The resize on the way to a fixed-size model input, which an extreme aspect ratio can make huge. */

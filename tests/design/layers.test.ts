@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { cruise, type ICruiseResult, type IConfiguration } from 'dependency-cruiser';
+import { REPO_ROOT } from '../helpers/paths.js';
+
+const config = createRequire(import.meta.url)(path.join(REPO_ROOT, '.dependency-cruiser.cjs')) as IConfiguration;
+
+/** The rule violations of the TypeScript tree under `baseDir`/src, as short lines. */
+async function violations(baseDir: string, tsConfig?: string): Promise<string[]> {
+  const options = { ...config.options, ...(tsConfig ? { tsConfig: { fileName: tsConfig } } : { tsConfig: undefined }) };
+  const { output } = await cruise(['src'], { ...options, validate: true, ruleSet: { forbidden: config.forbidden }, baseDir });
+  const result = output as ICruiseResult;
+  return result.summary.violations.map((v) => `${v.rule.name}: ${v.from} → ${v.to}${v.cycle ? ` (${v.cycle.map((c) => c.name).join(' → ')})` : ''}`);
+}
+
+describe('the layering (README "Design"), checked by dependency-cruiser', () => {
+  it('src/ has no import cycle and no import that runs up the layers', async () => {
+    const found = await violations(REPO_ROOT, 'tsconfig.json');
+    assert.deepEqual(found, []);
+  });
+
+  describe('the rules bite', () => {
+    let dir: string;
+    after(() => rm(dir, { recursive: true, force: true }));
+
+    it('a cycle, an engine importing a transport, a resource importing HTTP and a model reaching resources are each refused', async () => {
+      dir = await mkdtemp(path.join(os.tmpdir(), 'cvserve-layers-'));
+      const files: Record<string, string> = {
+        'src/image/a.ts': "import { b } from './b.js';\nexport const a = () => b;\n",
+        'src/image/b.ts': "import { a } from './a.js';\nexport const b = () => a;\n",
+        'src/http/errors.ts': 'export const toAppError = 1;\n',
+        'src/engines/opencv/engine.ts': "import { toAppError } from '../../http/errors.js';\nexport const e = toAppError;\n",
+        'src/resources/canny.ts': "import { toAppError } from '../http/errors.js';\nexport const c = toAppError;\n",
+        'src/models/store.ts': "import { c } from '../resources/canny.js';\nexport const s = c;\n",
+        'src/resources/fine.ts': "import { s } from '../models/store.js';\nexport const f = s;\n",
+      };
+      for (const [file, text] of Object.entries(files)) {
+        await mkdir(path.dirname(path.join(dir, file)), { recursive: true });
+        await writeFile(path.join(dir, file), text);
+      }
+      const found = await violations(dir);
+      const rules = new Set(found.map((v) => v.split(':')[0]));
+      assert.deepEqual([...rules].sort(), ['engines-below-resources', 'models-below-engines-and-resources', 'no-cycles', 'resources-know-no-transport'], found.join('\n'));
+      assert.ok(!found.some((v) => v.includes('src/resources/fine.ts')), 'a resource importing a model store is allowed');
+    });
+  });
+});
