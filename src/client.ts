@@ -32,10 +32,13 @@ export interface HaarParams { scaleFactor?: number; minNeighbors?: number; minSi
 export interface PredictParams { top?: number }
 export interface CatDetectionParams { labels?: string | readonly string[]; threshold?: number; format?: OutputFormat }
 export interface UpscaleParams { format?: OutputFormat }
+export interface FaceParams { minConfidence?: number; format?: OutputFormat }
 
 export type Box = [number, number, number, number];
 export interface DetectionAnswer { status: 'ok'; result: { box: Box; label?: string; score?: number }[] }
 export interface PredictAnswer { success: true; predictions: { label: string; probability: number }[] }
+export interface FaceDetectionAnswer { status: 'ok'; result: { box: Box; score: number }[] }
+export interface FaceRecognitionAnswer { status: 'ok'; result: { box: Box; userid: string; confidence: number }[] }
 
 /** An image answer: the bytes, whichever way they came (bytes, or {imageBase64} for JSON requests). */
 export interface ImageAnswer { bytes: Uint8Array; format: string; contentType: string }
@@ -182,8 +185,21 @@ export class CvServeClient {
   upscale(image: ImageArg, params?: UpscaleParams, options?: RequestOptions): Promise<ImageAnswer> {
     return this.image('upscale', image, params as Params, options);
   }
+  /** Faces with the SSD detector and a real confidence each. */
+  facedetection(image: ImageArg, params?: FaceParams, options?: RequestOptions): Promise<FaceDetectionAnswer> {
+    return this.json('facedetection', image, params as Params, options);
+  }
+  /** Every face with the registered user it matches (`userid`) or "unknown". */
+  facerecognition(image: ImageArg, params?: FaceParams, options?: RequestOptions): Promise<FaceRecognitionAnswer> {
+    return this.json('facerecognition', image, params as Params, options);
+  }
   /** A detection route's input image with the boxes drawn on it. */
-  drawn(route: 'detect' | 'catfacedetection' | 'catdetection', image: ImageArg, params?: HaarParams | CatDetectionParams, options?: RequestOptions): Promise<ImageAnswer> {
+  drawn(
+    route: 'detect' | 'catfacedetection' | 'catdetection' | 'facedetection' | 'facerecognition',
+    image: ImageArg,
+    params?: HaarParams | CatDetectionParams | FaceParams,
+    options?: RequestOptions,
+  ): Promise<ImageAnswer> {
     return this.image(route, image, { ...(params as Params), draw: true }, options);
   }
 

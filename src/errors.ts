@@ -90,3 +90,11 @@ export function isAppError(err: unknown): err is AppError {
 export function errorBody(err: AppError): { status: string; message: string; code: ErrorCode } {
   return { status: statusWord(err.status), message: err.publicMessage, code: err.code };
 }
+
+/** The README's error table, as Markdown: every code with its status and public message, by status. */
+export function errorTable(): string {
+  const rows = (Object.entries(ERRORS) as [ErrorCode, (typeof ERRORS)[ErrorCode]][])
+    .sort((a, b) => a[1].status - b[1].status)
+    .map(([code, e]) => `| ${e.status} | \`${code}\` | ${e.message.replace(/\|/g, '\\|')} |`);
+  return ['| status | code | message |', '|---|---|---|', ...rows].join('\n');
+}

@@ -4,7 +4,7 @@ import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
 import type { FaceGalleryService } from '../faces/service.js';
 import { apiKeyCheck, presentedKey, type ApiKeyCheck } from '../http/auth.js';
-import { logLevelOf, toAppError } from '../http/errors.js';
+import { logFailure, toAppError } from '../http/errors.js';
 import type { Manifest } from '../models/manifest.js';
 import type { AnyResource } from '../resources/contract.js';
 import { Deadline } from '../resources/deadline.js';
@@ -63,9 +63,7 @@ export function createDeepstack(options: DeepstackOptions): Deepstack {
   router.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
     if (!DIALECT_PATH.test(req.path)) return next(err);
     const appError = toAppError(err);
-    const level = logLevelOf(appError);
-    if (level === 'error') req.log?.error({ err, code: appError.code, detail: appError.detail }, 'request failed');
-    else req.log?.[level]({ code: appError.code, detail: appError.detail }, `request refused: ${appError.code}`);
+    logFailure(req.log, err, appError);
     sendError(res, appError);
   });
   return { router, resources: served.own };

@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import type { NextFunction, Request, Response } from 'express';
 import { MulterError } from 'multer';
 import { AppError, errorBody, isAppError } from '../errors.js';
@@ -62,11 +63,16 @@ export function logLevelOf(err: AppError): 'error' | 'warn' | 'info' {
   return err.status === 503 ? 'warn' : 'info';
 }
 
+/** Logs a failed request at its loudness: a fault with its stack, a refusal with its code and detail only. */
+export function logFailure(log: Logger | undefined, err: unknown, appError: AppError): void {
+  const level = logLevelOf(appError);
+  if (level === 'error') log?.error({ err, code: appError.code, detail: appError.detail }, 'request failed');
+  else log?.[level]({ code: appError.code, detail: appError.detail }, `request refused: ${appError.code}`);
+}
+
 /** Express error middleware: the one place errors become HTTP answers. */
 export function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunction): void {
   const appError = toAppError(err);
-  const level = logLevelOf(appError);
-  if (level === 'error') req.log?.error({ err, code: appError.code, detail: appError.detail }, 'request failed');
-  else req.log?.[level]({ code: appError.code, detail: appError.detail }, `request refused: ${appError.code}`);
+  logFailure(req.log, err, appError);
   sendError(res, appError);
 }

@@ -60,6 +60,18 @@ function bodySchema(imageField: 'image' | 'imageBase64', params: ParamDescriptio
   };
 }
 
+/** `Accept: text/event-stream`: progress, then the answer (src/http/resource-route.ts). */
+const EVENT_STREAM = {
+  'text/event-stream': {
+    schema: {
+      type: 'string',
+      description:
+        'Server-sent events: `progress` `{"done","total"}` while long work runs (e.g. /upscale tiles), then `result` (the JSON answer; an image as ' +
+      '`{"imageBase64","format"}`) or `error` (the error body). A request refused before any work gets its plain HTTP error instead.',
+    },
+  },
+};
+
 function successResponse(resource: AnyResource): Doc {
   const output = resource.output;
   const imageContent = Object.fromEntries(imageTypes.map((t) => [t, { schema: binary }]));
@@ -67,8 +79,8 @@ function successResponse(resource: AnyResource): Doc {
     return {
       description:
         'The result image, as bytes in the format asked for (`format`, or an image type in Accept). ' +
-        'JSON requests (and Accept: application/json) get `{"imageBase64", "format"}` instead.',
-      content: { ...imageContent, 'application/json': { schema: { $ref: '#/components/schemas/ImageAsJson' } } },
+        'JSON requests (and Accept: application/json) get `{"imageBase64", "format"}` instead; Accept: text/event-stream gets progress events, then the result.',
+      content: { ...imageContent, 'application/json': { schema: { $ref: '#/components/schemas/ImageAsJson' } }, ...EVENT_STREAM },
     };
   }
   const alternatives = [
@@ -80,6 +92,7 @@ function successResponse(resource: AnyResource): Doc {
     content: {
       'application/json': { schema: outputSchema(output.schema) },
       ...(alternatives.length ? imageContent : {}),
+      ...EVENT_STREAM,
     },
   };
 }

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { configTable, ConfigError, loadConfig, SETTINGS } from '../../src/config.js';
+import { ERRORS, errorTable } from '../../src/errors.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 
 describe('config', () => {
@@ -37,5 +38,12 @@ describe('config', () => {
     const block = readme.split('<!-- config:start -->')[1]?.split('<!-- config:end -->')[0]?.trim();
     assert.equal(block, configTable());
     for (const s of Object.values(SETTINGS)) assert.ok(block.includes(`\`${s.env}\``), `README lacks ${s.env}`);
+  });
+
+  it('documents every error code in the README (regenerate with npm run config:table -- --write)', () => {
+    const readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
+    const block = readme.split('<!-- errors:start -->')[1]?.split('<!-- errors:end -->')[0]?.trim();
+    assert.equal(block, errorTable());
+    for (const [code, e] of Object.entries(ERRORS)) assert.ok(block.includes(`| ${e.status} | \`${code}\` |`), `README lacks ${code}`);
   });
 });

@@ -107,11 +107,11 @@ describe('/openapi.json', () => {
       const ok = doc.paths[`/${resource.name}`].post.responses['200'].content;
       const types = Object.keys(ok).sort();
       if (resource.output.kind === 'image') {
-        assert.deepEqual(types, ['application/json', 'image/jpeg', 'image/png', 'image/webp'], resource.name);
+        assert.deepEqual(types, ['application/json', 'image/jpeg', 'image/png', 'image/webp', 'text/event-stream'], resource.name);
         assert.deepEqual(ok['application/json'].schema, { $ref: '#/components/schemas/ImageAsJson' });
       } else {
         const withImages = resource.output.drawable || resource.output.rendersImage;
-        assert.deepEqual(types, withImages ? ['application/json', 'image/jpeg', 'image/png', 'image/webp'] : ['application/json'], resource.name);
+        assert.deepEqual(types, withImages ? ['application/json', 'image/jpeg', 'image/png', 'image/webp', 'text/event-stream'] : ['application/json', 'text/event-stream'], resource.name);
         assert.equal(ok['application/json'].schema.type, 'object', resource.name);
       }
     }

@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import sharp from 'sharp';
+import request from 'supertest';
+import { z } from 'zod';
+import type { CvServe } from '../../src/app.js';
+import { AppError } from '../../src/errors.js';
+import type { ResourceDeclaration } from '../../src/resources/define.js';
+import { createUpscaleResource } from '../../src/resources/upscale.js';
+import { createTestApp } from '../helpers/app.js';
+import { brief } from '../helpers/http.js';
+import { image } from '../helpers/paths.js';
+
+interface ServerEvent {
+  event: string;
+  data: Record<string, unknown>;
+}
+
+function parseEvents(text: string): ServerEvent[] {
+  return text
+    .split('\n\n')
+    .filter((block) => block.trim() !== '')
+    .map((block) => {
+      const event = /^event: (.*)$/m.exec(block)?.[1] ?? 'message';
+      const data = JSON.parse(/^data: (.*)$/m.exec(block)?.[1] ?? 'null') as Record<string, unknown>;
+      return { event, data };
+    });
+}
+
+/** A resource that reports three steps of progress, then answers (or fails, with fail=true). */
+const stepper: ResourceDeclaration<z.ZodObject> = {
+  name: 'stepper',
+  summary: 'reports progress',
+  params: z.strictObject({ fail: z.enum(['true', 'false']).default('false') }),
+  output: { kind: 'json', schema: z.object({ done: z.boolean() }) },
+  async run(_input, params, ctx) {
+    for (let i = 1; i <= 3; i++) ctx.progress?.(i, 3);
+    if ((params as { fail: string }).fail === 'true') throw new AppError('UNDECODABLE_IMAGE', { publicMessage: 'failed at the end' });
+    return { kind: 'json', body: { done: true } };
+  },
+};
+
+const sse = (req: request.Test) =>
+  req.set('Accept', 'text/event-stream').buffer(true).parse((res, done) => {
+    let text = '';
+    res.setEncoding('utf8');
+    res.on('data', (chunk: string) => (text += chunk));
+    res.on('end', () => done(null, text));
+  });
+
+describe('Accept: text/event-stream: progress events, then the answer', () => {
+  let svc: CvServe;
+  let photo: Buffer;
+  before(async () => {
+    svc = await createTestApp({}, { resources: [stepper, createUpscaleResource()] });
+    photo = await sharp(image('test_face_processing.jpg')).extract({ left: 0, top: 0, width: 300, height: 200 }).jpeg().toBuffer();
+  });
+  after(() => svc.close());
+
+  it('streams every progress step, then the result', async () => {
+    const res = await sse(request(svc.app).post('/stepper').set('Content-Type', 'image/jpeg').send(photo));
+    assert.equal(res.status, 200);
+    assert.match(res.headers['content-type'] ?? '', /^text\/event-stream/);
+    assert.deepEqual(parseEvents(res.body as string), [
+      { event: 'progress', data: { done: 1, total: 3 } },
+      { event: 'progress', data: { done: 2, total: 3 } },
+      { event: 'progress', data: { done: 3, total: 3 } },
+      { event: 'result', data: { done: true } },
+    ]);
+  });
+
+  it('an error after the stream opened is its last event; one before is a plain HTTP error', async () => {
+    const late = await sse(request(svc.app).post('/stepper?fail=true').set('Content-Type', 'image/jpeg').send(photo));
+    const events = parseEvents(late.body as string);
+    assert.deepEqual(events.at(-1), { event: 'error', data: { status: 'unprocessable entity', message: 'failed at the end', code: 'UNDECODABLE_IMAGE' } });
+    const early = await request(svc.app).post('/stepper?fail=maybe').set('Accept', 'text/event-stream').set('Content-Type', 'image/jpeg').send(photo);
+    assert.equal(early.status, 400, brief(early));
+    assert.equal(early.body.code, 'BAD_PARAMETER');
+  });
+
+  it('/upscale reports its tiles, then the upscaled image as {imageBase64, format}; without the header nothing changes', async () => {
+    const res = await sse(request(svc.app).post('/upscale').set('Content-Type', 'image/jpeg').send(photo));
+    const events = parseEvents(res.body as string);
+    const progress = events.filter((e) => e.event === 'progress').map((e) => e.data as { done: number; total: number });
+    assert.ok(progress.length >= 1, 'at least one progress event');
+    assert.equal(progress.at(-1)!.done, progress.at(-1)!.total, 'the last one says all tiles are done');
+    assert.ok(progress.every((p, i) => i === 0 || p.done > progress[i - 1]!.done), 'done only grows');
+    const result = events.at(-1)!;
+    assert.equal(result.event, 'result');
+    assert.equal(result.data.format, 'jpeg');
+    const meta = await sharp(Buffer.from(result.data.imageBase64 as string, 'base64')).metadata();
+    assert.deepEqual([meta.width, meta.height], [900, 600]);
+
+    const plain = await request(svc.app).post('/upscale').set('Content-Type', 'image/jpeg').send(photo);
+    assert.equal(plain.status, 200);
+    assert.equal(plain.type, 'image/jpeg');
+  });
+});
