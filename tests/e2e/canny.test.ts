@@ -14,6 +14,25 @@ import { edgeIoU, grayPixels } from '../helpers/images.js';
 import { image, reference } from '../helpers/paths.js';
 
 const PHOTOS = ['test_face_processing.jpg', 'cat_small.jpg', 'car.jpg'];
+
+/** Native parity through the whole service with the npm OpenCV.js build too (the default SIMD build is checked below). */
+describe('/canny with CVSERVE_OPENCV_BUILD=npm', () => {
+  let svc: CvServe;
+  before(async () => {
+    svc = await createTestApp({ opencvBuild: 'npm' });
+  });
+  after(() => svc.close());
+  for (const name of PHOTOS) {
+    it(`matches native OpenCV's edge map on ${name} (PNG, edge IoU ≥ 0.99)`, async () => {
+      const res = await request(svc.app).post('/canny?format=png').attach('image', readFileSync(image(name)), name);
+      assert.equal(res.status, 200, brief(res));
+      const ours = await grayPixels(res.body as Buffer);
+      const ref = await grayPixels(reference(`canny_${name.replace(/\.jpg$/, '.png')}`));
+      const iou = edgeIoU(ours.data, ref.data);
+      assert.ok(iou >= 0.99, `edge IoU ${iou.toFixed(4)} < 0.99`);
+    });
+  }
+});
 const bytes = () => readFileSync(image('test_face_processing.jpg'));
 
 describe('/canny', () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { OpenCvEngine } from '../../src/engines/opencv/engine.js';
+import { OPENCV_BUILDS } from '../../src/engines/opencv/load.js';
 import { AppError } from '../../src/errors.js';
 import type { RawImage } from '../../src/image/types.js';
 import { assertSameBoxes, CAT_CASCADE, FACE_CASCADE, modelsDir, reference, rgbOf } from '../resources/haar-reference.js';
@@ -28,10 +29,12 @@ function rgbaOf(rgb: RawImage): RawImage {
   return { data, width: rgb.width, height: rgb.height, channels: 4 };
 }
 
-describe('OpenCvEngine.detect (Haar cascades in the wasm worker)', () => {
+// Every parity check runs against both OpenCV.js builds (CVSERVE_OPENCV_BUILD): cvserve's SIMD build and npm's.
+for (const build of OPENCV_BUILDS)
+describe(`OpenCvEngine.detect (Haar cascades in the wasm worker, ${build} build)`, () => {
   let engine: OpenCvEngine;
   before(() => {
-    engine = new OpenCvEngine({ workers: 1, maxQueue: 8, modelsDir });
+    engine = new OpenCvEngine({ workers: 1, maxQueue: 8, modelsDir, build });
   });
   after(() => engine.close());
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { OpenCvEngine } from '../../src/engines/opencv/engine.js';
-import { loadOpenCv, type CV } from '../../src/engines/opencv/load.js';
+import { loadOpenCv, OPENCV_BUILDS, type CV } from '../../src/engines/opencv/load.js';
 import { groupRectangles, planScaleSplit, scaleLevels, type Rect } from '../../src/engines/opencv/split.js';
 import { image, MODELS_DIR } from '../helpers/paths.js';
 
@@ -141,10 +141,11 @@ describe('scale-split detectMultiScale', () => {
   }
 });
 
-describe('OpenCvEngine: a large detection split across idle workers', () => {
+for (const build of OPENCV_BUILDS)
+describe(`OpenCvEngine: a large detection split across idle workers (${build} build)`, () => {
   let engine: OpenCvEngine;
   before(() => {
-    engine = new OpenCvEngine({ workers: 2, maxQueue: 8, modelsDir: MODELS_DIR, splitMinPixels: 1 });
+    engine = new OpenCvEngine({ workers: 2, maxQueue: 8, modelsDir: MODELS_DIR, splitMinPixels: 1, build });
   });
   after(() => engine.close());
 
