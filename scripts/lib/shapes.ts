@@ -1,0 +1,54 @@
+import zlib from 'node:zlib';
+import sharp from 'sharp';
+
+/**
+ * Real images of hostile shapes (1×N, N×1, N×N at the pixel limit), made by the tests: a flat grey
+ * PNG is written directly (filter byte + pixels per row, deflated), which takes milliseconds where
+ * libvips writes a 1×33554432 PNG row by row in half a minute; the other formats go through sharp
+ * up to the largest side each can hold.
+ */
+
+function chunk(type: string, data: Buffer): Buffer {
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(data.length);
+  const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(zlib.crc32(body));
+  return Buffer.concat([len, body, crc]);
+}
+
+/** A valid, fully decodable flat grey RGB PNG of width × height. */
+export function flatPng(width: number, height: number): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  const row = Buffer.alloc(1 + 3 * width, 0x88);
+  row[0] = 0; // filter: none
+  // Buffer.alloc repeats the row: the raw scanlines (134 MB for 1×33554432) exist only while deflating.
+  const idat = zlib.deflateSync(Buffer.alloc(row.length * height, row), { level: 1 });
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', idat),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+/** Largest side each format's encoder (libvips) writes. */
+export const MAX_SIDE = { jpeg: 65_500, webp: 16_383, gif: 65_535, tiff: 1_000_000, avif: 16_384, png: 1 << 30 } as const;
+export type ShapeFormat = keyof typeof MAX_SIDE;
+
+/** A flat grey image of width × height in `format` (PNG written directly, the others by sharp). */
+export async function flatImage(width: number, height: number, format: ShapeFormat): Promise<Buffer> {
+  if (format === 'png') return flatPng(width, height);
+  const base = sharp({ create: { width, height, channels: 3, background: '#888' }, limitInputPixels: false });
+  switch (format) {
+    case 'tiff':
+      return base.tiff({ compression: 'deflate' }).toBuffer();
+    case 'avif':
+      return base.avif({ effort: 0 }).toBuffer();
+    default:
+      return base.toFormat(format).toBuffer();
+  }
+}
