@@ -250,7 +250,7 @@ async function httpRows(): Promise<Record<string, unknown>> {
       }),
     );
     const flipped = await sharp(group).flop().resize(960).jpeg({ quality: 90 }).toBuffer();
-    if (!json) console.log(`\nHTTP, one request at a time (server ${base}; first face request ${coldMs.toFixed(0)} ms: worker start + models; RSS idle ${rssIdle} MB, after ${rssLoaded} MB)`);
+    if (!json) console.log(`\nHTTP, one request at a time (server ${base}, ${databaseUrl ? 'PostgreSQL' : 'SQLite'} gallery; first face request ${coldMs.toFixed(0)} ms: worker start + models; RSS idle ${rssIdle} MB, after ${rssLoaded} MB)`);
 
     const time = async (name: string, what: string, fn: (i: number) => Promise<unknown>, setup?: () => Promise<void>): Promise<void> => {
       await setup?.();
