@@ -4,15 +4,26 @@
 #   docker build -t cvserve .                                  # models fetched and sha256-checked at build time
 #   docker build -t cvserve --build-arg FETCH_MODELS=false .   # no models in the image: mount them at /models
 #   docker run --rm -p 8080:8080 --read-only --tmpfs /tmp cvserve
+#   docker run --rm -p 8080:8080 --read-only --tmpfs /tmp -v cvserve-faces:/data cvserve   # with face recognition
 #
 # Nothing is written outside /tmp at run time, except a run-time model fetch into CVSERVE_MODELS_DIR
-# (/models), which then must be a writable volume (README "Docker"). tests/deploy/dockerfile.test.ts
+# (/models), which then must be a writable volume (README "Docker"), and the face gallery
+# (CVSERVE_DATA_DIR=/data/faces.sqlite, face descriptors: biometric data), created on the first face
+# register or recognize: mount a volume at /data to keep it (README "Faces"), or set
+# CVSERVE_DATABASE_URL for PostgreSQL instead. tests/deploy/dockerfile.test.ts
 # replays this file without Docker: keep RUN steps free of absolute paths (use the ENV variables).
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 
+# 0. toolchain: better-sqlite3 (the face gallery) builds its native addon with node-gyp when no
+# prebuilt binary for the platform can be downloaded: python3, make and g++, installed only when
+# the base image lacks them. Only the build stages use it; the runtime image has no compiler.
+FROM ${NODE_IMAGE} AS toolchain
+RUN (command -v python3 && command -v make && command -v g++) >/dev/null \
+ || (apt-get update -qq && apt-get install -y -qq --no-install-recommends python3 make g++)
+
 # 1. build: every dependency, then TypeScript → dist/
-FROM ${NODE_IMAGE} AS build
+FROM toolchain AS build
 # .npmrc and this variable both tell onnxruntime-node's install script to skip its CUDA download.
 ENV ONNXRUNTIME_NODE_INSTALL=skip
 WORKDIR /app
@@ -23,7 +34,7 @@ COPY src ./src
 RUN npm run build
 
 # 2. deps: production dependencies only
-FROM ${NODE_IMAGE} AS deps
+FROM toolchain AS deps
 ENV ONNXRUNTIME_NODE_INSTALL=skip
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
@@ -37,12 +48,15 @@ ENV NODE_ENV=production \
     ONNXRUNTIME_NODE_INSTALL=skip \
     MALLOC_ARENA_MAX=2 \
     PORT=8080 \
-    CVSERVE_MODELS_DIR=/models
+    CVSERVE_MODELS_DIR=/models \
+    CVSERVE_DATA_DIR=/data
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY models ./models
+# cvserve's WebAssembly-SIMD OpenCV.js (CVSERVE_OPENCV_BUILD=simd, the default), with its licences.
+COPY vendor/opencv ./vendor/opencv
 
 # Models: fetched now by the project's own command (each file's sha256 checked against
 # models/models.json), or left out (FETCH_MODELS=false) for a volume at /models. The directory
@@ -53,6 +67,9 @@ ARG CVSERVE_MODELS_BASE_URL=
 RUN mkdir -p "$CVSERVE_MODELS_DIR" \
  && if [ "$FETCH_MODELS" = "true" ]; then node dist/src/cli.js models; fi \
  && chown 1000:1000 "$CVSERVE_MODELS_DIR"
+
+# The face gallery's directory, the run-time user's: a volume mounted here keeps the gallery.
+RUN mkdir -p "$CVSERVE_DATA_DIR" && chown 1000:1000 "$CVSERVE_DATA_DIR" && chmod 700 "$CVSERVE_DATA_DIR"
 
 # The base image's "node" user, by number so Kubernetes can check runAsNonRoot.
 USER 1000:1000
