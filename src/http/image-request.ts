@@ -115,22 +115,26 @@ export function maxDeclaredBody(type: string, config: Pick<Config, 'maxBodyBytes
 
 /**
  * Refusals that need no body: a compressed body (the size limits hold for what arrives, so an
- * inflating parser is not worth its risk), or a Content-Length already over the limit. The
- * connection closes after such an answer, so the unread body is never waited for.
+ * inflating parser is not worth its risk), or a Content-Length already over the limit. The answer
+ * goes out at once; Node then reads and discards the unread body, so a client still sending it gets
+ * the answer rather than a reset, unless the declared size is far over the limit (then the
+ * connection closes instead of reading it).
  */
 function refuseBeforeReading(req: Request, res: Response, type: string, config: Config): void {
-  const encoding = (req.headers['content-encoding'] ?? '').trim().toLowerCase();
-  if (encoding !== '' && encoding !== 'identity') {
-    res.setHeader('Connection', 'close');
-    throw new AppError('UNSUPPORTED_ENCODING', { publicMessage: `Content-Encoding ${encoding} is not accepted: send the body uncompressed` });
-  }
   const declared = Number(req.headers['content-length'] ?? 0);
   const limit = maxDeclaredBody(type, config);
+  if (declared > DRAIN_FACTOR * limit) res.setHeader('Connection', 'close');
+  const encoding = (req.headers['content-encoding'] ?? '').trim().toLowerCase();
+  if (encoding !== '' && encoding !== 'identity') {
+    throw new AppError('UNSUPPORTED_ENCODING', { publicMessage: `Content-Encoding ${encoding} is not accepted: send the body uncompressed` });
+  }
   if (declared > limit) {
-    res.setHeader('Connection', 'close');
     throw new AppError('PAYLOAD_TOO_LARGE', { publicMessage: `Request body of ${declared} bytes is over the limit of ${limit} bytes (CVSERVE_MAX_BODY_BYTES)` });
   }
 }
+
+/** A refused body up to this many times the limit is read and dropped; a larger one closes the connection. */
+const DRAIN_FACTOR = 4;
 
 function queryFields(req: Request, maxFields: number): Record<string, unknown> {
   const query = req.query as Record<string, unknown>;
