@@ -16,7 +16,7 @@ import type { FaceBox } from '../../src/engines/face/engine.js';
 import { listen, type Listening } from '../helpers/http.js';
 import { guardedEnv } from '../helpers/net.js';
 import { image, MODELS_DIR, REPO_ROOT } from '../helpers/paths.js';
-import { cropAround, faceTestConfig, nearest, PHOTO, postgresStore, SharedEngines, sqliteStore, stopTestServer, transformedPhoto, untransform, type Store } from './harness.js';
+import { capturingLog, cropAround, faceTestConfig, nearest, PHOTO, postgresStore, SharedEngines, sqliteStore, stopTestServer, transformedPhoto, untransform, type Store } from './harness.js';
 
 interface NodeRedServer {
   proto: string;
@@ -72,6 +72,7 @@ describe('node-red-contrib-deepstack faceRegistration / faceRecognition against 
   let server: Listening;
   let nr: NodeRedServer;
   let close: () => Promise<void>;
+  const captured = capturingLog();
 
   before(async () => {
     const { data, info } = await sharp(PHOTO).raw().toBuffer({ resolveWithObject: true });
@@ -79,7 +80,7 @@ describe('node-red-contrib-deepstack faceRegistration / faceRecognition against 
     crops = await Promise.all(boxes.map((b) => cropAround(b)));
     transformed = await transformedPhoto(SCALE);
     store = sqliteStore();
-    const svc = await engines.app(faceTestConfig({ ...store.settings, apiKeys: ['nr-key-1'] }));
+    const svc = await engines.app(faceTestConfig({ ...store.settings, apiKeys: ['nr-key-1'], logLevel: 'debug' }), { log: captured.log });
     server = await listen(svc.handler);
     close = () => svc.close();
     nr = { proto: 'http', host: '127.0.0.1', port: server.port, version: 'v1', credentials: { apiKey: 'nr-key-1' }, rejectUnauthorized: false };
@@ -156,6 +157,19 @@ describe('node-red-contrib-deepstack faceRegistration / faceRecognition against 
     assert.equal(await store.rowsFor('person-1'), 1, 'nothing deleted without a key');
     const admin = { ...nr, credentials: { adminKey: 'nr-key-1' } };
     assert.equal((await nodeRed.faceRegistration([crops[3]!], admin, 'person-3')).message, 'face already registered');
+  });
+
+  it('logged every request and nothing of a face: no userid, descriptor, photo bytes or hash, no key', async () => {
+    const text = captured.text();
+    assert.match(text, /POST \/v1\/vision\/face\/register 200/, 'the requests are logged');
+    const [descriptor] = await store.descriptorsOf('person-0');
+    const needles = [
+      'alice', 'person-3', 'nr-key-1',
+      descriptor!.toString('base64').slice(0, 24), descriptor!.toString('hex').slice(0, 24),
+      crops[0]!.subarray(300, 348).toString('base64'), transformed.subarray(300, 348).toString('base64'),
+      (await import('node:crypto')).createHash('sha256').update(crops[0]!).digest('hex'),
+    ];
+    for (const needle of needles) assert.ok(!text.includes(needle), 'nothing of a face or a key in the logs');
   });
 });
 
