@@ -493,10 +493,9 @@ async function recognizeFaces(): Promise<void> {
     const answer = await client.request('facerecognition', photo.blob, minConfidence ? { minConfidence } : {}, { filename: photo.name.split('/').pop(), accept: 'application/json' });
     $('face-timing').textContent = `${Math.round(performance.now() - started)} ms`;
     const faces = ((answer.kind === 'json' ? (answer.body as { result?: unknown }).result : undefined) ?? []) as { box: [number, number, number, number]; userid: string; confidence: number }[];
-    // Names as the boxes' labels (with the confidence for the people recognized).
-    const result = faces.map((f) => (f.userid === 'unknown' ? { box: f.box, label: 'unknown' } : { box: f.box, label: f.userid, score: f.confidence }));
     const known = faces.filter((f) => f.userid !== 'unknown').map((f) => f.userid);
-    await renderAnswer($('face-result'), { kind: 'json', status: answer.status, contentType: 'application/json', body: { status: 'ok', result } }, { src: photo.dataUrl, label: photo.name });
+    // render.ts captions /facerecognition's boxes with the person's name (and the confidence of a match).
+    await renderAnswer($('face-result'), answer, { src: photo.dataUrl, label: photo.name });
     const summary = Object.assign(document.createElement('p'), {
       className: 'summary',
       textContent: faces.length === 0 ? 'No face found.' : `${known.length} of ${faces.length} ${faces.length === 1 ? 'face' : 'faces'} recognized${known.length ? `: ${known.join(', ')}` : ''}`,

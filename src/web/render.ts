@@ -18,7 +18,14 @@ export interface RenderOptions {
   boxCount?: number;
 }
 
-type Detection = { box: [number, number, number, number]; label?: unknown; score?: unknown };
+type Detection = { box: [number, number, number, number]; label?: unknown; score?: unknown; userid?: unknown; confidence?: unknown };
+
+/** A box's caption: its label (or, for /facerecognition, the person) and score (or the match's confidence; none for "unknown"). */
+function caption(d: Detection): { name?: string; score?: number } {
+  const name = typeof d.label === 'string' ? d.label : typeof d.userid === 'string' ? d.userid : undefined;
+  const score = typeof d.score === 'number' ? d.score : typeof d.confidence === 'number' && d.userid !== 'unknown' ? d.confidence : undefined;
+  return { name, score };
+}
 
 const SVG = 'http://www.w3.org/2000/svg';
 const PALETTE = ['#00e400', '#ff3838', '#2c99ff', '#ffb21d', '#cf3cff', '#00d4bb', '#ff6fd8', '#a4e600', '#ff8a3d', '#6e7bff'];
@@ -96,8 +103,9 @@ async function renderBoxes(target: HTMLElement, detections: Detection[], input: 
   const tags: [SVGRectElement, SVGTextElement][] = [];
   for (const d of detections) {
     const [x1, y1, x2, y2] = d.box;
-    const label = [typeof d.label === 'string' ? d.label : '', typeof d.score === 'number' ? `${Math.round(d.score * 100)}%` : ''].filter(Boolean).join(' ');
-    const color = colorFor(typeof d.label === 'string' ? d.label : undefined);
+    const { name, score } = caption(d);
+    const label = [name ?? '', score !== undefined ? `${Math.round(score * 100)}%` : ''].filter(Boolean).join(' ');
+    const color = colorFor(name);
     overlay.append(svg('rect', { class: 'box', x: x1, y: y1, width: Math.max(0, x2 - x1), height: Math.max(0, y2 - y1), stroke: color }));
     if (label) {
       const tagH = Math.round(font * 1.35);

@@ -153,6 +153,20 @@ describe('the playground\'s Faces panel in headless Chromium', () => {
     await shot('desktop');
   });
 
+  it('the generic /facerecognition view captions its boxes with the names too', async () => {
+    await page.click('#routes button[data-route="facerecognition"]');
+    await page.waitForFunction(() => document.getElementById('route-title')?.textContent?.startsWith('/facerecognition '));
+    assert.equal(await page.isHidden('#faces'), true);
+    await page.setInputFiles('#file', path.join(files, 'group.jpg'));
+    await page.waitForFunction(() => document.getElementById('image-name')?.textContent?.startsWith('group.jpg'));
+    await page.click('#run');
+    await page.waitForSelector('#result .stage svg', { timeout: 120_000 });
+    const labels = await page.$$eval('#result .stage svg text', (ts) => ts.map((t) => (t.textContent ?? '').split(' ')[0]));
+    assert.deepEqual(labels.filter((l) => l !== 'unknown').sort(), PEOPLE);
+    await page.click('#panels button[data-panel="faces"]');
+    await page.waitForFunction(() => !document.getElementById('faces')!.hidden && window.location.hash === '#faces');
+  });
+
   it('deletes a person from the gallery; they are unknown afterwards', async () => {
     await page.click('#face-users button[aria-label="Delete bob"]');
     await page.waitForFunction(() => document.querySelectorAll('#face-users .name').length === 2);
