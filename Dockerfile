@@ -24,10 +24,11 @@ RUN (command -v python3 && command -v make && command -v g++) >/dev/null \
 
 # 1. build: every dependency, then TypeScript → dist/
 FROM toolchain AS build
-# .npmrc and this variable both tell onnxruntime-node's install script to skip its CUDA download.
+# onnxruntime-node's install script would download CUDA files: package.json's allowScripts denies it (npm 11),
+# this variable makes it skip (npm 10, as in this image).
 ENV ONNXRUNTIME_NODE_INSTALL=skip
 WORKDIR /app
-COPY package.json package-lock.json .npmrc ./
+COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
@@ -37,7 +38,7 @@ RUN npm run build
 FROM toolchain AS deps
 ENV ONNXRUNTIME_NODE_INSTALL=skip
 WORKDIR /app
-COPY package.json package-lock.json .npmrc ./
+COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 
 # 3. runtime: production dependencies, compiled code, the model manifest; non-root

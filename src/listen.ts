@@ -55,7 +55,9 @@ export async function startServer(config: Config): Promise<{ server: Server; ser
  * errors answer JSON, and `Expect: 100-continue` is answered from the declared size.
  */
 export function createHttpServer(handler: RequestListener, config: Config): Server {
-  const server = createServer(handler);
+  // Node checks the header and body time limits every connectionsCheckingInterval (30 s by default):
+  // checked every second, a 20 s limit fires at 20-21 s, not at up to 50.
+  const server = createServer({ connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs) }, handler);
   server.headersTimeout = config.headersTimeoutMs;
   server.requestTimeout = config.bodyTimeoutMs;
   server.keepAliveTimeout = config.keepAliveTimeoutMs;

@@ -91,8 +91,11 @@ describe('docker-compose.yml', () => {
     const dir = loadConfig(models.environment).modelsDir;
     assert.equal(loadConfig(cvserve.environment).modelsDir, dir);
     assert.deepEqual(models.volumes, [`models:${dir}`]);
-    assert.deepEqual(cvserve.volumes, [`models:${dir}:ro`]);
+    assert.deepEqual(cvserve.volumes, [`models:${dir}:ro`, 'faces:/data']);
     assert.ok('models' in compose.volumes);
+    // The face gallery, writable, in a named volume at the image's CVSERVE_DATA_DIR (the root filesystem is read-only).
+    assert.match(dockerfile, /CVSERVE_DATA_DIR=\/data\b/);
+    assert.ok('faces' in compose.volumes);
     assert.equal(loadConfig(cvserve.environment).modelsFetch, false);
     assert.deepEqual(cvserve.depends_on, { models: { condition: 'service_completed_successfully' } });
   });

@@ -163,4 +163,13 @@ describe('DynamicBatcher backpressure', () => {
     await Promise.all([running, ...waiting]);
     assert.deepEqual(m.batches, [1, 2]);
   });
+
+  test('maxPending 0 (CVSERVE_ONNX_MAX_QUEUE=0) serves whenever a worker is free and refuses only while all are busy', async () => {
+    const m = doubler();
+    const b = new DynamicBatcher(m.run, { maxBatch: 8, maxWaitMs: 0, concurrency: 1, maxPending: 0, rejectFull: () => new Error('queue full') });
+    const running = b.run(item(1));
+    await assert.rejects(b.run(item(2)), /queue full/);
+    assert.deepEqual(values(await running), [2, 2, 2]);
+    assert.deepEqual(values(await b.run(item(3))), [6, 6, 6], 'the worker is free again');
+  });
 });

@@ -1,3 +1,6 @@
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { createApp, type CvServe } from '../../src/app.js';
 import { testConfig, type Config } from '../../src/config.js';
 import { loopbackUrlHooks } from './net.js';
@@ -10,6 +13,9 @@ import { until } from './wait.js';
  * test sets (and the process-wide network guard, installed by ./net.js, stands behind that). It
  * returns once the OpenCV workers have started.
  */
+/** Where test apps keep a face gallery: never the checkout's ./data. One per test process. */
+const DATA_DIR = mkdtempSync(path.join(os.tmpdir(), 'cvserve-test-data-'));
+
 export async function createTestApp(
   overrides: Partial<Config> = {},
   options: Parameters<typeof createApp>[1] = {},
@@ -23,6 +29,7 @@ export async function createTestApp(
     onnxWorkers: 1,
     onnxThreads: 2,
     modelsFetch: false,
+    dataDir: DATA_DIR,
     // Real work on a busy shared machine can take many times its usual time: no test may fail on
     // that. Tests of these limits set them (tiny, against work that never finishes).
     requestTimeoutMs: 600_000,

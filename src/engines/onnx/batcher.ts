@@ -106,7 +106,10 @@ export class DynamicBatcher {
   /** Runs one item (batch dimension 1, or any n; items are stacked along dimension 0). */
   run(feeds: Feeds, outputs?: string[], signal?: AbortSignal): Promise<Outputs> {
     signal?.throwIfAborted();
-    if (this.options.maxPending !== undefined && this.pending.length >= this.options.maxPending) {
+    // Items waiting for a batch are queued items (maxPending of them), but a lone item with a worker
+    // free is not waiting for anyone: maxPending 0 (CVSERVE_ONNX_MAX_QUEUE=0) still serves.
+    const startsNow = this.pending.length === 0 && this.inFlight < this.options.concurrency;
+    if (this.options.maxPending !== undefined && !startsNow && this.pending.length >= this.options.maxPending) {
       return Promise.reject(this.options.rejectFull?.() ?? new Error('batch queue full'));
     }
     return new Promise<Outputs>((resolve, reject) => {
@@ -157,15 +160,16 @@ export class DynamicBatcher {
     for (const item of batch) if (item.onAbort) item.signal!.removeEventListener('abort', item.onAbort);
     this.inFlight++;
     this.sizes.push(size);
-    void this.send(batch, size).finally(() => {
+    void this.send(batch, size, () => {
+      // The lane is free before anyone hears back, so a caller answered now may send again at once.
       this.inFlight--;
-      this.schedule();
+      queueMicrotask(() => this.schedule());
     });
     // More waiting and another worker free: keep going.
     this.schedule();
   }
 
-  private async send(batch: Item[], size: number): Promise<void> {
+  private async send(batch: Item[], size: number, laneFree: () => void): Promise<void> {
     const names = Object.keys(batch[0]!.feeds);
     const feeds: Feeds = batch.length === 1 ? batch[0]!.feeds : Object.fromEntries(names.map((name) => [name, concat(batch.map((i) => i.feeds[name]!))]));
     let outputs: Outputs;
@@ -173,9 +177,11 @@ export class DynamicBatcher {
       // A merged batch runs to the end for whoever still waits; a lone item can be dropped from the queue.
       outputs = await this.runBatch(feeds, batch[0]!.outputs, batch.length === 1 ? batch[0]!.signal : undefined);
     } catch (err) {
+      laneFree();
       for (const item of batch) item.reject(err);
       return;
     }
+    laneFree();
     if (batch.length === 1) {
       batch[0]!.resolve(outputs);
       return;
