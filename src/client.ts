@@ -21,6 +21,11 @@ export interface RequestOptions {
   via?: InputWay;
   /** Sent as Accept; e.g. 'application/json' to get images as {imageBase64, format}, 'image/png' to get drawn boxes. */
   accept?: string;
+  /**
+   * Called with the progress of long work (e.g. /upscale's tiles done of total): the request asks
+   * for `text/event-stream` and the answer comes as its last event (an image as {imageBase64, format}).
+   */
+  onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
   headers?: Record<string, string>;
   /** File name sent with multipart uploads. */
@@ -117,6 +122,7 @@ export class CvServeClient {
     const via = options.via ?? (isUrl(image) ? 'url' : 'multipart');
     const headers: Record<string, string> = { ...this.authHeaders(), ...options.headers };
     if (options.accept) headers.accept = options.accept;
+    if (options.onProgress) headers.accept = 'text/event-stream';
     const path = `${this.baseUrl}/${route.replace(/^\/+/, '')}`;
     const fields = paramStrings(params);
     let response: Response;
@@ -146,6 +152,9 @@ export class CvServeClient {
         body = blob;
       }
       response = await this.fetch(url, { method: 'POST', headers, body, signal: options.signal });
+    }
+    if (options.onProgress && response.ok && (response.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
+      return readEventStream(response, options.onProgress);
     }
     return readAnswer(response);
   }
@@ -220,6 +229,35 @@ export class CvServeClient {
   private authHeaders(): Record<string, string> {
     return this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {};
   }
+}
+
+/** The answer of a `text/event-stream` response: progress events to `onProgress`, then the result (or the error) event. */
+async function readEventStream(response: Response, onProgress: (done: number, total: number) => void): Promise<Answer> {
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffered += value;
+    let end: number;
+    while ((end = buffered.indexOf('\n\n')) >= 0) {
+      const block = buffered.slice(0, end);
+      buffered = buffered.slice(end + 2);
+      const event = /^event: (.*)$/m.exec(block)?.[1];
+      const data = JSON.parse(/^data: (.*)$/m.exec(block)?.[1] ?? 'null') as Record<string, unknown>;
+      if (event === 'progress') onProgress(Number(data.done), Number(data.total));
+      else if (event === 'error') throw new CvServeError(response.status, String(data.code ?? 'HTTP_ERROR'), String(data.message ?? 'failed'));
+      else if (event === 'result') {
+        void reader.cancel();
+        if (typeof data.imageBase64 === 'string') {
+          const format = String(data.format ?? '');
+          return { kind: 'image', status: response.status, bytes: base64ToBytes(data.imageBase64), format, contentType: `image/${format}` };
+        }
+        return { kind: 'json', status: response.status, contentType: 'application/json', body: data };
+      }
+    }
+  }
+  throw new CvServeError(response.status, 'UNEXPECTED_ANSWER', 'the event stream ended without a result');
 }
 
 async function readAnswer(response: Response): Promise<Answer> {

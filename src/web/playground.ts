@@ -178,9 +178,8 @@ function showBusy(text: string | undefined): void {
 }
 
 /**
- * Progress of long work, e.g. /upscale's tiles done of total. The hook for answers that report
- * progress (a text/event-stream reader calls it with each event); until one does, the spinner
- * alone shows that the request is running.
+ * Progress of long work, e.g. /upscale's tiles done of total, from the answer's text/event-stream
+ * (the client's onProgress); until an event comes, the spinner alone shows that the request runs.
  */
 export function showProgress(done: number, total: number): void {
   const bar = $<HTMLProgressElement>('progress');
@@ -213,13 +212,15 @@ async function run(): Promise<void> {
   const started = performance.now();
   const params = paramValues(route);
   const source = image.kind === 'url' ? { url: image.url } : image.blob;
-  const options = { filename: image.kind === 'file' ? image.name.split('/').pop() : undefined, signal: controller.signal };
+  // Image routes (e.g. /upscale) report progress as they go: the bar shows it (the answer is the same).
+  const onProgress = route.output === 'image' ? showProgress : undefined;
+  const options = { filename: image.kind === 'file' ? image.name.split('/').pop() : undefined, signal: controller.signal, onProgress };
   const drawn = route.drawable && (params.draw === true || params.draw === 'true');
   try {
     // With draw=true the answer is the drawn image; the count comes from the same request as JSON.
     const [answer, boxes] = await Promise.all([
       client.request(route.name, source, params, options),
-      drawn ? client.request(route.name, source, { ...params, draw: false }, { ...options, accept: 'application/json' }) : undefined,
+      drawn ? client.request(route.name, source, { ...params, draw: false }, { ...options, accept: 'application/json', onProgress: undefined }) : undefined,
     ]);
     if (controller.signal.aborted) return;
     $('timing').textContent = `${Math.round(performance.now() - started)} ms · HTTP ${answer.status}`;

@@ -8,7 +8,8 @@ import { AppError } from '../../src/errors.js';
 import type { ResourceDeclaration } from '../../src/resources/define.js';
 import { createUpscaleResource } from '../../src/resources/upscale.js';
 import { createTestApp } from '../helpers/app.js';
-import { brief } from '../helpers/http.js';
+import { CvServeClient } from '../../src/client.js';
+import { brief, listen } from '../helpers/http.js';
 import { image } from '../helpers/paths.js';
 
 interface ServerEvent {
@@ -94,5 +95,22 @@ describe('Accept: text/event-stream: progress events, then the answer', () => {
     const plain = await request(svc.app).post('/upscale').set('Content-Type', 'image/jpeg').send(photo);
     assert.equal(plain.status, 200);
     assert.equal(plain.type, 'image/jpeg');
+  });
+
+  it('the typed client (the playground uses it) reports the progress and returns the image, as the plain request would', async () => {
+    const server = await listen(svc.handler);
+    try {
+      const client = new CvServeClient({ baseUrl: server.url });
+      const seen: [number, number][] = [];
+      const answer = await client.request('upscale', new Blob([photo], { type: 'image/jpeg' }), {}, { onProgress: (done, total) => seen.push([done, total]) });
+      assert.ok(seen.length >= 1 && seen.at(-1)![0] === seen.at(-1)![1], JSON.stringify(seen));
+      assert.equal(answer.kind, 'image');
+      if (answer.kind !== 'image') return;
+      const meta = await sharp(Buffer.from(answer.bytes)).metadata();
+      assert.deepEqual([meta.format, meta.width, meta.height], ['jpeg', 900, 600]);
+      await assert.rejects(client.request('stepper', new Blob([photo]), { fail: 'true' }, { onProgress: () => {} }), /failed at the end/);
+    } finally {
+      await server.close();
+    }
   });
 });
