@@ -11,10 +11,16 @@ import type { Scenario } from './scenarios.js';
  */
 
 export const DEEPSTACK_FRAME = 'frigate_frame_320.jpg';
+/** Frigate with `model: {width: 416, height: 416}`: the frame is already YOLOX-nano's input size, nothing is resized. */
+export const DEEPSTACK_FRAME_416 = 'frigate_frame_416.jpg';
 
-/** The frame, made once from the shared car.jpg. */
-export async function deepstackFrame(imagesDir: string): Promise<Buffer> {
-  return frigateFrame(readFileSync(path.join(imagesDir, 'car.jpg')));
+/** The frames, made once from the shared car.jpg. */
+export async function deepstackFrames(imagesDir: string): Promise<Map<string, Buffer>> {
+  const car = readFileSync(path.join(imagesDir, 'car.jpg'));
+  return new Map([
+    [DEEPSTACK_FRAME, await frigateFrame(car, 320)],
+    [DEEPSTACK_FRAME_416, await frigateFrame(car, 416)],
+  ]);
 }
 
 /** Frigate's request body: `files={"image": jpeg}, data={"api_key": ""}` as Python requests encodes it. */
@@ -25,10 +31,27 @@ export function frigateBody(frame: Buffer): { body: Buffer; contentType: string 
   ]);
 }
 
-/** The DeepStack rows, each after the native /catdetection on the same frame: the dialect's own cost is the difference. */
+/**
+ * The DeepStack rows, each after the native /catdetection on the same frame (the dialect's own cost
+ * is the difference), then the same with a 416x416 frame.
+ */
 export function deepstackScenarios(): Scenario[] {
-  return [1, 4].flatMap((c): Scenario[] => [
-    { id: `catdetection frame320 c${c}`, route: '/catdetection', method: 'POST', image: DEEPSTACK_FRAME, connections: c, durationFactor: 1, kernel: 'catdetection' },
-    { id: `deepstack frame320 c${c}`, route: '/v1/vision/detection', method: 'POST', image: DEEPSTACK_FRAME, connections: c, durationFactor: 1, kernel: 'catdetection', pool: 'onnx', form: 'frigate' },
-  ]);
+  const deepstack = (frame: string, size: number, c: number): Scenario => ({
+    id: `deepstack frame${size} c${c}`,
+    route: '/v1/vision/detection',
+    method: 'POST',
+    image: frame,
+    connections: c,
+    durationFactor: 1,
+    kernel: 'catdetection',
+    pool: 'onnx',
+    form: 'frigate',
+  });
+  return [
+    ...[1, 4].flatMap((c): Scenario[] => [
+      { id: `catdetection frame320 c${c}`, route: '/catdetection', method: 'POST', image: DEEPSTACK_FRAME, connections: c, durationFactor: 1, kernel: 'catdetection' },
+      deepstack(DEEPSTACK_FRAME, 320, c),
+    ]),
+    ...[1, 4].map((c) => deepstack(DEEPSTACK_FRAME_416, 416, c)),
+  ];
 }

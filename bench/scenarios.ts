@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
-import { DEEPSTACK_FRAME, deepstackFrame, deepstackScenarios } from './deepstack.js';
+import { deepstackFrames, deepstackScenarios } from './deepstack.js';
 
 export interface Scenario {
   /** Row label, e.g. "detect face c8". */
@@ -33,7 +33,7 @@ export async function loadImages(imagesDir: string): Promise<BenchImages> {
   const bytes = new Map<string, Buffer>();
   for (const name of [IMAGES.face, IMAGES.car, IMAGES.cat]) bytes.set(name, readFileSync(path.join(imagesDir, name)));
   bytes.set(IMAGES.cat300, await sharp(bytes.get(IMAGES.cat)!).resize({ width: 300 }).jpeg({ quality: 90 }).toBuffer());
-  bytes.set(DEEPSTACK_FRAME, await deepstackFrame(imagesDir));
+  for (const [name, frame] of await deepstackFrames(imagesDir)) bytes.set(name, frame);
   return { bytes };
 }
 

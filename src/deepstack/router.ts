@@ -237,10 +237,9 @@ class DialectHandler {
     let reading: Promise<DialectRequest> | undefined;
     const read = () => (reading ??= this.reader.read(req, res));
     let executed: Executed;
-    let started: number;
+    const started = performance.now();
     try {
       if (!this.headerAuthenticated(req)) this.checkFormKeys(await untilAborted(read(), deadline.signal));
-      started = performance.now();
       executed = await executeResource(
         resource,
         {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +12,7 @@ import { frigateDetect, frigateFrame, homeAssistantDetect, homeAssistantFaceList
 import { createTestApp } from '../helpers/app.js';
 import { listen, type Listening } from '../helpers/http.js';
 import { boxIoU } from '../helpers/images.js';
+import { capturingLogger } from '../helpers/log.js';
 import { guardedEnv } from '../helpers/net.js';
 import { image, REPO_ROOT } from '../helpers/paths.js';
 import { writeYoloModelsDir, YOLO_EXPECTED, yoloTestImage, type YoloLayout } from '../helpers/yolo-model.js';
@@ -34,6 +35,12 @@ interface NodeRedDeepstack {
 }
 const nodeRed = createRequire(import.meta.url)('node-red-contrib-deepstack/deepstack-integration.js') as NodeRedDeepstack;
 
+function formWith(image: Buffer): FormData {
+  const form = new FormData();
+  form.append('image', new Blob([new Uint8Array(image)]), 'image.jpg');
+  return form;
+}
+
 const labelsOf = (a: { predictions: Prediction[] }) => a.predictions.map((p) => p.label);
 const boxOf = (p: Prediction) => [p.x_min, p.y_min, p.x_max, p.y_max];
 
@@ -48,11 +55,16 @@ describe('Real DeepStack clients against cvserve on 127.0.0.1: Node-RED\'s clien
   let yoloImage: Buffer;
   /** A crop of the group photo around one face (the face at [296, 171, 328, 217]). */
   let oneFace: Buffer;
+  const captured = capturingLogger('info');
 
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'cvserve-ds-clients-'));
     const models = await writeYoloModelsDir(path.join(dir, 'models'), [{ layout: 'yolov8' }, { layout: 'yolov5' }]);
-    svc = await createTestApp({ modelsDir: models.dir, modelsManifest: models.manifestFile, dataDir: path.join(dir, 'data') });
+    // A scene classifier named in the manifest's routes (here the ImageNet one again: the only classifier at hand).
+    const manifest = JSON.parse(await readFile(models.manifestFile, 'utf8')) as { routes: Record<string, string> };
+    manifest.routes.scene = 'mobilenetv2-12-int8';
+    await writeFile(models.manifestFile, JSON.stringify(manifest, null, 2));
+    svc = await createTestApp({ modelsDir: models.dir, modelsManifest: models.manifestFile, dataDir: path.join(dir, 'data') }, { logger: captured.log });
     server = await listen(svc.handler);
     nr = { proto: 'http', host: '127.0.0.1', port: server.port, version: 'v1', credentials: {}, rejectUnauthorized: false };
     [cat, car, group] = await Promise.all(['cat_small.jpg', 'car.jpg', 'test_face_processing.jpg'].map((f) => readFile(image(f))));
@@ -97,6 +109,13 @@ describe('Real DeepStack clients against cvserve on 127.0.0.1: Node-RED\'s clien
     assert.deepEqual(list.models, ['yolox-nano', 'test-yolov8', 'test-yolov5']);
     const upper = await nodeRed.customModel(yoloImage, nr, 0.65, 'TEST-YOLOV8');
     assert.deepEqual(labelsOf(upper), ['person', 'dog']);
+  });
+
+  it('/v1/vision/scene runs the classifier the manifest names for `scene`, a resource of its own', async () => {
+    const res = await fetch(`${server.url}/v1/vision/scene`, { method: 'POST', body: formWith(car) });
+    const body = (await res.json()) as { success: boolean; label: string; confidence: number };
+    assert.deepEqual([res.status, body.success, body.label], [200, true, 'sports car']);
+    assert.ok(captured.lines().some((l) => l.msg === '/deepstack-scene: mobilenetv2-12-int8.onnx loaded'), 'the scene resource loaded its model');
   });
 
   it('Node-RED sees an error answer as a rejected call carrying the dialect\'s JSON', async () => {
