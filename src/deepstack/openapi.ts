@@ -1,27 +1,16 @@
-import { readFileSync } from 'node:fs';
 import { ERRORS, statusWord, type ErrorCode } from '../errors.js';
 import { DEEPSTACK_ROUTES, type DeepstackField, type DeepstackRoute, type DeepstackRouteKind } from './routes.js';
 
 /**
  * The OpenAPI 3.1 path items of the DeepStack / CodeProject.AI routes, from the route table, for
- * buildOpenApi's `extraPaths`. They carry no `x-cvserve` route info, so the playground (which lists
+ * src/openapi-document.ts. They carry no `x-cvserve` route info, so the playground (which lists
  * the native resources) leaves them out; /docs shows them under the tag `deepstack`.
  */
 
 type Doc = Record<string, unknown>;
 
-/** cvserve's version, from its package.json (src/ or dist/src/). */
-export function cvserveVersion(): string {
-  for (const rel of ['../../package.json', '../../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'cvserve' && pkg.version) return pkg.version;
-    } catch {
-      // not at this level
-    }
-  }
-  return '0.0.0';
-}
+/** cvserve's version (from its package.json), as the status routes report it. */
+export { packageVersion as cvserveVersion } from '../http/openapi.js';
 
 const binary = { type: 'string', format: 'binary', contentMediaType: 'application/octet-stream' };
 const int = { type: 'integer' };

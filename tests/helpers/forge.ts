@@ -1,13 +1,5 @@
 import zlib from 'node:zlib';
-
-function pngChunk(type: string, data: Buffer): Buffer {
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(data.length);
-  const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(zlib.crc32(body));
-  return Buffer.concat([len, body, crc]);
-}
+import { pngChunk } from '../../scripts/lib/shapes.js';
 
 /** A well-formed PNG header declaring width x height RGB pixels, with a tiny IDAT: a decompression bomb's shape. */
 export function pngDeclaring(width: number, height: number): Buffer {

@@ -102,13 +102,13 @@ describe('Accept: text/event-stream: progress events, then the answer', () => {
     try {
       const client = new CvServeClient({ baseUrl: server.url });
       const seen: [number, number][] = [];
-      const answer = await client.request('upscale', new Blob([photo], { type: 'image/jpeg' }), {}, { onProgress: (done, total) => seen.push([done, total]) });
+      const answer = await client.request('upscale', new Blob([new Uint8Array(photo)], { type: 'image/jpeg' }), {}, { onProgress: (done, total) => seen.push([done, total]) });
       assert.ok(seen.length >= 1 && seen.at(-1)![0] === seen.at(-1)![1], JSON.stringify(seen));
       assert.equal(answer.kind, 'image');
       if (answer.kind !== 'image') return;
       const meta = await sharp(Buffer.from(answer.bytes)).metadata();
       assert.deepEqual([meta.format, meta.width, meta.height], ['jpeg', 900, 600]);
-      await assert.rejects(client.request('stepper', new Blob([photo]), { fail: 'true' }, { onProgress: () => {} }), /failed at the end/);
+      await assert.rejects(client.request('stepper', new Blob([new Uint8Array(photo)]), { fail: 'true' }, { onProgress: () => {} }), /failed at the end/);
     } finally {
       await server.close();
     }

@@ -59,6 +59,32 @@ function mapBox(t: InputTransform, x1: number, y1: number, x2: number, y2: numbe
   return [clipX(ox1), clipY(oy1), clipX(ox2), clipY(oy2)];
 }
 
+/** The highest of `count` class scores at d[from], d[from + step], …: its class index and raw value. */
+function bestClass(d: Float32Array, from: number, count: number, step = 1): { classId: number; value: number } {
+  let classId = 0;
+  let value = -Infinity;
+  for (let k = 0, o = from; k < count; k++, o += step) {
+    if (d[o]! > value) {
+      value = d[o]!;
+      classId = k;
+    }
+  }
+  return { classId, value };
+}
+
+/**
+ * A YOLOX / YOLOv5 row at d[o]: cx, cy, w, h, objectness, class scores. Its score is objectness ×
+ * the best class score; undefined below the threshold or outside the class filter.
+ */
+function objectnessHit(d: Float32Array, o: number, classes: number, act: (v: number) => number, options: DetectOptions): { classId: number; score: number } | undefined {
+  const obj = act(d[o + 4]!);
+  if (obj < options.threshold) return undefined; // score = obj × cls ≤ obj
+  const best = bestClass(d, o + 5, classes);
+  const score = obj * act(best.value);
+  if (score < options.threshold || (options.classes && !options.classes.has(best.classId))) return undefined;
+  return { classId: best.classId, score };
+}
+
 function tensor(outputs: Outputs, name: string): TensorMsg<Float32Array> {
   const t = outputs[name];
   if (!t) throw new Error(`the model has no output named ${name} (it has ${Object.keys(outputs).join(', ')})`);
@@ -92,24 +118,13 @@ export function decodeYolox(outputs: Outputs, spec: YoloxSpec, inputSize: Size, 
     for (let gy = 0; gy < gh; gy++) {
       for (let gx = 0; gx < gw; gx++, row++) {
         const o = row * width;
-        const obj = act(d[o + 4]!);
-        if (obj < options.threshold) continue; // score = obj × cls ≤ obj
-        let best = 0;
-        let bestScore = -Infinity;
-        for (let k = 0; k < classes; k++) {
-          const v = d[o + 5 + k]!;
-          if (v > bestScore) {
-            bestScore = v;
-            best = k;
-          }
-        }
-        const score = obj * act(bestScore);
-        if (score < options.threshold || (options.classes && !options.classes.has(best))) continue;
+        const hit = objectnessHit(d, o, classes, act, options);
+        if (!hit) continue;
         const cx = (d[o]! + gx) * s;
         const cy = (d[o + 1]! + gy) * s;
         const w = Math.exp(d[o + 2]!) * s;
         const h = Math.exp(d[o + 3]!) * s;
-        found.push({ box: mapBox(transform, cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), classId: best, score });
+        found.push({ box: mapBox(transform, cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), ...hit });
       }
     }
   }
@@ -145,24 +160,13 @@ export function decodeYolov5(outputs: Outputs, spec: YoloSpec, transform: InputT
   const act = spec.activation === 'sigmoid' ? sigmoid : (v: number) => v;
   const found: Detection[] = [];
   for (let i = 0, o = 0; i < n; i++, o += width) {
-    const obj = act(d[o + 4]!);
-    if (obj < options.threshold) continue; // score = obj × cls ≤ obj
-    let best = 0;
-    let bestScore = -Infinity;
-    for (let k = 0; k < classes; k++) {
-      const v = d[o + 5 + k]!;
-      if (v > bestScore) {
-        bestScore = v;
-        best = k;
-      }
-    }
-    const score = obj * act(bestScore);
-    if (score < options.threshold || (options.classes && !options.classes.has(best))) continue;
+    const hit = objectnessHit(d, o, classes, act, options);
+    if (!hit) continue;
     const cx = d[o]!;
     const cy = d[o + 1]!;
     const w = d[o + 2]!;
     const h = d[o + 3]!;
-    found.push({ box: mapBox(transform, cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), classId: best, score });
+    found.push({ box: mapBox(transform, cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), ...hit });
   }
   return found;
 }
@@ -180,22 +184,14 @@ export function decodeYolov8(outputs: Outputs, spec: YoloSpec, transform: InputT
   const act = spec.activation === 'sigmoid' ? sigmoid : (v: number) => v;
   const found: Detection[] = [];
   for (let i = 0; i < n; i++) {
-    let best = 0;
-    let bestScore = -Infinity;
-    for (let k = 0, o = 4 * n + i; k < classes; k++, o += n) {
-      const v = d[o]!;
-      if (v > bestScore) {
-        bestScore = v;
-        best = k;
-      }
-    }
-    const score = act(bestScore);
-    if (score < options.threshold || (options.classes && !options.classes.has(best))) continue;
+    const best = bestClass(d, 4 * n + i, classes, n);
+    const score = act(best.value);
+    if (score < options.threshold || (options.classes && !options.classes.has(best.classId))) continue;
     const cx = d[i]!;
     const cy = d[n + i]!;
     const w = d[2 * n + i]!;
     const h = d[3 * n + i]!;
-    found.push({ box: mapBox(transform, cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), classId: best, score });
+    found.push({ box: mapBox(transform, cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), classId: best.classId, score });
   }
   return found;
 }
