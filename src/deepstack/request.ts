@@ -5,7 +5,7 @@ import multer, { MulterError } from 'multer';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
 import { toAppError } from '../http/errors.js';
-import { maxDeclaredBody } from '../http/image-request.js';
+import { maxDeclaredBody, refuseBodyBeforeReading } from '../http/image-request.js';
 
 /** One file of a multipart body, under whatever field name the client gave it. */
 export interface DialectFile {
@@ -87,7 +87,7 @@ export class DialectReader {
     for (const key of KEY_FIELDS) delete query[key];
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type === 'multipart/form-data') {
-      refuseBeforeReading(req, res, this.multipartLimit);
+      refuseBodyBeforeReading(req, res, this.multipartLimit);
       // Over the limit, answer at once (the connection closes): multer would first drain the rest of the body.
       const stopped = new Promise<never>((_, reject) => overLimit.set(req, reject));
       stopped.catch(() => {});
@@ -102,7 +102,7 @@ export class DialectReader {
       return { ...splitKeys(query, (req.body ?? {}) as Record<string, unknown>, this.config.maxFields), files };
     }
     if (type === 'application/x-www-form-urlencoded') {
-      refuseBeforeReading(req, res, this.urlencodedLimit);
+      refuseBodyBeforeReading(req, res, this.urlencodedLimit);
       try {
         await runMiddleware(this.urlencoded, req, res);
       } catch (err) {
@@ -143,23 +143,6 @@ function firstValues(fields: Record<string, unknown>, maxFields: number, what: s
     if (typeof first === 'string') out[key] = first;
   }
   return out;
-}
-
-/**
- * Refusals that need no body (as the native reader's): a compressed body, or a Content-Length
- * already over the limit. The connection closes after the answer, so the body is never waited for.
- */
-function refuseBeforeReading(req: Request, res: Response, limit: number): void {
-  const encoding = (req.headers['content-encoding'] ?? '').trim().toLowerCase();
-  if (encoding !== '' && encoding !== 'identity') {
-    res.setHeader('Connection', 'close');
-    throw new AppError('UNSUPPORTED_ENCODING', { publicMessage: `Content-Encoding ${encoding} is not accepted: send the body uncompressed` });
-  }
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) {
-    res.setHeader('Connection', 'close');
-    throw new AppError('PAYLOAD_TOO_LARGE', { publicMessage: `Request body of ${declared} bytes is over the limit of ${limit} bytes (CVSERVE_MAX_BODY_BYTES)` });
-  }
 }
 
 class OverLimit extends Error {}

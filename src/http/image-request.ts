@@ -121,8 +121,12 @@ export function maxDeclaredBody(type: string, config: Pick<Config, 'maxBodyBytes
  * connection closes instead of reading it).
  */
 function refuseBeforeReading(req: Request, res: Response, type: string, config: Config): void {
+  refuseBodyBeforeReading(req, res, maxDeclaredBody(type, config));
+}
+
+/** The refusals above for a body whose limit is `limit` bytes (the DeepStack dialect's reader uses them too). */
+export function refuseBodyBeforeReading(req: Request, res: Response, limit: number): void {
   const declared = Number(req.headers['content-length'] ?? 0);
-  const limit = maxDeclaredBody(type, config);
   if (declared > DRAIN_FACTOR * limit) res.setHeader('Connection', 'close');
   const encoding = (req.headers['content-encoding'] ?? '').trim().toLowerCase();
   if (encoding !== '' && encoding !== 'identity') {

@@ -8,13 +8,14 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import express from 'express';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import sharp from 'sharp';
 import request from 'supertest';
 import type { CvServe } from '../../src/app.js';
 import { docsRouter } from '../../src/http/docs.js';
 import { serviceOpenApi } from '../../src/openapi-document.js';
 import { createTestApp } from '../helpers/app.js';
+import { DESKTOP, launchTestBrowser, PHONE } from '../helpers/browser.js';
 import { image, REPO_ROOT } from '../helpers/paths.js';
 import { servePhotos } from '../helpers/photo-server.js';
 
@@ -25,16 +26,12 @@ import { servePhotos } from '../helpers/photo-server.js';
  * attempted. Screenshots go to tests/artifacts/ (git-ignored).
  */
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = path.join(REPO_ROOT, 'tests/artifacts');
 const CAT_CLASSES = ['tabby', 'tiger cat', 'Egyptian cat', 'Siamese cat', 'Persian cat'];
-const DESKTOP = { width: 1280, height: 900 };
-const PHONE = { width: 390, height: 844 };
 const run = promisify(execFile);
 const sample = (name: string) => path.join(REPO_ROOT, 'data', name);
 
 /** Only loopback: 127.0.0.1, ::1 and localhost, any port. data: and blob: URLs never reach the network. */
-const LOCAL = /^(https?|wss?):\/\/(127\.0\.0\.1|\[::1\]|localhost)(:\d+)?\//;
 
 /** Which sample each capability is shown with, and what a person must see (built-ins; any other route gets the astronaut). */
 const SHOWN_WITH: Record<string, { file: string; see: string }> = {
@@ -56,7 +53,7 @@ describe('playground and docs in headless Chromium', () => {
   let context: BrowserContext;
   let page: Page;
   const problems: string[] = [];
-  const blocked: string[] = [];
+  let blocked: string[] = [];
 
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
@@ -66,18 +63,7 @@ describe('playground and docs in headless Chromium', () => {
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     photos = await servePhotos(['test_face_processing.jpg', 'cat_small.jpg']);
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
-    });
-    context = await browser.newContext({ viewport: DESKTOP });
-    // Nothing may leave the machine: no CDN, no fonts, no telemetry. Blocked, and remembered.
-    await context.route('**/*', (route) => {
-      const url = route.request().url();
-      if (LOCAL.test(url)) return route.continue();
-      blocked.push(url);
-      return route.abort('blockedbyclient');
-    });
+    ({ browser, context, blocked } = await launchTestBrowser(DESKTOP));
     context.on('console', (m) => {
       if (m.type() === 'error') problems.push(`console: ${m.text()}`);
     });

@@ -12,20 +12,17 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import sharp from 'sharp';
 import request from 'supertest';
 import type { CvServe } from '../../src/app.js';
+import { DESKTOP, launchTestBrowser, PHONE } from '../helpers/browser.js';
 import { image, REPO_ROOT } from '../helpers/paths.js';
 import { cropAround, faceTestConfig, nearest, PHOTO, SharedEngines, sqliteStore, transformedPhoto, untransform, type Store } from '../faces/harness.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = path.join(REPO_ROOT, 'tests/artifacts');
-const DESKTOP = { width: 1280, height: 900 };
-const PHONE = { width: 390, height: 844 };
 const SCALE = 1.5;
 /** Only loopback: 127.0.0.1, ::1 and localhost, any port. data: and blob: URLs never reach the network. */
-const LOCAL = /^(https?|wss?):\/\/(127\.0\.0\.1|\[::1\]|localhost)(:\d+)?\//;
 const PEOPLE = ['alice', 'bob', 'carol'];
 
 describe('the playground\'s Faces panel in headless Chromium', () => {
@@ -39,7 +36,7 @@ describe('the playground\'s Faces panel in headless Chromium', () => {
   let page: Page;
   let files: string;
   const problems: string[] = [];
-  const blocked: string[] = [];
+  let blocked: string[] = [];
   const refused: string[] = [];
 
   before(async () => {
@@ -58,17 +55,7 @@ describe('the playground\'s Faces panel in headless Chromium', () => {
     writeFileSync(path.join(files, 'group.jpg'), await transformedPhoto(SCALE));
     writeFileSync(path.join(files, 'boxes.json'), JSON.stringify(boxes));
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
-    });
-    context = await browser.newContext({ viewport: DESKTOP });
-    await context.route('**/*', (route) => {
-      const url = route.request().url();
-      if (LOCAL.test(url)) return route.continue();
-      blocked.push(url);
-      return route.abort('blockedbyclient');
-    });
+    ({ browser, context, blocked } = await launchTestBrowser(DESKTOP));
     context.on('console', (m) => {
       if (m.type() !== 'error') return;
       // The browser reports every non-2xx answer; the one refused register (a photo without a face) is expected.
