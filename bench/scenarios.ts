@@ -78,6 +78,7 @@ export function allScenarios(): Scenario[] {
     ...imageRows('/canny', 'canny', FACE_AND_CAR, { kernel: (l) => `canny ${l}` }),
     // A full-size car.jpg detection takes seconds: give it time to finish a few.
     ...imageRows('/detect', 'detect', FACE_AND_CAR, { kernel: (l) => `detect ${l}`, factor: (l) => (l === 'car' ? 3 : 1) }),
+    ...imageRows('/catfacedetection', 'catfacedetection', [['cat', IMAGES.cat]]),
     ...imageRows('/predict', 'predict', FACE_AND_CAR, { kernel: () => 'predict' }),
     ...imageRows('/catdetection', 'catdetection', [['cat', IMAGES.cat]], { kernel: () => 'catdetection' }),
     ...imageRows('/upscale', 'upscale', [['cat300', IMAGES.cat300]], { kernel: () => 'upscale cat300' }),

@@ -22,7 +22,7 @@ import { MODELS_DIR, REPO_ROOT } from '../helpers/paths.js';
 const run = promisify(execFile);
 /** tsx's loader by absolute URL: the examples run outside the checkout, where `--import tsx` would not resolve. */
 const TSX = import.meta.resolve('tsx');
-const USAGE_SECTIONS = ['Quick start', 'Sending an image: four ways', 'Playground and API docs', 'CLI', 'Plugins'];
+const USAGE_SECTIONS = ['Quick start', 'Sending an image: four ways', 'Use cvserve as a DeepStack / CodeProject.AI server', 'Faces', 'Playground and API docs', 'CLI', 'Plugins'];
 
 /** Blocks not run, found by a line they contain, and why. */
 const SKIP: { contains: string; reason: string }[] = [
