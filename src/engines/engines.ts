@@ -60,6 +60,5 @@ export function poolStats(engines: Pick<Engines, 'opencv' | 'onnx'> & Partial<Pi
 }
 
 export async function closeEngines(engines: Engines): Promise<void> {
-  engines.models.close();
-  await Promise.all([engines.opencv.close(), engines.onnx.close(), engines.faces.close(), engines.face.close()]);
+  await Promise.all([engines.models.close(), engines.opencv.close(), engines.onnx.close(), engines.faces.close(), engines.face.close()]);
 }

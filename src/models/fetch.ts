@@ -120,20 +120,48 @@ async function* localChunks(file: string): AsyncIterable<Uint8Array> {
 }
 
 async function* httpChunks(url: string, entry: ManifestFile, options: FetchModelsOptions): AsyncIterable<Uint8Array> {
-  const timeout = AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-  const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
-  const response = await (options.fetchImpl ?? fetch)(url, { signal, redirect: 'follow' });
-  if (!response.ok) {
-    await response.body?.cancel().catch(() => {});
-    throw new Error(`HTTP ${response.status} ${response.statusText}`.trim());
+  const ms = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  // A plain timer owned by this download, not AbortSignal.timeout(): on Node 20 that signal, held
+  // only through AbortSignal.any, can be garbage-collected before it fires (nodejs/node#57736).
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new Error(`timeout: no complete download within ${ms} ms`)), ms);
+  const forward = () => controller.abort(options.signal!.reason);
+  if (options.signal?.aborted) forward();
+  else options.signal?.addEventListener('abort', forward, { once: true });
+  // undici does not always settle a body read that is pending when the fetch is aborted; racing
+  // every step against the abort makes sure the download ends (and its file is closed) either way.
+  const aborted = new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true }));
+  aborted.catch(() => {});
+  try {
+    const fetching = (options.fetchImpl ?? fetch)(url, { signal: controller.signal, redirect: 'follow' });
+    fetching.catch(() => {});
+    const response = await Promise.race([fetching, aborted]);
+    if (!response.ok) {
+      await response.body?.cancel().catch(() => {});
+      throw new Error(`HTTP ${response.status} ${response.statusText}`.trim());
+    }
+    const declared = Number(response.headers.get('content-length') ?? NaN);
+    if (Number.isFinite(declared) && declared !== entry.bytes) {
+      await response.body?.cancel().catch(() => {});
+      throw new Error(`Content-Length is ${declared} bytes, the manifest says ${entry.bytes}`);
+    }
+    if (!response.body) throw new Error('empty response');
+    const reader = response.body.getReader();
+    try {
+      for (;;) {
+        const reading = reader.read();
+        reading.catch(() => {});
+        const { done, value } = await Promise.race([reading, aborted]);
+        if (done) return;
+        yield value;
+      }
+    } finally {
+      reader.cancel().catch(() => {});
+    }
+  } finally {
+    clearTimeout(timer);
+    options.signal?.removeEventListener('abort', forward);
   }
-  const declared = Number(response.headers.get('content-length') ?? NaN);
-  if (Number.isFinite(declared) && declared !== entry.bytes) {
-    await response.body?.cancel().catch(() => {});
-    throw new Error(`Content-Length is ${declared} bytes, the manifest says ${entry.bytes}`);
-  }
-  if (!response.body) throw new Error('empty response');
-  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) yield chunk;
 }
 
 /** Streams chunks into `temp`, hashing as it goes; throws unless size and sha256 match the manifest. */

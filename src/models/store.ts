@@ -39,6 +39,8 @@ export class ModelStore {
   private readonly abort = new AbortController();
   /** Retry waits in progress: close() ends them all at once (no abort listener per wait, which leaked one per retry). */
   private readonly sleepers = new Set<() => void>();
+  /** Every background check and download in flight: close() waits for them, so nothing writes into `dir` after it. */
+  private readonly inFlight = new Set<Promise<unknown>>();
   private startedAll = false;
 
   constructor(readonly options: ModelStoreOptions) {
@@ -95,11 +97,11 @@ export class ModelStore {
     if (this.startedAll || !this.fetchEnabled) return;
     this.startedAll = true;
     for (const entry of this.manifest.files) {
-      void this.check(entry.file).then(
-        (c) => {
-          if (c.state === 'missing') this.download(entry.file, log).catch(() => {});
-        },
-        () => {},
+      this.track(
+        this.check(entry.file).then(
+          (c) => (c.state === 'missing' && !this.abort.signal.aborted ? this.download(entry.file, log).catch(() => {}) : undefined),
+          () => {},
+        ),
       );
     }
   }
@@ -113,6 +115,7 @@ export class ModelStore {
     if (!pending) {
       pending = this.downloadWithRetries(file, log);
       this.downloads.set(file, pending);
+      this.track(pending);
     }
     return pending;
   }
@@ -172,9 +175,20 @@ export class ModelStore {
     return gate;
   }
 
-  close(): void {
+  private track(task: Promise<unknown>): void {
+    const settled = task.then(
+      () => {},
+      () => {},
+    );
+    this.inFlight.add(settled);
+    void settled.then(() => this.inFlight.delete(settled));
+  }
+
+  /** Stops every background download and resolves once none of them touches `dir` any more. */
+  async close(): Promise<void> {
     this.abort.abort();
     for (const wake of [...this.sleepers]) wake();
+    while (this.inFlight.size) await Promise.all([...this.inFlight]);
   }
 }
 

@@ -47,8 +47,7 @@ export function onnxEngines(options: Partial<ModelStoreOptions> & { config?: Par
     engines,
     config,
     async close() {
-      models.close();
-      await onnx.close();
+      await Promise.all([models.close(), onnx.close()]);
     },
   };
 }

@@ -215,8 +215,7 @@ export async function appWithHeldOpenCv(
     opencv,
     async close() {
       await svc.close();
-      models.close();
-      await Promise.all([opencv.close(), onnx.close()]);
+      await Promise.all([models.close(), opencv.close(), onnx.close()]);
     },
   };
 }

@@ -143,6 +143,23 @@ describe('fetchModels', () => {
     assert.deepEqual(await readdir(dir), ['b.onnx']);
   });
 
+  test('ModelStore.close() during a download resolves only once the partial file is gone', async () => {
+    let halfSent!: () => void;
+    const half = new Promise<void>((resolve) => (halfSent = resolve));
+    server.routes.set('/files/b.onnx', (_req, res) => {
+      res.writeHead(200, { 'content-length': String(B.length) });
+      res.write(B.subarray(0, 25_000), () => halfSent()); // and never the rest
+    });
+    const store = new ModelStore({ dir, manifest, fetchMissing: true, retryDelaysMs: [] });
+    const download = store.download('b.onnx', pino({ level: 'silent' }));
+    download.catch(() => {});
+    await half;
+    await until(async () => (await readdir(dir)).length > 0, 'the download has started writing');
+    await store.close();
+    assert.deepEqual(await readdir(dir), [], 'nothing is written into the directory after close()');
+    await assert.rejects(download);
+  });
+
   test('a base URL (mirror) replaces every URL; --check only verifies', async () => {
     server.routes.set('/mirror/a.txt', serve(A));
     server.routes.set('/mirror/b.onnx', serve(B));
@@ -235,7 +252,7 @@ describe('ModelStore background fetch retries', () => {
       assert.deepEqual(warnings.filter((w) => w.startsWith('MaxListenersExceededWarning')), []);
     } finally {
       process.off('warning', onWarning);
-      store.close();
+      await store.close();
       await rm(dir, { recursive: true, force: true });
     }
   });
@@ -258,8 +275,7 @@ describe('ModelStore background fetch retries', () => {
     try {
       const download = store.download('a.txt', pino({ level: 'silent' }));
       await firstAttempt;
-      store.close();
-      await assert.rejects(download, /model store closed/);
+      await Promise.all([store.close(), assert.rejects(download, /model store closed/)]);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
