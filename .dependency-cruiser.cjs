@@ -82,6 +82,20 @@ module.exports = {
       to: { path: COMPOSITION },
     },
     {
+      name: 'fetch-is-a-source',
+      severity: 'error',
+      comment: 'src/fetch (outbound image fetching, the SSRF policy) knows only errors and config: the pipeline and the CLI are handed it.',
+      from: { path: '^src/fetch/' },
+      to: { path: '^src/', pathNot: '^src/(fetch/|errors\\.ts$|config\\.ts$)' },
+    },
+    {
+      name: 'resources-do-not-fetch',
+      severity: 'error',
+      comment: 'A resource never downloads: a ?url= image reaches it through the pipeline, which is given a fetcher by the composition.',
+      from: { path: '^src/resources/' },
+      to: { path: '^src/fetch/' },
+    },
+    {
       name: 'web-runs-in-browsers',
       severity: 'error',
       comment: 'src/web is served to browsers: it may use only itself and the browser-safe client.',

@@ -18,7 +18,7 @@ import { createMetrics, type Metrics } from './http/metrics.js';
 import { withFastPing } from './http/fast-ping.js';
 import { requestId } from './http/request-id.js';
 import { serveResource } from './http/resource-route.js';
-import { createUrlFetcher, type UrlFetchHooks } from './http/url-fetch.js';
+import { createUrlFetcher, type UrlFetchHooks } from './fetch/url-fetch.js';
 import { corsPolicy, securityHeaders } from './http/security.js';
 import { createLogger } from './logger.js';
 import { serviceOpenApi } from './openapi-document.js';

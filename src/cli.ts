@@ -148,7 +148,7 @@ async function runCommand(args: string[], io: CliIo, config: Config): Promise<nu
   const [{ closeEngines, createEngines }, { toAppError }, { createUrlFetcher }, { jsonBytes }, { executeResource }, { Deadline }, { costLimits }] = await Promise.all([
     import('./engines/engines.js'),
     import('./http/errors.js'),
-    import('./http/url-fetch.js'),
+    import('./fetch/url-fetch.js'),
     import('./resources/answer.js'),
     import('./resources/pipeline.js'),
     import('./resources/deadline.js'),

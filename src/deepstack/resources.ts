@@ -1,5 +1,5 @@
 import { customModels, type Manifest } from '../models/manifest.js';
-import { createCatDetectionResource } from '../resources/catdetection.js';
+import { createObjectDetectionResource } from '../resources/object-detection.js';
 import type { AnyResource } from '../resources/contract.js';
 import { createPredictResource } from '../resources/predict.js';
 
@@ -43,7 +43,7 @@ export function dialectResources(manifest: Manifest, resources: readonly AnyReso
       custom.set(model.id, detection); // the same model: the same resource, loaded once
       continue;
     }
-    const resource = createCatDetectionResource({ modelId: model.id, name: uniqueName(`deepstack-custom-${model.id.replace(/[^a-z0-9-]/g, '-')}`) });
+    const resource = createObjectDetectionResource({ modelId: model.id, name: uniqueName(`deepstack-custom-${model.id.replace(/[^a-z0-9-]/g, '-')}`) });
     own.push(resource);
     custom.set(model.id, resource);
   }

@@ -1,8 +1,8 @@
 import type { AnyResource } from './contract.js';
 import { createCannyResource } from './canny.js';
-import { createCatDetectionResource } from './catdetection.js';
-import { createCatFaceDetectionResource } from './catfacedetection.js';
-import { createDetectResource } from './detect.js';
+import { createObjectDetectionResource } from './object-detection.js';
+import { createHaarCatFaceResource } from './haar-cat-faces.js';
+import { createHaarFaceResource } from './haar-faces.js';
 import { createFaceDetectionResource } from './facedetection.js';
 import { createFaceRecognitionResource } from './facerecognition.js';
 import { createPredictResource } from './predict.js';
@@ -12,10 +12,10 @@ import { createUpscaleResource } from './upscale.js';
 export function builtinResources(): AnyResource[] {
   return [
     createCannyResource(),
-    createDetectResource(),
-    createCatFaceDetectionResource(),
+    createHaarFaceResource(),
+    createHaarCatFaceResource(),
     createPredictResource(),
-    createCatDetectionResource(),
+    createObjectDetectionResource(),
     createUpscaleResource(),
     createFaceDetectionResource(),
     createFaceRecognitionResource(),

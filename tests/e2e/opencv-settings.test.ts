@@ -7,7 +7,7 @@ import request from 'supertest';
 import type { CvServe } from '../../src/app.js';
 import { TASK_CHANNEL, type TaskEvent } from '../../src/engines/pool.js';
 import { createCannyResource } from '../../src/resources/canny.js';
-import { createDetectResource } from '../../src/resources/detect.js';
+import { createHaarFaceResource } from '../../src/resources/haar-faces.js';
 import { createTestApp } from '../helpers/app.js';
 import { brief } from '../helpers/http.js';
 import { image } from '../helpers/paths.js';
@@ -55,7 +55,7 @@ describe('CVSERVE_DETECT_SPLIT_MIN_PIXELS through the app', () => {
 
   /** Worker tasks one /detect of the photo takes, after a first request has taught the engine the cascade's window. */
   async function tasksPerDetection(splitMinPixels: number): Promise<number> {
-    const svc = await createTestApp({ opencvWorkers: 2, detectSplitMinPixels: splitMinPixels }, { resources: [createDetectResource()] });
+    const svc = await createTestApp({ opencvWorkers: 2, detectSplitMinPixels: splitMinPixels }, { resources: [createHaarFaceResource()] });
     try {
       const detect = () => request(svc.app).post('/detect').set('Content-Type', 'image/jpeg').send(photo);
       const first = await detect();

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import type { HostLookup, ResolvedAddress } from '../../src/http/url-fetch.js';
+import type { HostLookup, ResolvedAddress } from '../../src/fetch/url-fetch.js';
 import { isLoopbackAddress, networkViolations } from './network-guard.mjs';
 
 /**

@@ -4,7 +4,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { AppError, type ErrorCode } from '../../src/errors.js';
-import { fetchUrlBytes, type HostLookup, type UrlFetchOptions } from '../../src/http/url-fetch.js';
+import { fetchUrlBytes, type HostLookup, type UrlFetchOptions } from '../../src/fetch/url-fetch.js';
 import { isLoopbackAddress, tableLookup } from '../helpers/net.js';
 import { image } from '../helpers/paths.js';
 import { localServer, type Handler, type LocalServer } from '../helpers/photo-server.js';

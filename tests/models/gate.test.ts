@@ -8,7 +8,7 @@ import { testConfig } from '../../src/config.js';
 import type { Engines } from '../../src/engines/engines.js';
 import { OpenCvEngine } from '../../src/engines/opencv/engine.js';
 import { ModelStore } from '../../src/models/store.js';
-import { createDetectResource } from '../../src/resources/detect.js';
+import { createHaarFaceResource } from '../../src/resources/haar-faces.js';
 import { until } from '../helpers/wait.js';
 import { FACE_CASCADE, modelsDir } from '../resources/haar-reference.js';
 
@@ -29,7 +29,7 @@ describe('one readiness mechanism: a gate that gave up looks at its files again'
   test('a cascade copied in after startup (fetching off) makes /detect ready, through the same gate as the models', async () => {
     const config = testConfig({ modelsDir: dir, modelsFetch: false });
     const models = new ModelStore({ ...ModelStore.fromConfig(config).options, recheckMs: 0 });
-    const detect = createDetectResource();
+    const detect = createHaarFaceResource();
     await detect.init({ config, engines: { opencv, models } as unknown as Engines, log });
     assert.deepEqual(detect.status(), { ready: false, reason: `${FACE_CASCADE} missing in ${dir}; run npm run models` });
 
@@ -42,7 +42,7 @@ describe('one readiness mechanism: a gate that gave up looks at its files again'
     try {
       const config = testConfig({ modelsDir: empty, modelsFetch: false });
       const models = ModelStore.fromConfig(config);
-      const detect = createDetectResource();
+      const detect = createHaarFaceResource();
       await detect.init({ config, engines: { opencv, models } as unknown as Engines, log });
       await copyFile(path.join(modelsDir, FACE_CASCADE), path.join(empty, FACE_CASCADE));
       for (let i = 0; i < 20; i++) assert.equal(detect.status().ready, false, 'no look before the interval');

@@ -10,9 +10,9 @@ import { OpenCvEngine, type Box } from '../../src/engines/opencv/engine.js';
 import { AppError } from '../../src/errors.js';
 import { ModelStore } from '../../src/models/store.js';
 import { openImage } from '../../src/image/decode.js';
-import { createCatFaceDetectionResource } from '../../src/resources/catfacedetection.js';
+import { createHaarCatFaceResource } from '../../src/resources/haar-cat-faces.js';
 import type { AnyResource, InitContext } from '../../src/resources/contract.js';
-import { createDetectResource } from '../../src/resources/detect.js';
+import { createHaarFaceResource } from '../../src/resources/haar-faces.js';
 import { detectionsSchema, HaarResource } from '../../src/resources/haar.js';
 import { parseParams } from '../../src/resources/validate.js';
 import { assertSameBoxes, assertValidBox, CAT_CASCADE, FACE_CASCADE, imageBytes, matchBoxes, modelsDir, reference } from './haar-reference.js';
@@ -38,8 +38,8 @@ async function run(resource: AnyResource, image: string, fields: Record<string, 
 
 describe('/detect and /catfacedetection resources', () => {
   let opencv: OpenCvEngine;
-  const detect = createDetectResource();
-  const catface = createCatFaceDetectionResource();
+  const detect = createHaarFaceResource();
+  const catface = createHaarCatFaceResource();
 
   before(async () => {
     opencv = new OpenCvEngine({ workers: 1, maxQueue: 8, modelsDir });
@@ -149,8 +149,8 @@ describe('/detect and /catfacedetection resources', () => {
     });
 
     test('missing file: not ready, the reason names the file and the directory, run answers 503', async () => {
-      const faces = createDetectResource();
-      const cats = createCatFaceDetectionResource();
+      const faces = createHaarFaceResource();
+      const cats = createHaarCatFaceResource();
       await faces.init(contextFor(emptyDir, opencv));
       await cats.init(contextFor(emptyDir, opencv));
       assert.deepEqual(faces.status(), { ready: false, reason: `${FACE_CASCADE} missing in ${emptyDir}; run npm run models` });
@@ -166,7 +166,7 @@ describe('/detect and /catfacedetection resources', () => {
     });
 
     test('a manifest cascade with the wrong bytes is refused by its sha256 before OpenCV sees it', async () => {
-      const faces = createDetectResource();
+      const faces = createHaarFaceResource();
       await faces.init(contextFor(brokenDir, brokenEngine));
       const status = faces.status();
       assert.equal(status.ready, false);

@@ -3,7 +3,7 @@ import type { AnyResource } from './contract.js';
 import { HaarResource } from './haar.js';
 
 /** /catfacedetection: cat faces with OpenCV's extended frontal cat-face Haar cascade, as the Python cat API did. */
-export function createCatFaceDetectionResource(): AnyResource {
+export function createHaarCatFaceResource(): AnyResource {
   return new HaarResource({
     name: 'catfacedetection',
     summary: 'Cat face detection (Haar cascade)',

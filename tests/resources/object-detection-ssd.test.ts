@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
-import { createCatDetectionResource } from '../../src/resources/catdetection.js';
+import { createObjectDetectionResource } from '../../src/resources/object-detection.js';
 import { parseParams } from '../../src/resources/validate.js';
 import { constant, encodeModel } from '../engines/onnx-graph.js';
 import { imageInput, onnxEngines, runContext, silentLog, tempModels, type TestEngines } from '../engines/onnx-fixtures.js';
@@ -80,7 +80,7 @@ describe('/catdetection with an SSD-style model from the manifest (self-built gr
   });
 
   const detect = async (fields: Record<string, unknown>, modelId?: string) => {
-    const resource = createCatDetectionResource({ modelId });
+    const resource = createObjectDetectionResource({ modelId });
     await resource.init({ config: env.config, engines: env.engines, log: silentLog });
     assert.deepEqual(resource.status(), { ready: true });
     const result = await resource.run(await imageInput(picture), parseParams(resource.params, fields), runContext());

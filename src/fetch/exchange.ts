@@ -1,7 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { LookupFunction } from 'node:net';
-import { AppError } from '../../errors.js';
+import { AppError } from '../errors.js';
 import { redactUrl } from './target.js';
 import type { ResolvedAddress } from './resolve.js';
 

@@ -3,7 +3,7 @@ import type { AnyResource } from './contract.js';
 import { HaarResource } from './haar.js';
 
 /** /detect: human faces with OpenCV's frontal-face Haar cascade, as the Python face API did. */
-export function createDetectResource(): AnyResource {
+export function createHaarFaceResource(): AnyResource {
   return new HaarResource({
     name: 'detect',
     summary: 'Face detection (Haar cascade)',

@@ -26,7 +26,7 @@ export const catDetectionSchema = z.object({
 });
 
 /** /catdetection: objects (cats by default) with the manifest's detector (YOLOX-nano by default). */
-export class CatDetectionResource extends OnnxModelResource<DetectModel> implements Resource<typeof params> {
+export class ObjectDetectionResource extends OnnxModelResource<DetectModel> implements Resource<typeof params> {
   readonly summary = 'Cat (and other COCO object) detection';
   readonly description =
     'Detects objects with the manifest\'s detector (default YOLOX-nano, COCO classes, ONNX Runtime; SSD-style models are supported too) and ' +
@@ -77,6 +77,6 @@ export function classFilter(requested: string[], labels: string[]): Set<number> 
   return ids;
 }
 
-export function createCatDetectionResource(choice: ModelChoice = {}): CatDetectionResource {
-  return new CatDetectionResource(choice);
+export function createObjectDetectionResource(choice: ModelChoice = {}): ObjectDetectionResource {
+  return new ObjectDetectionResource(choice);
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { AppError } from '../../src/errors.js';
-import { createCatDetectionResource, type CatDetectionResource } from '../../src/resources/catdetection.js';
+import { createObjectDetectionResource, type ObjectDetectionResource } from '../../src/resources/object-detection.js';
 import { decodeYolox, nmsPerClass } from '../../src/resources/onnx/decoders.js';
 import { parseParams } from '../../src/resources/validate.js';
 import { imageInput, onnxEngines, runContext, silentLog, type TestEngines } from '../engines/onnx-fixtures.js';
@@ -29,11 +29,11 @@ const MANIFEST_ALL: Record<string, [string, number, number[]][]> = {
 
 describe('/catdetection (YOLOX-nano) at resource level', () => {
   let env: TestEngines;
-  let detect: CatDetectionResource;
+  let detect: ObjectDetectionResource;
 
   before(async () => {
     env = onnxEngines();
-    detect = createCatDetectionResource();
+    detect = createObjectDetectionResource();
     await detect.init({ config: env.config, engines: env.engines, log: silentLog });
     assert.deepEqual(detect.status(), { ready: true });
   });

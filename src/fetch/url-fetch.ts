@@ -1,12 +1,12 @@
 import { AppError, isAppError } from '../errors.js';
-import { createAddressPolicy } from './url/address-policy.js';
-import { exchange } from './url/exchange.js';
-import { resolveCheckedAddresses, systemLookup, type HostLookup } from './url/resolve.js';
-import { DEFAULT_MAX_URL_LENGTH, parseRedirectTarget, parseTargetUrl, redactUrl } from './url/target.js';
+import { createAddressPolicy } from './address-policy.js';
+import { exchange } from './exchange.js';
+import { resolveCheckedAddresses, systemLookup, type HostLookup } from './resolve.js';
+import { DEFAULT_MAX_URL_LENGTH, parseRedirectTarget, parseTargetUrl, redactUrl } from './target.js';
 
-export type { HostLookup, ResolvedAddress } from './url/resolve.js';
-export { addressRange, isPublicAddress } from './url/address-policy.js';
-export { DEFAULT_MAX_URL_LENGTH } from './url/target.js';
+export type { HostLookup, ResolvedAddress } from './resolve.js';
+export { addressRange, isPublicAddress } from './address-policy.js';
+export { DEFAULT_MAX_URL_LENGTH } from './target.js';
 
 export interface UrlFetchOptions {
   /** Largest body accepted, checked against Content-Length and while streaming → 413. */

@@ -1,4 +1,4 @@
-import { AppError } from '../../errors.js';
+import { AppError } from '../errors.js';
 
 export const DEFAULT_MAX_URL_LENGTH = 2048;
 

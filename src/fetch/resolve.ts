@@ -1,6 +1,6 @@
 import dns from 'node:dns';
 import net from 'node:net';
-import { AppError } from '../../errors.js';
+import { AppError } from '../errors.js';
 import { ipLiteral, type AddressPolicy } from './address-policy.js';
 
 export interface ResolvedAddress {
