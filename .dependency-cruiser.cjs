@@ -7,7 +7,7 @@
  * compose everything. README "Design" explains the rules.
  */
 const TRANSPORTS = '^src/(http|deepstack|web)/';
-const COMPOSITION = '^src/(app|server|listen|run|cli|index|client|openapi-document)\\.ts$';
+const COMPOSITION = '^src/(app|server|listen|run|cli|index|client|openapi-document|services)\\.ts$';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -43,9 +43,9 @@ module.exports = {
     {
       name: 'engines-below-resources',
       severity: 'error',
-      comment: 'Engines run work in worker threads; what a request means (resources) and how it arrived (transports) is above them.',
+      comment: 'Engines run work in worker threads; the services over them (faces), what a request means (resources) and how it arrived (transports) are above them.',
       from: { path: '^src/engines/' },
-      to: { path: `^src/resources/|${TRANSPORTS}|${COMPOSITION}` },
+      to: { path: `^src/(resources|faces|transport|fetch)/|${TRANSPORTS}|${COMPOSITION}` },
     },
     {
       name: 'engine-runtimes-independent',
@@ -66,20 +66,35 @@ module.exports = {
       severity: 'error',
       comment: 'A resource and the pipeline never see HTTP, the DeepStack dialect or the CLI: transports translate to them.',
       from: { path: '^src/resources/' },
-      to: { path: `${TRANSPORTS}|${COMPOSITION}` },
+      to: { path: `^src/transport/|${TRANSPORTS}|${COMPOSITION}` },
     },
     {
-      name: 'http-does-not-import-dialects',
+      name: 'transports-side-by-side',
       severity: 'error',
-      comment: 'The DeepStack dialect builds on the HTTP helpers, not the other way round.',
+      comment: 'Native HTTP, the DeepStack dialect and the CLI stand side by side over src/transport (the adapter): none imports another.',
       from: { path: '^src/http/' },
       to: { path: `^src/deepstack/|${COMPOSITION}` },
     },
     {
-      name: 'dialect-is-a-transport',
+      name: 'dialect-beside-http',
       severity: 'error',
+      comment: 'The DeepStack dialect uses the transport adapter (src/transport), never the native HTTP transport.',
       from: { path: '^src/deepstack/' },
-      to: { path: COMPOSITION },
+      to: { path: `^src/http/|${COMPOSITION}` },
+    },
+    {
+      name: 'cli-beside-http',
+      severity: 'error',
+      comment: 'The CLI is a transport too: it uses the adapter and the composition, never the HTTP or DeepStack transport.',
+      from: { path: '^src/cli\\.ts$' },
+      to: { path: '^src/(http|deepstack)/' },
+    },
+    {
+      name: 'adapter-below-transports',
+      severity: 'error',
+      comment: 'src/transport (request deadline, body limits, key checks, error mapping, pipeline services) serves every transport and knows none of them.',
+      from: { path: '^src/transport/' },
+      to: { path: `${TRANSPORTS}|${COMPOSITION}` },
     },
     {
       name: 'fetch-is-a-source',

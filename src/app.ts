@@ -6,10 +6,12 @@ import { pinoHttp } from 'pino-http';
 import type { Config } from './config.js';
 import type { FaceGalleryService } from './faces/service.js';
 import { createDeepstack } from './deepstack/router.js';
-import { closeEngines, createEngines, poolStats, type Engines } from './engines/engines.js';
+import { poolStats } from './engines/engines.js';
 import { logWorkerEvents } from './engines/pool-log.js';
 import { AppError } from './errors.js';
-import { apiKeyAuth, loadApiKeys } from './http/auth.js';
+import { apiKeyAuth } from './http/auth.js';
+import { loadApiKeys } from './transport/keys.js';
+import { createPipelineServices } from './transport/pipeline-services.js';
 import { docsRouter } from './http/docs.js';
 import { errorHandler } from './http/errors.js';
 import { healthRoutes, Lifecycle } from './http/health.js';
@@ -18,14 +20,12 @@ import { createMetrics, type Metrics } from './http/metrics.js';
 import { withFastPing } from './http/fast-ping.js';
 import { requestId } from './http/request-id.js';
 import { serveResource } from './http/resource-route.js';
-import { createUrlFetcher, type UrlFetchHooks } from './fetch/url-fetch.js';
+import type { UrlFetchHooks } from './fetch/url-fetch.js';
 import { corsPolicy, securityHeaders } from './http/security.js';
 import { createLogger } from './logger.js';
 import { serviceOpenApi } from './openapi-document.js';
-import { ResponseCache } from './resources/answer-cache.js';
-import type { AnyResource } from './resources/contract.js';
-import { costLimits } from './resources/cost.js';
-import type { PipelineServices } from './resources/pipeline.js';
+import { closeServices, createServices } from './services.js';
+import type { AnyResource, ServiceSet } from './resources/contract.js';
 import { defineAll, type ResourceDeclaration } from './resources/define.js';
 import { withPlugins } from './resources/plugins.js';
 import { builtinResources } from './resources/registry.js';
@@ -35,7 +35,7 @@ export interface CreateAppOptions {
   /** Resources to serve (declarations: the app checks and defines them); default: the built-ins and plugins. */
   resources?: ResourceDeclaration<z.ZodObject>[];
   /** Engines to use; default: created from config (and closed by close()). */
-  engines?: Engines;
+  engines?: ServiceSet;
   /** DNS lookup, connect hook and exempt addresses for ?url= downloads (tests: no real network). */
   urlHooks?: UrlFetchHooks;
 }
@@ -46,7 +46,7 @@ export interface CvServe {
   handler: RequestListener;
   config: Config;
   resources: AnyResource[];
-  engines: Engines;
+  engines: ServiceSet;
   /** Face register / list / delete / match (the DeepStack face routes); the same object as `engines.faces`. */
   faces: FaceGalleryService;
   log: Logger;
@@ -62,14 +62,10 @@ export interface CvServe {
 export async function createApp(config: Config, options: CreateAppOptions = {}): Promise<CvServe> {
   const log = options.logger ?? createLogger(config);
   const requireApiKey = apiKeyAuth(config); // reads the keys file: a bad one fails before any worker starts
-  const engines = options.engines ?? createEngines(config);
+  const engines = options.engines ?? createServices(config);
   const resources = defineAll(options.resources ?? (await withPlugins(builtinResources(), config, log)));
   await initResources(resources, { config, engines, log });
-  const services: PipelineServices = {
-    limits: { ...costLimits(config), maxPixels: config.maxPixels },
-    fetchUrl: createUrlFetcher(config, options.urlHooks),
-    cache: config.responseCacheMb > 0 ? new ResponseCache(config.responseCacheMb * 1024 * 1024) : undefined,
-  };
+  const services = createPipelineServices(config, options.urlHooks);
   // The DeepStack / CodeProject.AI dialect over the same resources, plus a detector per other manifest detector (custom models).
   const deepstack = createDeepstack({ config, manifest: engines.models.manifest, resources, services, gallery: engines.faces });
   await initResources(deepstack.resources, { config, engines, log });
@@ -151,7 +147,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       metrics.close();
       stopWorkerLog();
       await Promise.allSettled([...resources, ...deepstack.resources].map((r) => r.close()));
-      if (!options.engines) await closeEngines(engines);
+      if (!options.engines) await closeServices(engines);
     },
   };
 }

@@ -145,16 +145,15 @@ async function runCommand(args: string[], io: CliIo, config: Config): Promise<nu
   const resource = resources.find((r) => r.name === a.route);
   if (!resource) throw new CliError(`no route /${a.route}; the routes are: ${resources.map((r) => r.name).join(', ')}`);
 
-  const [{ closeEngines, createEngines }, { toAppError }, { createUrlFetcher }, { jsonBytes }, { executeResource }, { Deadline }, { costLimits }] = await Promise.all([
-    import('./engines/engines.js'),
-    import('./http/errors.js'),
-    import('./fetch/url-fetch.js'),
+  const [{ closeServices, createServices }, { toAppError }, { createPipelineServices }, { jsonBytes }, { executeResource }, { Deadline }] = await Promise.all([
+    import('./services.js'),
+    import('./transport/errors.js'),
+    import('./transport/pipeline-services.js'),
     import('./resources/answer.js'),
     import('./resources/pipeline.js'),
     import('./resources/deadline.js'),
-    import('./resources/cost.js'),
   ]);
-  const engines = createEngines(config);
+  const engines = createServices(config);
   const bar = progressBar(io.stderr, `/${resource.name}`);
   try {
     await resource.init({ config, engines, log });
@@ -167,7 +166,7 @@ async function runCommand(args: string[], io: CliIo, config: Config): Promise<nu
           image: isUrl(a.source) ? { way: 'url', url: a.source } : { way: 'raw', bytes: await readImageFile(a.source, config) },
         }),
       },
-      { limits: { ...costLimits(config), maxPixels: config.maxPixels }, fetchUrl: createUrlFetcher(config) },
+      createPipelineServices(config),
       { deadline: new Deadline(config.requestTimeoutMs), log, progress: bar.update },
     );
     bar.end();
@@ -194,7 +193,7 @@ async function runCommand(args: string[], io: CliIo, config: Config): Promise<nu
     return 1;
   } finally {
     await resource.close().catch(() => undefined);
-    await closeEngines(engines);
+    await closeServices(engines);
   }
 }
 
@@ -271,7 +270,7 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
     if (rest.length) throw new UsageError('openapi takes no arguments');
     const [{ serviceOpenApi }, { loadApiKeys }, { loadManifest, manifestPath }] = await Promise.all([
       import('./openapi-document.js'),
-      import('./http/auth.js'),
+      import('./transport/keys.js'),
       import('./models/manifest.js'),
     ]);
     const resources = await resourcesFor(config, cliLogger(io.env, config));

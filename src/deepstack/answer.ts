@@ -1,5 +1,6 @@
 import type { Response } from 'express';
 import type { AppError } from '../errors.js';
+import { packageVersion } from '../transport/version.js';
 
 /**
  * Answers in the DeepStack / CodeProject.AI dialect: the native answers of the resources reshaped
@@ -111,4 +112,12 @@ export function sceneAnswer(body: Record<string, unknown>, timings: Timings): Re
   const top = (body.predictions as { label: string; probability: number }[] | undefined)?.[0];
   if (!top) throw new Error('scene: the classifier answered no class');
   return { success: true, label: top.label, confidence: top.probability, ...timings };
+}
+
+/** The update check Blue Iris makes: answered here, nothing fetched; the current version is the latest. */
+export function updateAnswer(): Record<string, unknown> {
+  const version = packageVersion();
+  const [major = 0, minor = 0, patch = 0] = version.split(/[.+-]/).map(Number);
+  const info = { major, minor, patch, preRelease: null, securityUpdate: false, build: 0, file: null, releaseNotes: null };
+  return { success: true, message: 'This is the current version', version: null, current: info, latest: info, updateAvailable: false };
 }

@@ -1,5 +1,6 @@
 import { ERRORS, statusWord, type ErrorCode } from '../errors.js';
-import { DEEPSTACK_ROUTES, type DeepstackField, type DeepstackRoute, type DeepstackRouteKind } from './routes.js';
+import { DEEPSTACK_ROUTES, type DeepstackField, type DeepstackRoute } from './routes.js';
+import { int, object, type Doc } from './schema.js';
 
 /**
  * The OpenAPI 3.1 path items of the DeepStack / CodeProject.AI routes, from the route table, for
@@ -7,74 +8,10 @@ import { DEEPSTACK_ROUTES, type DeepstackField, type DeepstackRoute, type Deepst
  * the native resources) leaves them out; /docs shows them under the tag `deepstack`.
  */
 
-type Doc = Record<string, unknown>;
-
 /** cvserve's version (from its package.json), as the status routes report it. */
-export { packageVersion as cvserveVersion } from '../http/openapi.js';
+export { packageVersion as cvserveVersion } from '../transport/version.js';
 
 const binary = { type: 'string', format: 'binary', contentMediaType: 'application/octet-stream' };
-const int = { type: 'integer' };
-const box = { x_min: int, y_min: int, x_max: int, y_max: int };
-const unit = { type: 'number', minimum: 0, maximum: 1 };
-const timings = {
-  inferenceMs: { ...int, description: 'Time in the model run (preprocessing, inference, decoding).' },
-  processMs: { ...int, description: 'Time in the pipeline, body read included.' },
-  analysisRoundTripMs: { ...int, description: 'From the request\'s arrival to the answer.' },
-};
-
-const object = (properties: Doc, required: string[] = Object.keys(properties)): Doc => ({ type: 'object', required, properties });
-const success = { const: true };
-const predictionsOf = (item: Doc): Doc => ({
-  type: 'array',
-  description: 'Best (detection) or largest (faces) first; box corners in integer pixels of the image sent.',
-  items: object(item),
-});
-
-const ANSWERS: Record<DeepstackRouteKind, Doc> = {
-  detection: detectionAnswer(),
-  custom: detectionAnswer(),
-  'custom-list': object({ success, models: { type: 'array', items: { type: 'string' }, description: 'Names for /v1/vision/custom/{model}: the manifest\'s detectors.' } }, ['success', 'models']),
-  face: object({ success, message: { type: 'string' }, count: int, predictions: predictionsOf({ confidence: unit, ...box }), ...timings }, ['success', 'predictions', 'count']),
-  'face-recognize': object(
-    { success, message: { type: 'string' }, count: int, predictions: predictionsOf({ userid: { type: 'string', description: 'The registered user, or "unknown".' }, confidence: unit, ...box }), ...timings },
-    ['success', 'predictions', 'count'],
-  ),
-  'face-register': object(
-    {
-      success,
-      message: { type: 'string', enum: ['face added', 'face already registered'] },
-      userid: { type: 'string' },
-      added: int,
-      duplicates: int,
-      images: { type: 'array', items: object({ field: { type: 'string' }, status: { enum: ['added', 'duplicate', 'no face', 'invalid image'] }, message: { type: 'string' } }, ['field', 'status']) },
-    },
-    ['success', 'message', 'userid', 'added', 'duplicates', 'images'],
-  ),
-  'face-list': object({ success, faces: { type: 'array', items: { type: 'string' } }, users: { type: 'array', items: object({ userid: { type: 'string' }, photos: int }) } }),
-  'face-delete': object({ success, deleted: { ...int, description: 'Face descriptors removed (0 for an unknown user).' } }),
-  'face-match': object({ success, similarity: unit }),
-  scene: object({ success, label: { type: 'string' }, confidence: unit, ...timings }, ['success', 'label', 'confidence']),
-  enhance: object({ success, base64: { type: 'string', contentEncoding: 'base64', description: 'The upscaled image, JPEG.' }, width: int, height: int }),
-  superresolution: object({ success, imageBase64: { type: 'string', contentEncoding: 'base64', description: 'The upscaled image, PNG.' }, ...timings }, ['success', 'imageBase64']),
-  ping: object({ success }),
-  update: object(
-    { success, message: { type: 'string' }, updateAvailable: { const: false }, current: { type: 'object' }, latest: { type: 'object' } },
-    ['success', 'updateAvailable', 'current', 'latest'],
-  ),
-};
-
-function detectionAnswer(): Doc {
-  return object(
-    {
-      success,
-      message: { type: 'string', description: 'CodeProject.AI\'s "Found cat, bed..." or "No objects found".' },
-      count: int,
-      predictions: predictionsOf({ label: { type: 'string' }, confidence: unit, ...box }),
-      ...timings,
-    },
-    ['success', 'predictions', 'count'],
-  );
-}
 
 const KEY_FIELDS: DeepstackField[] = [
   { name: 'api_key', description: 'An API key, when the service has keys (the headers Authorization: Bearer and X-API-Key work too).', schema: { type: 'string' } },
@@ -132,14 +69,17 @@ const camel = (kind: string) => kind.replace(/(^|-)([a-z])/g, (_, _d: string, c:
 function pathItem(route: DeepstackRoute, customModels: readonly string[], alias: number): Doc {
   const errors = errorResponses();
   const item: Doc = { summary: route.summary, description: route.description };
-  const parameters =
-    route.kind === 'custom'
-      ? [{ name: 'model', in: 'path', required: true, description: 'The custom model: a detector id of the manifest (case ignored).', schema: { type: 'string', ...(customModels.length ? { examples: [...customModels] } : {}) } }]
-      : undefined;
+  const parameters = route.pathParameters?.map((p) => ({
+    name: p.name,
+    in: 'path',
+    required: true,
+    description: p.description,
+    schema: { type: 'string', ...(p.name === 'model' && customModels.length ? { examples: [...customModels] } : {}) },
+  }));
   for (const method of route.methods) {
     const post = method === 'POST';
     item[method.toLowerCase()] = {
-      operationId: `deepstack${camel(route.kind)}${post || route.methods.length === 1 ? '' : 'Get'}${alias ? `Alias${alias}` : ''}`,
+      operationId: `deepstack${camel(route.id)}${post || route.methods.length === 1 ? '' : 'Get'}${alias ? `Alias${alias}` : ''}`,
       tags: ['deepstack'],
       summary: route.summary,
       description:
@@ -148,7 +88,7 @@ function pathItem(route: DeepstackRoute, customModels: readonly string[], alias:
       ...(route.open ? { security: [{}] } : {}),
       ...(parameters ? { parameters } : {}),
       ...(post ? { requestBody: requestBody(route) } : {}),
-      responses: { '200': { description: 'The answer.', content: { 'application/json': { schema: ANSWERS[route.kind] } } }, ...errors },
+      responses: { '200': { description: 'The answer.', content: { 'application/json': { schema: route.answerSchema } } }, ...errors },
     };
   }
   return item;

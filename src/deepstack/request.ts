@@ -4,8 +4,8 @@ import express from 'express';
 import multer, { MulterError } from 'multer';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
-import { toAppError } from '../http/errors.js';
-import { maxDeclaredBody, refuseBodyBeforeReading } from '../http/image-request.js';
+import { maxDeclaredBody, refuseBodyBeforeReading, runMiddleware, type Middleware } from '../transport/body.js';
+import { toAppError } from '../transport/errors.js';
 
 /** One file of a multipart body, under whatever field name the client gave it. */
 export interface DialectFile {
@@ -28,12 +28,6 @@ const KEY_FIELDS = new Set(['api_key', 'admin_key']);
 
 /** Requests whose multipart body is being read, and how to stop the read when it passes the limit. */
 const overLimit = new WeakMap<Request, (err: Error) => void>();
-
-type Middleware = (req: Request, res: Response, next: (err?: unknown) => void) => void;
-
-function runMiddleware(mw: Middleware, req: Request, res: Response): Promise<void> {
-  return new Promise((resolve, reject) => mw(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
-}
 
 /**
  * The DeepStack / CodeProject.AI body reader. Clients send multipart/form-data with the image in

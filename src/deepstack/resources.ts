@@ -10,11 +10,10 @@ import { createPredictResource } from '../resources/predict.js';
  * `routes` name a `scene` classifier (e.g. a Places365 model), a classifier for it.
  */
 export interface DialectResources {
-  detection?: AnyResource;
-  face?: AnyResource;
-  recognize?: AnyResource;
+  /** One of the app's resources, by its native name. */
+  byName(name: string): AnyResource | undefined;
+  /** The classifier of /v1/vision/scene: the manifest's `scene` model, else /predict's. */
   scene?: AnyResource;
-  upscale?: AnyResource;
   /** Custom model name (the manifest id) → its detector, in manifest order. */
   custom: Map<string, AnyResource>;
   /** The resources made here: initialise and close them with the app's. */
@@ -55,5 +54,5 @@ export function dialectResources(manifest: Manifest, resources: readonly AnyReso
     own.push(scene);
   }
 
-  return { detection, face: byName('facedetection'), recognize: byName('facerecognition'), scene, upscale: byName('upscale'), custom, own };
+  return { byName, scene, custom, own };
 }

@@ -1,5 +1,4 @@
 import type { Config } from '../config.js';
-import { createFaceService, type FaceGalleryService } from '../faces/service.js';
 import { ModelStore } from '../models/store.js';
 import { FaceEngine } from './face/engine.js';
 import { OnnxEngine } from './onnx/engine.js';
@@ -14,8 +13,6 @@ export interface Engines {
   models: ModelStore;
   /** face-api on tfjs wasm (SSD detector, landmarks, descriptors); its workers start on the first face task. */
   face: FaceEngine;
-  /** The face gallery over the face engine (register, recognize, list, delete, match); the database opens on first use. */
-  faces: FaceGalleryService;
 }
 
 export function createEngines(config: Config): Engines {
@@ -29,8 +26,6 @@ export function createEngines(config: Config): Engines {
     maxSide: config.faceMaxSide,
     maxFaces: config.faceMaxFaces,
   });
-  const faces = createFaceService(config, face);
-  if (config.facePreload) void faces.open().catch(() => {}); // a failure shows in faces.status() and on each face request
   return {
     opencv: new OpenCvEngine({
       workers: config.opencvWorkers,
@@ -50,7 +45,6 @@ export function createEngines(config: Config): Engines {
     }),
     models,
     face,
-    faces,
   };
 }
 
@@ -60,5 +54,5 @@ export function poolStats(engines: Pick<Engines, 'opencv' | 'onnx'> & Partial<Pi
 }
 
 export async function closeEngines(engines: Engines): Promise<void> {
-  await Promise.all([engines.models.close(), engines.opencv.close(), engines.onnx.close(), engines.faces.close(), engines.face.close()]);
+  await Promise.all([engines.models.close(), engines.opencv.close(), engines.onnx.close(), engines.face.close()]);
 }

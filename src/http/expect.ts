@@ -1,7 +1,7 @@
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import type { Config } from '../config.js';
 import { AppError, errorBody } from '../errors.js';
-import { maxDeclaredBody } from './image-request.js';
+import { maxDeclaredBody } from '../transport/body.js';
 
 function refuse(res: ServerResponse, err: AppError): void {
   const body = JSON.stringify(errorBody(err));

@@ -4,6 +4,7 @@ import multer from 'multer';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
 import type { ImageRef } from '../resources/pipeline.js';
+import { maxDeclaredBody, refuseBodyBeforeReading, runMiddleware, type Middleware } from '../transport/body.js';
 import { decodeBase64Image } from './base64.js';
 
 export interface ImageRequest {
@@ -11,12 +12,6 @@ export interface ImageRequest {
   image: ImageRef;
   /** Parameters: the query string, plus form or JSON fields (which win over the query). */
   fields: Record<string, unknown>;
-}
-
-type Middleware = (req: Request, res: Response, next: (err?: unknown) => void) => void;
-
-function runMiddleware(mw: Middleware, req: Request, res: Response): Promise<void> {
-  return new Promise((resolve, reject) => mw(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
 }
 
 /**
@@ -106,39 +101,10 @@ export class ImageRequestReader {
   }
 }
 
-/** Largest body a request of this type may have: the image limit plus, for multipart, its form fields. */
-export function maxDeclaredBody(type: string, config: Pick<Config, 'maxBodyBytes' | 'maxFields' | 'maxFieldBytes'>): number {
-  if (type !== 'multipart/form-data') return config.maxBodyBytes;
-  const partOverhead = 1024; // boundary and part headers
-  return config.maxBodyBytes + (config.maxFields + 1) * (config.maxFieldBytes + partOverhead);
-}
-
-/**
- * Refusals that need no body: a compressed body (the size limits hold for what arrives, so an
- * inflating parser is not worth its risk), or a Content-Length already over the limit. The answer
- * goes out at once; Node then reads and discards the unread body, so a client still sending it gets
- * the answer rather than a reset, unless the declared size is far over the limit (then the
- * connection closes instead of reading it).
- */
+/** The body refusals of every transport, at this request type's limit. */
 function refuseBeforeReading(req: Request, res: Response, type: string, config: Config): void {
   refuseBodyBeforeReading(req, res, maxDeclaredBody(type, config));
 }
-
-/** The refusals above for a body whose limit is `limit` bytes (the DeepStack dialect's reader uses them too). */
-export function refuseBodyBeforeReading(req: Request, res: Response, limit: number): void {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > DRAIN_FACTOR * limit) res.setHeader('Connection', 'close');
-  const encoding = (req.headers['content-encoding'] ?? '').trim().toLowerCase();
-  if (encoding !== '' && encoding !== 'identity') {
-    throw new AppError('UNSUPPORTED_ENCODING', { publicMessage: `Content-Encoding ${encoding} is not accepted: send the body uncompressed` });
-  }
-  if (declared > limit) {
-    throw new AppError('PAYLOAD_TOO_LARGE', { publicMessage: `Request body of ${declared} bytes is over the limit of ${limit} bytes (CVSERVE_MAX_BODY_BYTES)` });
-  }
-}
-
-/** A refused body up to this many times the limit is read and dropped; a larger one closes the connection. */
-const DRAIN_FACTOR = 4;
 
 function queryFields(req: Request, maxFields: number): Record<string, unknown> {
   const query = req.query as Record<string, unknown>;

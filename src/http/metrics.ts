@@ -2,9 +2,9 @@ import diagnostics from 'node:diagnostics_channel';
 import type { Doc } from './openapi.js';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { poolStats, type Engines } from '../engines/engines.js';
+import { poolStats } from '../engines/engines.js';
 import { TASK_CHANNEL, type PoolStats, type TaskEvent } from '../engines/pool.js';
-import type { AnyResource } from '../resources/contract.js';
+import type { AnyResource, ServiceSet } from '../resources/contract.js';
 
 export interface Metrics {
   registry: Registry;
@@ -28,7 +28,7 @@ const INFERENCE_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
  * default process metrics. Pool figures are read from `stats()` at scrape time; task times come
  * from the pools' diagnostics channel, counted only for this app's pools.
  */
-export function createMetrics(deps: { engines: Engines; resources: readonly AnyResource[] }): Metrics {
+export function createMetrics(deps: { engines: ServiceSet; resources: readonly AnyResource[] }): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const pools = () => poolStats(deps.engines);
@@ -123,7 +123,7 @@ const RECOGNIZE_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
  * opens the database), recognize latency, and faces recognized vs unknown (the match rate is
  * recognized / (recognized + unknown)). Returns the unsubscribe.
  */
-function faceMetrics(registry: Registry, engines: Engines): () => void {
+function faceMetrics(registry: Registry, engines: ServiceSet): () => void {
   const faces = engines.faces;
   if (!faces) return () => {};
   new Gauge({

@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { ERRORS, statusWord, type ErrorCode } from '../errors.js';
 import { OUTPUT_FORMATS } from '../image/types.js';
+import { packageVersion } from '../transport/version.js';
 
 /**
  * The OpenAPI 3.1 document's frame: info, tags, the shared error responses and schemas, security.
@@ -11,19 +11,6 @@ import { OUTPUT_FORMATS } from '../image/types.js';
 /** A piece of an OpenAPI document, as plain data. */
 export type Doc = Record<string, unknown>;
 
-
-/** cvserve's version, from its package.json (src/ or dist/src/). */
-export function packageVersion(): string {
-  for (const rel of ['../../package.json', '../../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'cvserve' && pkg.version) return pkg.version;
-    } catch {
-      // not at this level (src/ vs dist/src/)
-    }
-  }
-  return '0.0.0';
-}
 
 /** Error codes a resource route can answer with, by HTTP status. NOT_FOUND belongs to unknown routes only. */
 function errorCodesByStatus(exclude: readonly ErrorCode[] = ['NOT_FOUND']): Map<number, ErrorCode[]> {

@@ -1,10 +1,10 @@
 import type { Request, Response } from 'express';
-import { AppError, errorBody } from '../errors.js';
+import { errorBody } from '../errors.js';
 import type { Answer } from '../resources/answer.js';
 import type { AnyResource } from '../resources/contract.js';
-import { Deadline } from '../resources/deadline.js';
-import { executeResource, type PipelineServices } from '../resources/pipeline.js';
-import { logFailure, toAppError } from './errors.js';
+import type { PipelineServices } from '../resources/pipeline.js';
+import { executeForRequest } from '../transport/execute.js';
+import { logFailure, toAppError } from '../transport/errors.js';
 import type { ImageRequestReader } from './image-request.js';
 
 /** Sends a finished answer. */
@@ -63,19 +63,15 @@ export async function serveResource(
   res: Response,
   deps: { reader: ImageRequestReader; services: PipelineServices; timeoutMs: number },
 ): Promise<void> {
-  const deadline = new Deadline(deps.timeoutMs);
-  res.on('close', () => {
-    if (!res.writableFinished) deadline.cancel(new AppError('REQUEST_TIMEOUT', { detail: 'client went away' }));
-  });
   const accept = req.get('accept') ?? '';
   const events = wantsEventStream(accept) ? new EventStream(res) : undefined;
   try {
-    const { answer, cache } = await executeResource(
-      resource,
-      { open: () => deps.reader.read(req, res), accept: events ? '' : accept },
-      deps.services,
-      { deadline, log: req.log, progress: events && ((done, total) => events.send('progress', { done, total })) },
-    );
+    const { answer, cache } = await executeForRequest(resource, { open: () => deps.reader.read(req, res), accept: events ? '' : accept }, deps.services, {
+      res,
+      log: req.log,
+      timeoutMs: deps.timeoutMs,
+      progress: events && ((done, total) => events.send('progress', { done, total })),
+    });
     if (cache) res.setHeader('X-Cache', cache);
     if (!events) return sendAnswer(res, answer);
     events.send('result', answerAsJson(answer));

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { Config } from '../config.js';
 import type { Engines } from '../engines/engines.js';
+import type { FaceGalleryService } from '../faces/service.js';
 import type { DrawBox, ImageInput, InputFormat, RawImage } from '../image/types.js';
 import type { Readiness } from '../readiness.js';
 
@@ -75,9 +76,15 @@ export interface CostItem {
   size?: { width: number; height: number };
 }
 
+/** What resources are given: the engines, and the face gallery service over the face engine. */
+export interface ServiceSet extends Engines {
+  /** Register, recognize, list, delete, match; its database opens on first use. */
+  faces: FaceGalleryService;
+}
+
 export interface InitContext {
   config: Config;
-  engines: Engines;
+  engines: ServiceSet;
   log: Logger;
 }
 

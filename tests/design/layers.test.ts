@@ -47,5 +47,31 @@ describe('the layering (README "Design"), checked by dependency-cruiser', () => 
       assert.deepEqual([...rules].sort(), ['engines-below-resources', 'models-below-engines-and-resources', 'no-cycles', 'resources-know-no-transport'], found.join('\n'));
       assert.ok(!found.some((v) => v.includes('src/resources/fine.ts')), 'a resource importing a model store is allowed');
     });
+  
+    it('an engine importing the face service, a transport importing another, and a resource importing the fetcher are each refused', async () => {
+      const scratch = await mkdtemp(path.join(os.tmpdir(), 'cvserve-layers-'));
+      try {
+        const files: Record<string, string> = {
+          'src/faces/service.ts': 'export const faces = 1;\n',
+          'src/engines/engines.ts': "import { faces } from '../faces/service.js';\nexport const e = faces;\n",
+          'src/http/errors.ts': 'export const toAppError = 1;\n',
+          'src/deepstack/router.ts': "import { toAppError } from '../http/errors.js';\nexport const r = toAppError;\n",
+          'src/cli.ts': "import { r } from './deepstack/router.js';\nexport const c = r;\n",
+          'src/fetch/url-fetch.ts': 'export const fetchUrl = 1;\n',
+          'src/resources/canny.ts': "import { fetchUrl } from '../fetch/url-fetch.js';\nexport const c = fetchUrl;\n",
+          'src/transport/execute.ts': "import { fetchUrl } from '../fetch/url-fetch.js';\nexport const x = fetchUrl;\n",
+        };
+        for (const [file, text] of Object.entries(files)) {
+          await mkdir(path.dirname(path.join(scratch, file)), { recursive: true });
+          await writeFile(path.join(scratch, file), text);
+        }
+        const found = await violations(scratch);
+        const rules = new Set(found.map((v) => v.split(':')[0]));
+        assert.deepEqual([...rules].sort(), ['cli-beside-http', 'dialect-beside-http', 'engines-below-resources', 'resources-do-not-fetch'], found.join('\n'));
+        assert.ok(!found.some((v) => v.includes('src/transport/execute.ts')), 'the transport adapter may use the fetcher');
+      } finally {
+        await rm(scratch, { recursive: true, force: true });
+      }
+    });
   });
 });

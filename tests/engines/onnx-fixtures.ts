@@ -4,13 +4,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { testConfig, type Config } from '../../src/config.js';
-import type { Engines } from '../../src/engines/engines.js';
 import { OnnxEngine } from '../../src/engines/onnx/engine.js';
 import { openImage } from '../../src/image/decode.js';
 import type { ImageInput } from '../../src/image/types.js';
 import { loadManifest, parseManifest, type Manifest, type ManifestFile } from '../../src/models/manifest.js';
 import { ModelStore, type ModelStoreOptions } from '../../src/models/store.js';
-import type { RunContext } from '../../src/resources/contract.js';
+import type { RunContext, ServiceSet } from '../../src/resources/contract.js';
 import { MODELS_DIR } from '../helpers/paths.js';
 
 export { MODELS_DIR };
@@ -29,7 +28,7 @@ export async function imageInput(fileOrBytes: string | Buffer, maxPixels = 40_00
 }
 
 export interface TestEngines {
-  engines: Engines;
+  engines: ServiceSet;
   config: Config;
   close(): Promise<void>;
 }
@@ -42,7 +41,7 @@ export function onnxEngines(options: Partial<ModelStoreOptions> & { config?: Par
   const config = testConfig({ logLevel: 'silent', modelsDir: options.dir ?? MODELS_DIR, modelsFetch: false, onnxWorkers: 1, onnxThreads: 2, ...options.config });
   const onnx = new OnnxEngine({ workers: config.onnxWorkers, threads: config.onnxThreads, maxQueue: config.onnxMaxQueue, modelsDir: config.modelsDir });
   const models = new ModelStore({ dir: config.modelsDir, manifest: options.manifest ?? loadManifest(), fetchMissing: false, ...options });
-  const engines = { onnx, models } as unknown as Engines;
+  const engines = { onnx, models } as unknown as ServiceSet;
   return {
     engines,
     config,

@@ -13,7 +13,7 @@ import type { FaceBox } from '../../src/engines/face/engine.js';
 import { galleryFile } from '../../src/faces/open.js';
 import { FaceGalleryService, faceServiceOptions } from '../../src/faces/service.js';
 import { createCannyResource } from '../../src/resources/canny.js';
-import type { AnyResource } from '../../src/resources/contract.js';
+import type { AnyResource, ServiceSet } from '../../src/resources/contract.js';
 import { createFaceDetectionResource } from '../../src/resources/facedetection.js';
 import { createFaceRecognitionResource } from '../../src/resources/facerecognition.js';
 import { image, MODELS_DIR } from '../helpers/paths.js';
@@ -181,7 +181,7 @@ export class SharedEngines {
   /** An app on `store`, with the face routes (and /canny, to show the rest keeps working). */
   async app(config: Config, options: { log?: Logger; resources?: AnyResource[] } = {}): Promise<CvServe> {
     const faces = new FaceGalleryService(faceServiceOptions(config, this.base.face));
-    const engines: Engines = { ...this.base, faces };
+    const engines: ServiceSet = { ...this.base, faces };
     const svc = await createApp(config, {
       engines,
       logger: options.log,

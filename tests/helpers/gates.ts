@@ -1,13 +1,12 @@
 import { z } from 'zod';
 import type { CvServe } from '../../src/app.js';
 import { testConfig, type Config } from '../../src/config.js';
-import type { Engines } from '../../src/engines/engines.js';
 import { OnnxEngine } from '../../src/engines/onnx/engine.js';
 import type { Box, DetectOptions } from '../../src/engines/opencv/protocol.js';
 import { WorkerPool, type PoolStats } from '../../src/engines/pool.js';
 import type { RawImage } from '../../src/image/types.js';
 import { ModelStore } from '../../src/models/store.js';
-import type { AnyResource } from '../../src/resources/contract.js';
+import type { AnyResource, ServiceSet } from '../../src/resources/contract.js';
 import type { FixtureTask } from '../engines/fixtures/pool-task.js';
 import { createTestApp } from './app.js';
 import { MODELS_DIR } from './paths.js';
@@ -208,7 +207,7 @@ export async function appWithHeldOpenCv(
   await opencv.pool.ready();
   const onnx = new OnnxEngine({ workers: 1, threads: 1, maxQueue: 1, modelsDir: MODELS_DIR });
   const models = ModelStore.fromConfig(config);
-  const engines = { opencv, onnx, models } as unknown as Engines;
+  const engines = { opencv, onnx, models } as unknown as ServiceSet;
   const svc = await createTestApp(overrides, { resources: options.resources, engines });
   return {
     svc,

@@ -3,9 +3,8 @@ import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import { z } from 'zod';
 import type { CvServe } from '../../src/app.js';
-import type { Engines } from '../../src/engines/engines.js';
 import type { PoolStats } from '../../src/engines/pool.js';
-import type { AnyResource } from '../../src/resources/contract.js';
+import type { AnyResource, ServiceSet } from '../../src/resources/contract.js';
 import { createCannyResource } from '../../src/resources/canny.js';
 import { testConfig } from '../../src/config.js';
 import { ModelStore } from '../../src/models/store.js';
@@ -21,9 +20,9 @@ function pool(name: string, up: boolean, startupError?: string): PoolStats {
 }
 
 /** Engines whose pools report what the test says, without starting any worker. */
-function fakeEngines(opencv: PoolStats, onnx: PoolStats[] = []): Engines {
+function fakeEngines(opencv: PoolStats, onnx: PoolStats[] = []): ServiceSet {
   const models = ModelStore.fromConfig(testConfig({ modelsDir: MODELS_DIR, modelsFetch: false }));
-  return { opencv: { stats: () => opencv, close: async () => {} }, onnx: { stats: () => onnx, close: async () => {} }, models } as unknown as Engines;
+  return { opencv: { stats: () => opencv, close: async () => {} }, onnx: { stats: () => onnx, close: async () => {} }, models } as unknown as ServiceSet;
 }
 
 const waiting: AnyResource = {

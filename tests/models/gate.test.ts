@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { testConfig } from '../../src/config.js';
-import type { Engines } from '../../src/engines/engines.js';
+import type { ServiceSet } from '../../src/resources/contract.js';
 import { OpenCvEngine } from '../../src/engines/opencv/engine.js';
 import { ModelStore } from '../../src/models/store.js';
 import { createHaarFaceResource } from '../../src/resources/haar-faces.js';
@@ -30,7 +30,7 @@ describe('one readiness mechanism: a gate that gave up looks at its files again'
     const config = testConfig({ modelsDir: dir, modelsFetch: false });
     const models = new ModelStore({ ...ModelStore.fromConfig(config).options, recheckMs: 0 });
     const detect = createHaarFaceResource();
-    await detect.init({ config, engines: { opencv, models } as unknown as Engines, log });
+    await detect.init({ config, engines: { opencv, models } as unknown as ServiceSet, log });
     assert.deepEqual(detect.status(), { ready: false, reason: `${FACE_CASCADE} missing in ${dir}; run npm run models` });
 
     await copyFile(path.join(modelsDir, FACE_CASCADE), path.join(dir, FACE_CASCADE));
@@ -43,7 +43,7 @@ describe('one readiness mechanism: a gate that gave up looks at its files again'
       const config = testConfig({ modelsDir: empty, modelsFetch: false });
       const models = ModelStore.fromConfig(config);
       const detect = createHaarFaceResource();
-      await detect.init({ config, engines: { opencv, models } as unknown as Engines, log });
+      await detect.init({ config, engines: { opencv, models } as unknown as ServiceSet, log });
       await copyFile(path.join(modelsDir, FACE_CASCADE), path.join(empty, FACE_CASCADE));
       for (let i = 0; i < 20; i++) assert.equal(detect.status().ready, false, 'no look before the interval');
     } finally {

@@ -5,13 +5,12 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { testConfig } from '../../src/config.js';
-import type { Engines } from '../../src/engines/engines.js';
 import { OpenCvEngine, type Box } from '../../src/engines/opencv/engine.js';
 import { AppError } from '../../src/errors.js';
 import { ModelStore } from '../../src/models/store.js';
 import { openImage } from '../../src/image/decode.js';
 import { createHaarCatFaceResource } from '../../src/resources/haar-cat-faces.js';
-import type { AnyResource, InitContext } from '../../src/resources/contract.js';
+import type { AnyResource, InitContext, ServiceSet } from '../../src/resources/contract.js';
 import { createHaarFaceResource } from '../../src/resources/haar-faces.js';
 import { detectionsSchema, HaarResource } from '../../src/resources/haar.js';
 import { parseParams } from '../../src/resources/validate.js';
@@ -21,7 +20,7 @@ const log = pino({ level: 'silent' });
 
 function contextFor(dir: string, opencv: OpenCvEngine): InitContext {
   const config = testConfig({ modelsDir: dir, modelsFetch: false });
-  return { config, engines: { opencv, models: ModelStore.fromConfig(config) } as unknown as Engines, log };
+  return { config, engines: { opencv, models: ModelStore.fromConfig(config) } as unknown as ServiceSet, log };
 }
 
 async function run(resource: AnyResource, image: string, fields: Record<string, unknown> = {}) {
