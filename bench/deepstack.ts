@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { frigateFrame, pythonMultipart } from '../scripts/deepstack-clients.js';
-import type { Scenario } from './scenarios.js';
+import type { Scenario } from './scenario.js';
 
 /**
  * The DeepStack rows: `/v1/vision/detection` as Frigate calls it, a 320x320 JPEG frame of the

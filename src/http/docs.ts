@@ -18,7 +18,7 @@ import type { Doc } from './openapi.js';
 
 const SWAGGER_FILES = new Set(['swagger-ui.css', 'index.css', 'swagger-ui-bundle.js', 'favicon-32x32.png', 'favicon-16x16.png']);
 /** Browser modules the playground loads, relative to src/ (or dist/src/ once built). */
-const BROWSER_MODULES = new Set(['client.js', 'web/playground.js', 'web/render.js', 'web/curl.js', 'web/routes.js', 'web/route-info.js']);
+const BROWSER_MODULES = new Set(['client.js', 'web/playground.js', 'web/render.js', 'web/curl.js', 'web/routes.js', 'web/route-info.js', 'web/faces-panel.js', 'web/dom.js']);
 
 const srcRoot = fileURLToPath(new URL('../', import.meta.url));
 const swaggerDir = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));

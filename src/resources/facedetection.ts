@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { boxSchema } from './box.js';
 import { DEFAULT_FACE_MIN_CONFIDENCE, type FaceEngine } from '../engines/face/engine.js';
 import { facePixels, faceSearchSize, originalBox } from '../faces/pixels.js';
 import type { DrawBox, ImageInput } from '../image/types.js';
@@ -16,11 +17,10 @@ const params = z.strictObject({
   format: formatParam(),
 });
 
-const box = z.tuple([z.number().int(), z.number().int(), z.number().int(), z.number().int()]).describe('[x1, y1, x2, y2] in original-image pixels');
 
 export const faceDetectionSchema = z.object({
   status: z.literal('ok'),
-  result: z.array(z.object({ box, score: z.number().min(0).max(1).describe('The detector\'s confidence') })),
+  result: z.array(z.object({ box: boxSchema, score: z.number().min(0).max(1).describe('The detector\'s confidence') })),
 });
 
 /** The face engine's readiness: lazy workers are ready until they fail to start. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { boxSchema } from './box.js';
 import type { FaceGalleryService } from '../faces/service.js';
 import { DEFAULT_MIN_CONFIDENCE } from '../faces/match.js';
 import type { DrawBox, ImageInput } from '../image/types.js';
@@ -26,7 +27,7 @@ export const faceRecognitionSchema = z.object({
   status: z.literal('ok'),
   result: z.array(
     z.object({
-      box: z.tuple([z.number().int(), z.number().int(), z.number().int(), z.number().int()]).describe('[x1, y1, x2, y2] in original-image pixels'),
+      box: boxSchema,
       userid: z.string().describe('The registered user, or "unknown"'),
       confidence: z.number().min(0).max(1).describe('Calibrated confidence that the face is its nearest registered user (0 with an empty gallery)'),
     }),

@@ -1,6 +1,7 @@
 import { open as openFile } from 'node:fs/promises';
 import type { ModelGate } from '../models/store.js';
 import { z } from 'zod';
+import { boxSchema } from './box.js';
 import { cascadeWindow } from '../engines/opencv/cascades.js';
 import type { Box, OpenCvEngine } from '../engines/opencv/engine.js';
 import { pyramidPixels } from '../engines/opencv/split.js';
@@ -25,12 +26,11 @@ const params = z.strictObject({
 
 export type HaarParams = z.output<typeof params>;
 
-const int = z.number().int();
 
 /** The Python services' answer: `{"status": "ok", "result": [{"box": [x1, y1, x2, y2]}, ...]}`. */
 export const detectionsSchema = z.object({
   status: z.literal('ok'),
-  result: z.array(z.object({ box: z.tuple([int, int, int, int]).describe('[x1, y1, x2, y2] in original-image pixels') })),
+  result: z.array(z.object({ box: boxSchema })),
 });
 
 export interface HaarResourceSpec {

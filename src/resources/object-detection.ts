@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { boxSchema } from './box.js';
 import { AppError } from '../errors.js';
 import type { DrawBox, ImageInput } from '../image/types.js';
 import type { DetectModel } from '../models/manifest.js';
@@ -18,7 +19,7 @@ export const catDetectionSchema = z.object({
   status: z.literal('ok'),
   result: z.array(
     z.object({
-      box: z.tuple([z.number().int(), z.number().int(), z.number().int(), z.number().int()]).describe('[x1, y1, x2, y2] in original-image pixels'),
+      box: boxSchema,
       label: z.string(),
       score: z.number().min(0).max(1),
     }),

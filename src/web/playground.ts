@@ -5,14 +5,14 @@
  */
 import { CvServeClient, CvServeError, paramStrings, type Params } from '../client.js';
 import { curlCommand } from './curl.js';
+import { createFacesPanel, FACES_HASH, type Sample } from './faces-panel.js';
+import { $, readAsDataUrl } from './dom.js';
 import { renderAnswer, type InputView } from './render.js';
 import { routesFrom, type JsonSchema, type ParamSpec, type RouteSpec } from './routes.js';
 
 /** A file (picked, dropped, pasted or a sample: `name` is what curl reads, e.g. data/astronaut.jpg) or a URL. */
 type ImageChoice = { kind: 'file'; blob: Blob; name: string; dataUrl: string } | { kind: 'url'; url: string };
-type Sample = { file: string; label: string; url: string };
 
-const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const baseUrl = new URL('.', window.location.href).href;
 const KEY_STORAGE = 'cvserve.apiKey';
 let client = new CvServeClient({ baseUrl });
@@ -124,15 +124,6 @@ function showError(message: string | undefined, detail?: string): void {
   if (detail) box.append(Object.assign(document.createElement('div'), { className: 'muted', textContent: detail }));
 }
 
-function readAsDataUrl(blob: Blob): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(String(reader.result));
-    reader.onerror = () => reject(reader.error);
-    reader.readAsDataURL(blob);
-  });
-}
-
 async function setFile(file: File | Blob, name?: string): Promise<void> {
   const fileName = name ?? (file instanceof File ? file.name : 'pasted-image.png');
   image = { kind: 'file', blob: file, name: fileName, dataUrl: await readAsDataUrl(file) };
@@ -151,7 +142,7 @@ async function loadSamples(): Promise<void> {
   }
   const box = $('samples');
   box.hidden = samples.length === 0;
-  faceSamples(samples);
+  faces.samples(samples);
   for (const sample of samples) {
     const button = Object.assign(document.createElement('button'), { type: 'button', textContent: sample.label, title: `data/${sample.file}` });
     button.dataset.sample = sample.file;
@@ -311,11 +302,22 @@ function wireImageInput(): void {
   });
 }
 
+/** Leaves the route view for another panel: stops a running request and unselects the route. */
+function leaveRoute(): void {
+  if (running) running.abort();
+  current = undefined;
+  $('work').hidden = true;
+  for (const b of document.querySelectorAll<HTMLButtonElement>('#routes button')) b.setAttribute('aria-current', 'false');
+}
+
+const faces = createFacesPanel({ baseUrl, client: () => client, leaveRoute });
+const showFacesPanel = faces.show;
+
 async function main(): Promise<void> {
   wireApiKey();
   wireImageInput();
   void loadSamples();
-  wireFaces();
+  faces.wire();
   window.addEventListener('hashchange', () => {
     if (window.location.hash === FACES_HASH) return showFacesPanel(true);
     const wanted = routeFromHash();
@@ -353,180 +355,6 @@ async function loadRoutes(): Promise<void> {
   if (window.location.hash === FACES_HASH) return showFacesPanel(true);
   const wanted = routeFromHash() ?? routes[0];
   if (wanted) selectRoute(wanted);
-}
-
-// ---- Faces: register photos under a name, the gallery, recognize (the DeepStack face routes and /facerecognition) ----
-
-const FACES_HASH = '#faces';
-type Photo = { blob: Blob; name: string; dataUrl: string };
-const facePhotos: { register?: Photo; recognize?: Photo } = {};
-
-function showFacesPanel(show: boolean): void {
-  $('faces').hidden = !show;
-  document.querySelector('#panels button[data-panel="faces"]')?.setAttribute('aria-current', String(show));
-  if (!show) return;
-  if (running) running.abort();
-  current = undefined;
-  $('work').hidden = true;
-  for (const b of document.querySelectorAll<HTMLButtonElement>('#routes button')) b.setAttribute('aria-current', 'false');
-  if (window.location.hash !== FACES_HASH) history.replaceState(null, '', FACES_HASH);
-  void refreshGallery();
-}
-
-function showFaceError(message: string | undefined): void {
-  const box = $('face-error');
-  box.hidden = message === undefined;
-  box.textContent = message ?? '';
-}
-
-/** A DeepStack face route: multipart form fields (and the key as DeepStack's api_key/admin_key fields), its JSON back. */
-async function faceApi(route: 'register' | 'list' | 'delete', fields: Record<string, string>, photo?: Photo): Promise<Record<string, unknown>> {
-  const form = new FormData();
-  for (const [name, value] of Object.entries(fields)) form.append(name, value);
-  const key = $<HTMLInputElement>('api-key').value.trim();
-  if (key) {
-    form.append('api_key', key);
-    form.append('admin_key', key);
-  }
-  if (photo) form.append('image', photo.blob, photo.name.split('/').pop() || 'photo.jpg');
-  const response = await fetch(new URL(`v1/vision/face/${route}`, baseUrl), { method: 'POST', body: form });
-  const body = (await response.json().catch(() => ({}))) as Record<string, unknown>;
-  if (!response.ok || body.success === false) {
-    const hint = response.status === 401 ? ' Enter a key in the API key field above.' : '';
-    throw new Error(`${String(body.error ?? body.message ?? `HTTP ${response.status}`)}${hint}`);
-  }
-  return body;
-}
-
-async function setFacePhoto(which: 'register' | 'recognize', blob: Blob, name: string): Promise<void> {
-  facePhotos[which] = { blob, name, dataUrl: await readAsDataUrl(blob) };
-  $(`face-${which}-name`).textContent = `${name} (${Math.max(1, Math.round(blob.size / 1024))} KiB)`;
-}
-
-function faceSamples(samples: Sample[]): void {
-  for (const box of document.querySelectorAll<HTMLElement>('.face-samples')) {
-    const which = box.dataset.for as 'register' | 'recognize';
-    box.replaceChildren(...(samples.length ? ['or a sample: '] : []));
-    for (const sample of samples) {
-      const button = Object.assign(document.createElement('button'), { type: 'button', textContent: sample.label, title: `data/${sample.file}` });
-      button.dataset.sample = sample.file;
-      button.addEventListener('click', async () => {
-        const response = await fetch(new URL(sample.url, baseUrl));
-        if (!response.ok) return showFaceError(`The sample ${sample.file} could not be loaded (HTTP ${response.status}).`);
-        await setFacePhoto(which, await response.blob(), `data/${sample.file}`);
-      });
-      box.append(button);
-    }
-  }
-}
-
-async function refreshGallery(): Promise<void> {
-  const list = $('face-users');
-  let users: { userid: string; photos?: number }[];
-  try {
-    const body = await faceApi('list', {});
-    users = Array.isArray(body.users) ? (body.users as typeof users) : ((body.faces as string[] | undefined) ?? []).map((userid) => ({ userid }));
-  } catch (err) {
-    list.replaceChildren(Object.assign(document.createElement('li'), { className: 'muted', textContent: `The gallery could not be read: ${(err as Error).message}` }));
-    return;
-  }
-  if (users.length === 0) {
-    list.replaceChildren(Object.assign(document.createElement('li'), { className: 'muted', textContent: 'Nobody registered yet.' }));
-    return;
-  }
-  list.replaceChildren(
-    ...users.map((u) => {
-      const li = document.createElement('li');
-      const del = Object.assign(document.createElement('button'), { type: 'button', textContent: 'Delete' });
-      del.setAttribute('aria-label', `Delete ${u.userid}`);
-      del.addEventListener('click', async () => {
-        del.disabled = true;
-        try {
-          await faceApi('delete', { userid: u.userid });
-          showFaceError(undefined);
-        } catch (err) {
-          showFaceError(`Delete failed: ${(err as Error).message}`);
-        }
-        await refreshGallery();
-      });
-      const photos = u.photos === undefined ? '' : `${u.photos} ${u.photos === 1 ? 'photo' : 'photos'}`;
-      li.append(Object.assign(document.createElement('span'), { className: 'name', textContent: u.userid }), Object.assign(document.createElement('span'), { className: 'photos', textContent: photos }), del);
-      return li;
-    }),
-  );
-}
-
-async function registerFace(): Promise<void> {
-  const userid = $<HTMLInputElement>('face-userid').value.trim();
-  const photo = facePhotos.register;
-  const out = $('face-register-result');
-  out.className = '';
-  if (!userid) return void (out.textContent = 'Enter a name first.');
-  if (!photo) return void (out.textContent = 'Choose a photo first: a file or a sample.');
-  const button = $<HTMLButtonElement>('face-register-run');
-  button.disabled = true;
-  out.textContent = 'Registering…';
-  try {
-    const body = await faceApi('register', { userid }, photo);
-    const images = (body.images as { status: string; message?: string }[] | undefined) ?? [];
-    const note = images.map((i) => i.message).filter(Boolean).join('; ');
-    out.className = 'ok';
-    out.textContent = Number(body.added ?? 1) > 0 ? `Registered ${userid}: 1 photo added.${note ? ` ${note}.` : ''}` : `${userid} already has this photo: nothing added.`;
-  } catch (err) {
-    out.textContent = `Not registered: ${(err as Error).message}`;
-  } finally {
-    button.disabled = false;
-  }
-  await refreshGallery();
-}
-
-async function recognizeFaces(): Promise<void> {
-  const photo = facePhotos.recognize;
-  if (!photo) return showFaceError('Choose a photo to recognize first: a file or a sample.');
-  const button = $<HTMLButtonElement>('face-recognize-run');
-  button.disabled = true;
-  showFaceError(undefined);
-  $('face-result').replaceChildren();
-  $('face-timing').textContent = 'Recognizing…';
-  const started = performance.now();
-  try {
-    const minConfidence = $<HTMLInputElement>('face-min-confidence').value.trim();
-    const answer = await client.request('facerecognition', photo.blob, minConfidence ? { minConfidence } : {}, { filename: photo.name.split('/').pop(), accept: 'application/json' });
-    $('face-timing').textContent = `${Math.round(performance.now() - started)} ms`;
-    const faces = ((answer.kind === 'json' ? (answer.body as { result?: unknown }).result : undefined) ?? []) as { box: [number, number, number, number]; userid: string; confidence: number }[];
-    const known = faces.filter((f) => f.userid !== 'unknown').map((f) => f.userid);
-    // render.ts captions /facerecognition's boxes with the person's name (and the confidence of a match).
-    await renderAnswer($('face-result'), answer, { src: photo.dataUrl, label: photo.name });
-    const summary = Object.assign(document.createElement('p'), {
-      className: 'summary',
-      textContent: faces.length === 0 ? 'No face found.' : `${known.length} of ${faces.length} ${faces.length === 1 ? 'face' : 'faces'} recognized${known.length ? `: ${known.join(', ')}` : ''}`,
-    });
-    $('face-result').querySelector('.summary')?.replaceWith(summary);
-  } catch (err) {
-    $('face-timing').textContent = '';
-    showFaceError(err instanceof CvServeError ? `${err.message} (HTTP ${err.status} · ${err.code})` : `The request failed: ${(err as Error).message}`);
-  } finally {
-    button.disabled = false;
-  }
-}
-
-function wireFaces(): void {
-  document.querySelector('#panels button[data-panel="faces"]')?.addEventListener('click', () => showFacesPanel(true));
-  for (const which of ['register', 'recognize'] as const) {
-    $<HTMLInputElement>(`face-${which}-file`).addEventListener('change', (e) => {
-      const file = (e.target as HTMLInputElement).files?.[0];
-      if (file) void setFacePhoto(which, file, file.name);
-    });
-  }
-  $('face-register').addEventListener('submit', (e) => {
-    e.preventDefault();
-    void registerFace();
-  });
-  $('face-recognize').addEventListener('submit', (e) => {
-    e.preventDefault();
-    void recognizeFaces();
-  });
-  $('face-refresh').addEventListener('click', () => void refreshGallery());
 }
 
 void main();

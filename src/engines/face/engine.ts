@@ -78,7 +78,8 @@ export class FaceEngine {
     const limit = this.options.maxFaces ?? 50;
     const maxFaces = Math.max(1, Math.min(limit, Math.floor(options.maxFaces ?? limit)));
     const minConfidence = options.minConfidence ?? DEFAULT_FACE_MIN_CONFIDENCE;
-    if (!(minConfidence >= 0 && minConfidence <= 1)) throw new AppError('BAD_PARAMETER', { publicMessage: 'min_confidence must be between 0 and 1' });
+    // Callers validate their parameters (each transport in its own words); out of range here is a bug.
+    if (!(minConfidence >= 0 && minConfidence <= 1)) throw new RangeError(`face engine: minConfidence ${minConfidence} is outside 0..1`);
     const pool = this.startedPool();
     try {
       await pool.ready();
