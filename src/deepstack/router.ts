@@ -280,9 +280,8 @@ class DialectHandler {
   private gallery(route: DeepstackRoute, req: Request, res: Response): Promise<void> {
     const gallery = this.options.gallery;
     if (!gallery) throw this.notAvailable(route);
+    // No readiness gate here: each gallery call tries the database itself (match needs none).
     return this.withBody(req, res, async (body, signal) => {
-      const status = gallery.status();
-      if (!status.ready) throw new AppError('GALLERY_UNAVAILABLE', { publicMessage: `The face routes are unavailable: ${status.reason}` });
       switch (route.kind) {
         case 'face-register': {
           const userid = requiredUserid(body.fields);

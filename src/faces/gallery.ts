@@ -94,7 +94,15 @@ export function modelKey(model: FaceModel): string {
  */
 export function galleryError(err: unknown): AppError {
   if (err instanceof AppError) return err;
-  return new AppError('GALLERY_UNAVAILABLE', { detail: `face gallery: ${(err as Error)?.message ?? String(err)}`, cause: err });
+  const detail = `face gallery: ${(err as Error)?.message ?? String(err)}`;
+  if (isDiskFull(err)) return new AppError('GALLERY_STORAGE_FULL', { detail, cause: err });
+  return new AppError('GALLERY_UNAVAILABLE', { detail, cause: err, headers: { 'Retry-After': '1' } });
+}
+
+/** SQLite's SQLITE_FULL (or ENOSPC under it), PostgreSQL's disk_full (53100). */
+function isDiskFull(err: unknown): boolean {
+  const code = String((err as { code?: unknown })?.code ?? '');
+  return code === 'SQLITE_FULL' || code === 'ENOSPC' || code === '53100' || /database or disk is full|No space left on device/i.test((err as Error)?.message ?? '');
 }
 
 /** A userid as DeepStack clients send it: any text but empty, over-long or with control characters. */

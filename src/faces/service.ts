@@ -98,7 +98,11 @@ export interface FaceServiceOptions {
   threshold: number;
   /** Opens the gallery (default: openGallery with the options above). */
   openGallery?: () => Promise<FaceGallery>;
-  /** After a failed open, calls fail fast for this long before the next attempt (default 2000 ms). */
+  /**
+   * After the database was found unavailable (a failed open or a failed call), calls fail fast for a
+   * window that starts at a quarter of this and doubles with each failure in a row, up to this
+   * (default 2000 ms); the first call after the window tries the database again.
+   */
   retryMs?: number;
   now?: () => number;
 }
@@ -124,8 +128,8 @@ export class FaceGalleryService {
   private opened?: FaceGallery;
   private opening?: Promise<FaceGallery>;
   private snapshots?: GallerySnapshots;
-  /** The last failed open (or failed gallery call), until a call succeeds. */
-  private failure?: { at: number; error: AppError; opening: boolean };
+  /** The database was found unavailable: when, how, how many times in a row, and how long calls fail fast. */
+  private failure?: { at: number; error: AppError; opening: boolean; streak: number; waitMs: number };
   private closed = false;
   private readonly listeners = new Set<(event: RecognizeEvent) => void>();
   private readonly now: () => number;
@@ -273,9 +277,9 @@ export class FaceGalleryService {
     const [pool] = this.engine.stats();
     if (pool?.startupError) return { ready: false, reason: 'face models failed to load' };
     if (this.failure) {
-      const retryMs = this.options.retryMs ?? 2000;
-      if (this.failure.opening && !this.opening && this.now() - this.failure.at >= retryMs) void this.gallery().catch(() => {});
-      return { ready: false, reason: 'face gallery unavailable' };
+      if (this.now() - this.failure.at < this.failure.waitMs) return { ready: false, reason: 'face gallery unavailable' };
+      // The window has passed: the next call tries the database; a failed open is retried now, in the background.
+      if (this.failure.opening && !this.opening) void this.gallery().catch(() => {});
     }
     return { ready: true };
   }
@@ -318,12 +322,19 @@ export class FaceGalleryService {
     return { faces, toOriginal: (box) => originalBox(box, pixels, input.width, input.height) };
   }
 
-  /** The open gallery, opening it on first use; after a failed open, fails fast until retryMs passed. */
+  /**
+   * The open gallery, opening it on first use. Within the fast-fail window after the database was
+   * found unavailable, fails at once; after it, every call tries the database again (no route has
+   * to clear a mark: the gallery heals as soon as the database answers).
+   */
   private async gallery(): Promise<FaceGallery> {
     if (this.closed) throw new AppError('SHUTTING_DOWN', { detail: 'face service is closed' });
+    const failure = this.failure;
+    if (failure && !this.opening) {
+      const left = failure.waitMs - (this.now() - failure.at);
+      if (left > 0) throw withRetryAfter(failure.error, left);
+    }
     if (this.opened) return this.opened;
-    const retryMs = this.options.retryMs ?? 2000;
-    if (this.failure?.opening && !this.opening && this.now() - this.failure.at < retryMs) throw this.failure.error;
     if (!this.opening) {
       const attempt = this.openOnce();
       this.opening = attempt;
@@ -347,23 +358,30 @@ export class FaceGalleryService {
       this.failure = undefined;
       return gallery;
     } catch (err) {
-      const error = galleryError(err);
-      if (error.code === 'GALLERY_UNAVAILABLE') this.failure = { at: this.now(), error, opening: true };
-      throw error;
+      throw this.failed(err, true);
     }
   }
 
-  /** A gallery call: its GALLERY_UNAVAILABLE marks the face routes not ready until a call succeeds. */
+  /** A gallery call: GALLERY_UNAVAILABLE starts (or lengthens) the fast-fail window; a success ends it. */
   private async track<T>(call: Promise<T>): Promise<T> {
     try {
       const value = await call;
-      if (this.failure && !this.failure.opening) this.failure = undefined;
+      this.failure = undefined;
       return value;
     } catch (err) {
-      const error = galleryError(err);
-      if (error.code === 'GALLERY_UNAVAILABLE') this.failure = { at: this.now(), error, opening: false };
-      throw error;
+      throw this.failed(err, false);
     }
+  }
+
+  /** The error to answer with; an unavailable database also opens a fast-fail window, backed off and bounded by retryMs. */
+  private failed(err: unknown, opening: boolean): AppError {
+    const error = galleryError(err);
+    if (error.code !== 'GALLERY_UNAVAILABLE') return error;
+    const retryMs = this.options.retryMs ?? 2000;
+    const streak = (this.failure?.streak ?? 0) + 1;
+    const waitMs = Math.min(retryMs, (retryMs / 4) * 2 ** (streak - 1));
+    this.failure = { at: this.now(), error, opening, streak, waitMs };
+    return withRetryAfter(error, waitMs);
   }
 }
 
@@ -374,6 +392,16 @@ export function createFaceService(config: Config, engine: FaceEngine): FaceGalle
 /** Errors that mean "this file is not an image we take" (a per-file outcome in register). */
 function isImageError(err: unknown): err is AppError {
   return err instanceof AppError && (err.code === 'UNSUPPORTED_MEDIA_TYPE' || err.code === 'UNDECODABLE_IMAGE' || err.code === 'IMAGE_TOO_LARGE');
+}
+
+/** The error with Retry-After: the seconds until the gallery is tried again (at least 1). */
+function withRetryAfter(error: AppError, ms: number): AppError {
+  return new AppError(error.code, {
+    publicMessage: error.publicMessage,
+    detail: error.detail,
+    cause: error.cause,
+    headers: { ...error.headers, 'Retry-After': String(Math.max(1, Math.ceil(ms / 1000))) },
+  });
 }
 
 function round3(v: number): number {

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { AppError } from '../errors.js';
@@ -67,6 +67,8 @@ export class SqliteGallery implements FaceGallery {
     this.limits = options.limits ?? DEFAULT_LIMITS;
     try {
       mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
+      // Created owner-only (biometric data); SQLite gives its journal the same mode. An existing file keeps its mode.
+      closeSync(openSync(this.file, 'a', 0o600));
       this.db = new Database(this.file, { timeout: 5000 });
       this.db.pragma('journal_mode = DELETE');
       this.db.pragma('secure_delete = ON');
