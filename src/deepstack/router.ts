@@ -1,4 +1,4 @@
-import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
 import sharp from 'sharp';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
@@ -34,6 +34,8 @@ export interface DeepstackOptions {
   services: PipelineServices;
   /** Face register / list / delete / match; without it those routes answer NOT_AVAILABLE. */
   gallery?: DeepstackGallery;
+  /** Runs before every dialect route (the cross-site and host checks), its refusals answered in the dialect. */
+  guard?: RequestHandler;
 }
 
 export interface Deepstack {
@@ -49,6 +51,8 @@ export function createDeepstack(options: DeepstackOptions): Deepstack {
   const served = dialectResources(options.manifest, options.resources);
   const handler = new DialectHandler(options, served);
   const router = express.Router({ caseSensitive: false, strict: false });
+  const { guard } = options;
+  if (guard) router.use((req, res, next) => (DIALECT_PATH.test(req.path) ? guard(req, res, next) : next()));
   for (const route of DEEPSTACK_ROUTES) {
     for (const path of [route.path, ...(route.aliases ?? [])]) {
       router.all(path, (req, res, next) => {
@@ -190,6 +194,22 @@ class DialectHandler {
     return !this.keys.required || this.keys.accepts(presentedKey(req));
   }
 
+  /**
+   * The keys the body's form keys are checked against as it is read, when the headers brought no
+   * valid key. A key in a header that is wrong is refused here, before any of the body is read.
+   */
+  private pendingKeys(req: Request): ApiKeyCheck | undefined {
+    if (this.headerAuthenticated(req)) return undefined;
+    if (presentedKey(req) !== undefined) {
+      throw new AppError('UNAUTHORIZED', {
+        publicMessage: 'A valid API key is required: send it in form field api_key (or as Authorization: Bearer / X-API-Key)',
+        detail: 'API key in a header not recognised',
+        headers: { 'WWW-Authenticate': 'Bearer' },
+      });
+    }
+    return this.keys;
+  }
+
   /** The form's `api_key` / `admin_key` (either, constant-time against every key), when the headers had none. */
   private checkFormKeys(body: DialectRequest): void {
     let match = false;
@@ -233,9 +253,10 @@ class DialectHandler {
     },
   ): Promise<void> {
     if (!resource) throw this.notAvailable(route);
+    const pendingKeys = this.pendingKeys(req);
     const deadline = this.deadline(res);
     let reading: Promise<DialectRequest> | undefined;
-    const read = () => (reading ??= this.reader.read(req, res));
+    const read = () => (reading ??= this.reader.read(req, res, pendingKeys));
     let executed: Executed;
     const started = performance.now();
     try {
@@ -267,9 +288,10 @@ class DialectHandler {
 
   /** A route without a resource: read the body (for the key), then answer under the request's deadline. */
   private async withBody(req: Request, res: Response, work: (body: DialectRequest, signal: AbortSignal) => Promise<Record<string, unknown>>): Promise<void> {
+    const pendingKeys = this.pendingKeys(req);
     const deadline = this.deadline(res);
     const answer = await deadline.run(async (signal) => {
-      const body = await this.reader.read(req, res);
+      const body = await this.reader.read(req, res, pendingKeys);
       if (!this.headerAuthenticated(req)) this.checkFormKeys(body);
       return work(body, signal);
     });
