@@ -28,7 +28,7 @@ import { AppError } from '../errors.js';
 import { openImage } from '../image/decode.js';
 import type { ImageInput } from '../image/types.js';
 import type { Readiness } from '../readiness.js';
-import { checkUserid, galleryError, type FaceGallery, type GalleryCounts, type GalleryEntry, type GalleryLimits } from './gallery.js';
+import { checkUserid, galleryError, useridsToDelete, type FaceGallery, type GalleryCounts, type GalleryEntry, type GalleryLimits } from './gallery.js';
 import { DEFAULT_MIN_CONFIDENCE, matchFace, similarity } from './match.js';
 import { openGallery } from './open.js';
 import { facePixels, originalBox } from './pixels.js';
@@ -148,8 +148,8 @@ export class FaceGalleryService {
    * Adds the face of each image to `userid` (never replacing earlier photos), in one gallery
    * transaction. Each image: header checks and pixel limit as every route, then its largest face.
    */
-  async register(userid: string, images: RegisterImage[], signal: AbortSignal): Promise<RegisterResult> {
-    checkUserid(userid);
+  async register(given: string, images: RegisterImage[], signal: AbortSignal): Promise<RegisterResult> {
+    const userid = checkUserid(given);
     if (images.length === 0) throw new AppError('MISSING_IMAGE', { publicMessage: 'No image given: send one or more image files with the userid' });
     if (images.length > this.options.maxImages) {
       throw new AppError('BAD_PARAMETER', { publicMessage: `At most ${this.options.maxImages} images per register call (got ${images.length}) (CVSERVE_FACE_MAX_IMAGES)` });
@@ -174,9 +174,10 @@ export class FaceGalleryService {
       }
       seen.set(sha, outcomes.length);
       let faces: FaceDescription[];
+      let detected: number;
       try {
         const input = await openImage(bytes, { maxPixels: this.options.maxPixels });
-        faces = (await this.describe(input, signal)).faces;
+        ({ faces, detected } = await this.describe(input, signal, { largestOnly: true }));
       } catch (err) {
         if (!isImageError(err)) throw err;
         firstInvalid ??= new AppError(err.code, { publicMessage: `${field}: ${err.publicMessage}`, detail: err.detail, cause: err });
@@ -192,7 +193,7 @@ export class FaceGalleryService {
       // Faces come largest first: a photo of several people registers its largest face.
       entries.push({ descriptor: faces[0]!.descriptor, imageSha256: sha });
       slots.push({ entry: entries.length - 1, repeat: false });
-      outcomes.push({ field, status: 'added', ...(faces.length > 1 && { message: `${faces.length} faces found; the largest was registered` }) });
+      outcomes.push({ field, status: 'added', ...(detected > 1 && { message: `${detected} faces found; the largest was registered` }) });
     }
 
     if (entries.length === 0) {
@@ -226,7 +227,7 @@ export class FaceGalleryService {
 
   /** Removes a user and every descriptor of theirs (rows deleted, not flagged). 0 for an unknown user. */
   async delete(userid: string): Promise<{ deleted: number }> {
-    checkUserid(userid);
+    useridsToDelete(userid);
     const gallery = await this.gallery();
     return { deleted: await this.track(gallery.delete(userid)) };
   }
@@ -244,7 +245,7 @@ export class FaceGalleryService {
         if (!isImageError(err)) throw err;
         throw new AppError(err.code, { publicMessage: `${name}: ${err.publicMessage}`, detail: err.detail, cause: err });
       }
-      const face = (await this.describe(input, signal)).faces[0];
+      const face = (await this.describe(input, signal, { largestOnly: true })).faces[0];
       if (face) descriptors.push(face.descriptor);
       else missing.push(name);
     }
@@ -315,11 +316,15 @@ export class FaceGalleryService {
   }
 
   /** Every face of an image, described, and how to map their boxes back to the image's pixels. */
-  private async describe(input: ImageInput, signal: AbortSignal): Promise<{ faces: FaceDescription[]; toOriginal: (box: FaceBox) => FaceBox }> {
+  private async describe(
+    input: ImageInput,
+    signal: AbortSignal,
+    options: { largestOnly?: boolean } = {},
+  ): Promise<{ faces: FaceDescription[]; detected: number; toOriginal: (box: FaceBox) => FaceBox }> {
     const pixels = await facePixels(input, this.options.maxSide);
     signal.throwIfAborted();
-    const faces = await this.engine.describe(pixels.image, { maxFaces: this.options.maxFaces }, signal);
-    return { faces, toOriginal: (box) => originalBox(box, pixels, input.width, input.height) };
+    const { faces, detected } = await this.engine.run<FaceDescription>('describe', pixels.image, { maxFaces: this.options.maxFaces, ...options }, signal);
+    return { faces, detected, toOriginal: (box) => originalBox(box, pixels, input.width, input.height) };
   }
 
   /**

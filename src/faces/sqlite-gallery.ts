@@ -6,6 +6,7 @@ import {
   checkEntries,
   checkModel,
   checkUserid,
+  useridsToDelete,
   decodeDescriptorInto,
   DEFAULT_LIMITS,
   DESCRIPTOR_LENGTH,
@@ -93,8 +94,8 @@ export class SqliteGallery implements FaceGallery {
       .immediate();
   }
 
-  async add(userid: string, entries: GalleryEntry[], model: FaceModel): Promise<AddResult> {
-    checkUserid(userid);
+  async add(given: string, entries: GalleryEntry[], model: FaceModel): Promise<AddResult> {
+    const userid = checkUserid(given);
     checkModel(model);
     checkEntries(entries);
     return this.guard(() =>
@@ -131,11 +132,12 @@ export class SqliteGallery implements FaceGallery {
   }
 
   async delete(userid: string): Promise<number> {
-    checkUserid(userid);
+    const names = useridsToDelete(userid);
     return this.guard(() =>
       this.db
         .transaction(() => {
-          const removed = this.db.prepare('DELETE FROM face_descriptors WHERE userid = ?').run(userid).changes;
+          const remove = this.db.prepare('DELETE FROM face_descriptors WHERE userid = ?');
+          const removed = names.reduce((n, name) => n + remove.run(name).changes, 0);
           if (removed > 0) this.bump();
           return removed;
         })
