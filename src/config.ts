@@ -191,8 +191,8 @@ export const SETTINGS = {
   faceMatchThreshold: {
     env: 'CVSERVE_FACE_MATCH_THRESHOLD',
     schema: z.coerce.number().min(0.1).max(1.2),
-    default: '0.45',
-    doc: 'Descriptor distance at which a face is still a registered user (maps to confidence 0.67, DeepStack\'s default `min_confidence`); lower is stricter.',
+    default: '0.58',
+    doc: 'Descriptor distance at which a face is still a registered user (maps to confidence 0.67, DeepStack\'s default `min_confidence`); lower is stricter. For faces of 64 px or more; smaller faces use this minus 0.13 (see Faces).',
   },
   faceMaxUsers: { env: 'CVSERVE_FACE_MAX_USERS', schema: int(1, 1_000_000), default: '1000', doc: 'Most users in the face gallery; registering a new one beyond → 409.' },
   faceMaxPhotosPerUser: { env: 'CVSERVE_FACE_MAX_PHOTOS_PER_USER', schema: int(1, 10_000), default: '50', doc: 'Most face descriptors (photos) kept per user; registering more → 409.' },
