@@ -22,6 +22,7 @@ import { requestId } from './http/request-id.js';
 import { serveResource } from './http/resource-route.js';
 import type { UrlFetchHooks } from './fetch/url-fetch.js';
 import { corsPolicy, securityHeaders } from './http/security.js';
+import { crossSiteGuard } from './http/cross-site.js';
 import { createLogger } from './logger.js';
 import { serviceOpenApi } from './openapi-document.js';
 import { closeServices, createServices } from './services.js';
@@ -67,7 +68,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   await initResources(resources, { config, engines, log });
   const services = createPipelineServices(config, options.urlHooks);
   // The DeepStack / CodeProject.AI dialect over the same resources, plus a detector per other manifest detector (custom models).
-  const deepstack = createDeepstack({ config, manifest: engines.models.manifest, resources, services, gallery: engines.faces });
+  const guard = crossSiteGuard(config);
+  const deepstack = createDeepstack({ config, manifest: engines.models.manifest, resources, services, gallery: engines.faces, guard });
   await initResources(deepstack.resources, { config, engines, log });
 
   const app = express();
@@ -111,6 +113,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   app.use(healthRoutes({ resources, engines, lifecycle }));
   // Before the key check: the dialect's clients send keys as form fields, and every /v1 error is answered in its shape.
   app.use(deepstack.router);
+  app.use(guard);
   app.use(requireApiKey);
   app.get('/metrics', metrics.handler);
 

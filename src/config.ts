@@ -36,6 +36,12 @@ export const SETTINGS = {
     doc: 'Let `?url=` reach loopback/private/link-local addresses. Only for local development and tests.',
   },
   maxBodyBytes: { env: 'CVSERVE_MAX_BODY_BYTES', schema: int(1024, 1 << 30), default: String(20 * 1024 * 1024), doc: 'Largest request body (raw, multipart file or JSON), checked while streaming → 413.' },
+  maxUnauthenticatedBodyBytes: {
+    env: 'CVSERVE_MAX_UNAUTHENTICATED_BODY_BYTES',
+    schema: int(0, 1 << 30),
+    default: String(64 * 1024 * 1024),
+    doc: 'With API keys on: the most body bytes all `/v1` requests together may hold before their key is known (a form-field `api_key` sent after a file) → 503 beyond. A key in a header, or a form key before the files, is checked before any file is read; a wrong one is refused (401) without reading further.',
+  },
   maxPixels: { env: 'CVSERVE_MAX_PIXELS', schema: int(1, 1_000_000_000), default: String(40_000_000), doc: 'Largest decoded image (width × height), checked from the header before decoding → 413. Bounds decoder memory (4 bytes/pixel).' },
   maxOutputPixels: { env: 'CVSERVE_MAX_OUTPUT_PIXELS', schema: int(1, 1_000_000_000), default: String(36_000_000), doc: 'Largest image a route may produce (e.g. /upscale) → 413.' },
   maxWorkPixels: {
@@ -149,6 +155,12 @@ export const SETTINGS = {
     default: '',
     doc: 'Comma-separated origins allowed to call the API from browsers (CORS), e.g. `https://app.example.com`; `*` for any. Empty: CORS off.',
   },
+  allowedHosts: {
+    env: 'CVSERVE_ALLOWED_HOSTS',
+    schema: list,
+    default: '',
+    doc: 'Comma-separated host names (the `Host` header, port ignored) the service answers to, e.g. `cvserve.lan,192.168.1.20`; others get 421 (`/ping`, `/healthz`, `/readyz` excepted). Empty: any host, which lets a DNS-rebinding web page in a browser on your network reach the service under its own name and read the answers: set it when the service is reachable from browsers without API keys.',
+  },
   dataDir: {
     env: 'CVSERVE_DATA_DIR',
     schema: z.string().min(1),
@@ -179,8 +191,8 @@ export const SETTINGS = {
   faceMatchThreshold: {
     env: 'CVSERVE_FACE_MATCH_THRESHOLD',
     schema: z.coerce.number().min(0.1).max(1.2),
-    default: '0.45',
-    doc: 'Descriptor distance at which a face is still a registered user (maps to confidence 0.67, DeepStack\'s default `min_confidence`); lower is stricter.',
+    default: '0.58',
+    doc: 'Descriptor distance at which a face is still a registered user (maps to confidence 0.67, DeepStack\'s default `min_confidence`); lower is stricter. For faces of 64 px or more; smaller faces use this minus 0.13 (see Faces).',
   },
   faceMaxUsers: { env: 'CVSERVE_FACE_MAX_USERS', schema: int(1, 1_000_000), default: '1000', doc: 'Most users in the face gallery; registering a new one beyond → 409.' },
   faceMaxPhotosPerUser: { env: 'CVSERVE_FACE_MAX_PHOTOS_PER_USER', schema: int(1, 10_000), default: '50', doc: 'Most face descriptors (photos) kept per user; registering more → 409.' },

@@ -36,6 +36,9 @@ export const ERRORS = {
   REQUEST_TIMEOUT: { status: 504, message: 'The request took too long' },
   GALLERY_FULL: { status: 409, message: 'The face gallery is full: delete users or photos first' },
   GALLERY_UNAVAILABLE: { status: 503, message: 'The face gallery database is unavailable, try again shortly' },
+  GALLERY_STORAGE_FULL: { status: 507, message: "The face gallery's disk is full: nothing was stored; free space where the database keeps its files, then retry" },
+  CROSS_SITE_REQUEST: { status: 403, message: 'Cross-site request refused: this route changes state and the request came from another site (allow its origin in CVSERVE_CORS_ORIGINS)' },
+  HOST_NOT_ALLOWED: { status: 421, message: 'This Host is not served here (CVSERVE_ALLOWED_HOSTS)' },
   NO_FACE: { status: 400, message: 'No face found in image' },
   NOT_AVAILABLE: { status: 501, message: 'Not available in this version' },
 } as const satisfies Record<string, { status: number; message: string }>;
@@ -45,8 +48,8 @@ export type ErrorCode = keyof typeof ERRORS;
 /** A status word per HTTP status, for the `status` field of the error body. */
 const STATUS_WORDS: Record<number, string> = {
   400: 'bad request', 401: 'unauthorized', 403: 'forbidden', 404: 'not found', 405: 'method not allowed', 408: 'request timeout', 409: 'conflict',
-  413: 'payload too large', 415: 'unsupported media type', 417: 'expectation failed', 422: 'unprocessable entity', 431: 'request header fields too large',
-  500: 'internal error', 501: 'not implemented', 502: 'bad gateway', 503: 'service unavailable', 504: 'gateway timeout',
+  413: 'payload too large', 421: 'misdirected request', 415: 'unsupported media type', 417: 'expectation failed', 422: 'unprocessable entity', 431: 'request header fields too large',
+  500: 'internal error', 501: 'not implemented', 502: 'bad gateway', 503: 'service unavailable', 504: 'gateway timeout', 507: 'insufficient storage',
 };
 
 export function statusWord(status: number): string {

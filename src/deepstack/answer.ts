@@ -38,6 +38,8 @@ export function sendError(res: Response, err: AppError): void {
     return;
   }
   for (const [name, value] of Object.entries(err.headers)) res.setHeader(name, value);
+  // Answered before the body was read (a deadline, a refusal): the connection ends with this answer, so no second one (408) follows it.
+  if (res.req && !res.req.complete) res.setHeader('Connection', 'close');
   sendJson(res, err.status, errorBody(err));
 }
 

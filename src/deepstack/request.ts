@@ -29,6 +29,19 @@ const KEY_FIELDS = new Set(['api_key', 'admin_key']);
 /** Requests whose multipart body is being read, and how to stop the read when it passes the limit. */
 const overLimit = new WeakMap<Request, (err: Error) => void>();
 
+/** Keys to check a request's form keys against, when its headers brought no valid one. */
+export interface PendingKeys {
+  accepts(key: string | undefined): boolean;
+}
+
+/** A request read before its key is known: the keys to check, and the body bytes it counts against the shared budget. */
+interface Unauthenticated {
+  keys: PendingKeys;
+  counted: number;
+}
+
+const unauthenticated = new WeakMap<Request, Unauthenticated>();
+
 /**
  * The DeepStack / CodeProject.AI body reader. Clients send multipart/form-data with the image in
  * field `image` (Home Assistant, Frigate, Node-RED), several files under any names (face register:
@@ -48,7 +61,10 @@ export class DialectReader {
   /** Most files in one request: a face register call's images (at least 3, so `match` can say "only two"). */
   readonly maxFiles: number;
 
-  constructor(private readonly config: Pick<Config, 'maxBodyBytes' | 'maxFields' | 'maxFieldBytes' | 'faceMaxImages'>) {
+  /** Body bytes read so far by requests whose key is not known yet, all requests together. */
+  private unauthenticatedBytes = 0;
+
+  constructor(private readonly config: Pick<Config, 'maxBodyBytes' | 'maxFields' | 'maxFieldBytes' | 'faceMaxImages' | 'maxUnauthenticatedBodyBytes'>) {
     this.maxFiles = Math.max(3, config.faceMaxImages);
     this.multipartLimit = maxDeclaredBody('multipart/form-data', config);
     this.urlencodedLimit = config.maxFields * config.maxFieldBytes;
@@ -61,9 +77,10 @@ export class DialectReader {
         fieldSize: config.maxFieldBytes,
         parts: config.maxFields + this.maxFiles,
       },
+      fileFilter: (req: Request, _file: unknown, accept: (err: null, take: boolean) => void) => accept(null, this.keyBeforeFile(req)),
       // multer 2.5: feeds busboy through a byte counter, so a body of many files stops at the limit.
       streamHandler: (req: Request, busboy: NodeJS.WritableStream & { destroy(err?: Error): void }) => {
-        const counter = byteLimit(this.multipartLimit);
+        const counter = byteLimit(this.multipartLimit, (bytes) => this.countUnauthenticated(req, bytes));
         counter.once('error', (err) => {
           req.unpipe(counter);
           busboy.destroy(err);
@@ -76,7 +93,64 @@ export class DialectReader {
     this.urlencoded = express.urlencoded({ extended: false, limit: this.urlencodedLimit, parameterLimit: config.maxFields, type: () => true }) as Middleware;
   }
 
-  async read(req: Request, res: Response): Promise<DialectRequest> {
+  /**
+   * At the start of each file of a request whose headers had no valid key: a key field already read
+   * decides (valid: the request is authenticated; wrong: refused now, 401, nothing more read); no key
+   * yet: the file is read, its bytes counted against CVSERVE_MAX_UNAUTHENTICATED_BODY_BYTES.
+   */
+  private keyBeforeFile(req: Request): boolean {
+    const pending = unauthenticated.get(req);
+    if (!pending) return true;
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const keys = [...KEY_FIELDS].map((k) => body[k]).filter((v): v is string => typeof v === 'string' && v.trim() !== '');
+    if (keys.length === 0) return true;
+    let match = false;
+    for (const key of keys) match = pending.keys.accepts(key.trim()) || match;
+    if (match) {
+      this.release(req);
+      return true;
+    }
+    overLimit.get(req)?.(unauthorized('API key not recognised'));
+    return false;
+  }
+
+  private countUnauthenticated(req: Request, bytes: number): Error | undefined {
+    const pending = unauthenticated.get(req);
+    if (!pending) return undefined;
+    pending.counted += bytes;
+    this.unauthenticatedBytes += bytes;
+    if (this.unauthenticatedBytes <= this.config.maxUnauthenticatedBodyBytes) return undefined;
+    return new AppError('QUEUE_FULL', {
+      publicMessage:
+        'Too many request bodies are being read before their API key is known: send the key in a header (Authorization: Bearer / X-API-Key) or in form field api_key before the files',
+      detail: `unauthenticated bodies over CVSERVE_MAX_UNAUTHENTICATED_BODY_BYTES (${this.config.maxUnauthenticatedBodyBytes})`,
+      headers: { 'Retry-After': '1' },
+    });
+  }
+
+  /** The request's key is known (or its read ended): its bytes no longer count. */
+  private release(req: Request): void {
+    const pending = unauthenticated.get(req);
+    if (!pending) return;
+    this.unauthenticatedBytes -= pending.counted;
+    unauthenticated.delete(req);
+  }
+
+  /**
+   * Reads the body. `pendingKeys`: the headers brought no valid key, so the form's keys are checked
+   * as they arrive (see keyBeforeFile); the caller still checks `formKeys` once the body is read.
+   */
+  async read(req: Request, res: Response, pendingKeys?: PendingKeys): Promise<DialectRequest> {
+    if (!pendingKeys) return this.readBody(req, res);
+    unauthenticated.set(req, { keys: pendingKeys, counted: 0 });
+    try {
+      return await this.readBody(req, res);
+    } finally {
+      this.release(req);
+    }
+  }
+
+  private async readBody(req: Request, res: Response): Promise<DialectRequest> {
     const query = firstValues(req.query as Record<string, unknown>, this.config.maxFields, 'query parameters');
     for (const key of KEY_FIELDS) delete query[key];
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
@@ -141,20 +215,32 @@ function firstValues(fields: Record<string, unknown>, maxFields: number, what: s
 
 class OverLimit extends Error {}
 
-/** Passes bytes through until more than `limit` came, then fails. */
-function byteLimit(limit: number): Transform {
+/** Passes bytes through until more than `limit` came, or `count` refuses them, then fails. */
+function byteLimit(limit: number, count: (bytes: number) => Error | undefined): Transform {
   let seen = 0;
   return new Transform({
     transform(chunk: Buffer, _encoding, done) {
       seen += chunk.length;
-      if (seen > limit) done(new OverLimit(`multipart body over ${limit} bytes`));
-      else done(null, chunk);
+      if (seen > limit) return done(new OverLimit(`multipart body over ${limit} bytes`));
+      done(count(chunk.length) ?? null, chunk);
     },
+  });
+}
+
+function unauthorized(detail: string): AppError {
+  return new AppError('UNAUTHORIZED', {
+    publicMessage: 'A valid API key is required: send it in form field api_key (or as Authorization: Bearer / X-API-Key)',
+    detail,
+    headers: { 'WWW-Authenticate': 'Bearer' },
   });
 }
 
 /** The reader's failures in the registry's terms, with this dialect's wording where the native one would mislead. */
 function readError(err: unknown, maxFiles: number, res: Response): AppError {
+  if (err instanceof AppError) {
+    res.setHeader('Connection', 'close'); // refused mid-body: the rest is not read
+    return err;
+  }
   if (err instanceof OverLimit) {
     res.setHeader('Connection', 'close');
     return new AppError('PAYLOAD_TOO_LARGE', { publicMessage: 'Request body too large (CVSERVE_MAX_BODY_BYTES)', detail: err.message });

@@ -1,4 +1,4 @@
-import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
 import type { Manifest } from '../models/manifest.js';
@@ -32,6 +32,8 @@ export interface DeepstackOptions {
   services: PipelineServices;
   /** Face register / list / delete / match; without it those routes answer NOT_AVAILABLE. */
   gallery?: DeepstackGallery;
+  /** Runs before every dialect route (the cross-site and host checks), its refusals answered in the dialect. */
+  guard?: RequestHandler;
 }
 
 export interface Deepstack {
@@ -47,6 +49,8 @@ export function createDeepstack(options: DeepstackOptions): Deepstack {
   const served = dialectResources(options.manifest, options.resources);
   const handler = new DialectHandler(options, served);
   const router = express.Router({ caseSensitive: false, strict: false });
+  const { guard } = options;
+  if (guard) router.use((req, res, next) => (DIALECT_PATH.test(req.path) ? guard(req, res, next) : next()));
   for (const route of DEEPSTACK_ROUTES) {
     for (const path of [route.path, ...(route.aliases ?? [])]) {
       router.all(path, (req, res, next) => {
@@ -100,6 +104,22 @@ class DialectHandler {
     return !this.keys.required || this.keys.accepts(presentedKey(req));
   }
 
+  /**
+   * The keys the body's form keys are checked against as it is read, when the headers brought no
+   * valid key. A key in a header that is wrong is refused here, before any of the body is read.
+   */
+  private pendingKeys(req: Request): ApiKeyCheck | undefined {
+    if (this.headerAuthenticated(req)) return undefined;
+    if (presentedKey(req) !== undefined) {
+      throw new AppError('UNAUTHORIZED', {
+        publicMessage: 'A valid API key is required: send it in form field api_key (or as Authorization: Bearer / X-API-Key)',
+        detail: 'API key in a header not recognised',
+        headers: { 'WWW-Authenticate': 'Bearer' },
+      });
+    }
+    return this.keys;
+  }
+
   /** The form's `api_key` / `admin_key` (either, constant-time against every key), when the headers had none. */
   private checkFormKeys(body: DialectRequest): void {
     let match = false;
@@ -122,8 +142,9 @@ class DialectHandler {
     if (!resource) {
       throw new AppError('NOT_AVAILABLE', { publicMessage: `${route.path} is not available in this version${route.resource ? ` (no /${route.resource} resource)` : ''}` });
     }
+    const pendingKeys = this.pendingKeys(req);
     let reading: Promise<DialectRequest> | undefined;
-    const read = () => (reading ??= this.reader.read(req, res));
+    const read = () => (reading ??= this.reader.read(req, res, pendingKeys));
     const started = performance.now();
     const executed = await executeForRequest(
       resource,
@@ -150,9 +171,10 @@ class DialectHandler {
 
   /** Work on the body (read first, for the key), under the request's deadline. */
   private async withBody(action: BodyAction, ctx: RouteContext, req: Request, res: Response): Promise<void> {
+    const pendingKeys = this.pendingKeys(req);
     const deadline = requestDeadline(res, this.options.config.requestTimeoutMs);
     const answer = await deadline.run(async (signal) => {
-      const body = await this.reader.read(req, res);
+      const body = await this.reader.read(req, res, pendingKeys);
       if (!this.headerAuthenticated(req)) this.checkFormKeys(body);
       return action.answer(body, signal, ctx);
     });

@@ -100,10 +100,9 @@ function image(answer: Answer, what: string): Buffer {
   return answer.bytes;
 }
 
+/** The gallery, with no readiness gate: each gallery call tries the database itself (match needs none). */
 function withGallery(ctx: RouteContext, path: string): DeepstackGallery {
   if (!ctx.gallery) throw new AppError('NOT_AVAILABLE', { publicMessage: `${path} is not available in this version` });
-  const status = ctx.gallery.status();
-  if (!status.ready) throw new AppError('GALLERY_UNAVAILABLE', { publicMessage: `The face routes are unavailable: ${status.reason}` });
   return ctx.gallery;
 }
 

@@ -94,16 +94,70 @@ export function modelKey(model: FaceModel): string {
  */
 export function galleryError(err: unknown): AppError {
   if (err instanceof AppError) return err;
-  return new AppError('GALLERY_UNAVAILABLE', { detail: `face gallery: ${(err as Error)?.message ?? String(err)}`, cause: err });
+  const detail = `face gallery: ${(err as Error)?.message ?? String(err)}`;
+  if (isDiskFull(err)) return new AppError('GALLERY_STORAGE_FULL', { detail, cause: err });
+  return new AppError('GALLERY_UNAVAILABLE', { detail, cause: err, headers: { 'Retry-After': '1' } });
 }
 
-/** A userid as DeepStack clients send it: any text but empty, over-long or with control characters. */
+/** SQLite's SQLITE_FULL (or ENOSPC under it), PostgreSQL's disk_full (53100). */
+function isDiskFull(err: unknown): boolean {
+  const code = String((err as { code?: unknown })?.code ?? '');
+  return code === 'SQLITE_FULL' || code === 'ENOSPC' || code === '53100' || /database or disk is full|No space left on device/i.test((err as Error)?.message ?? '');
+}
+
+/**
+ * The userid rules (README "Faces"): a userid is a name people read in answers and on drawn
+ * images, so it must look like what it is. It is normalized to NFC and trimmed (so NFC and NFD
+ * spellings of one name are one user), must not be empty, may hold at most MAX_USERID_LENGTH
+ * characters, and must not contain control characters, format characters (zero-width, bidi marks
+ * and overrides, soft hyphen), line or paragraph separators, noncharacters (U+FDD0-U+FDEF,
+ * U+xFFFE/U+xFFFF) or lone surrogates; `unknown` (any case) is reserved: it is what answers call a
+ * stranger. A refused userid is a 400 BAD_PARAMETER that says which rule and which character.
+ * Returns the normalized userid, the one stored.
+ */
 export function checkUserid(userid: unknown): string {
+  if (typeof userid !== 'string') throw new AppError('BAD_PARAMETER', { publicMessage: 'userid is required' });
+  const name = userid.normalize('NFC').trim();
+  if (name === '') throw new AppError('BAD_PARAMETER', { publicMessage: 'userid is required (it was empty or only spaces)' });
+  if ([...name].length > MAX_USERID_LENGTH) throw new AppError('BAD_PARAMETER', { publicMessage: `userid is longer than ${MAX_USERID_LENGTH} characters` });
+  for (const char of name) {
+    const why = refusedCharacter(char);
+    if (why) {
+      const code = `U+${char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+      throw new AppError('BAD_PARAMETER', { publicMessage: `userid contains ${why} (${code}): use letters, digits, spaces and punctuation` });
+    }
+  }
+  if (name.toLowerCase() === UNKNOWN_USERID) {
+    throw new AppError('BAD_PARAMETER', { publicMessage: `userid "${UNKNOWN_USERID}" is reserved: answers name every stranger so` });
+  }
+  return name;
+}
+
+/**
+ * A userid to delete: any stored name, also one stored before the rules above (so it can still be
+ * erased); only empty and over-long ones are refused. The NFC form is tried too.
+ */
+export function useridsToDelete(userid: unknown): string[] {
   if (typeof userid !== 'string' || userid.trim() === '') throw new AppError('BAD_PARAMETER', { publicMessage: 'userid is required' });
-  if (userid.length > MAX_USERID_LENGTH) throw new AppError('BAD_PARAMETER', { publicMessage: `userid is longer than ${MAX_USERID_LENGTH} characters` });
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(userid)) throw new AppError('BAD_PARAMETER', { publicMessage: 'userid contains control characters' });
-  return userid;
+  if ([...userid].length > MAX_USERID_LENGTH + 16) throw new AppError('BAD_PARAMETER', { publicMessage: `userid is longer than ${MAX_USERID_LENGTH} characters` });
+  return [...new Set([userid, userid.trim(), userid.normalize('NFC').trim()])];
+}
+
+/** What answers call a face that is nobody registered. */
+export const UNKNOWN_USERID = 'unknown';
+
+const BIDI_CONTROL = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/u;
+
+/** Why a character may not be in a userid, or undefined when it may. */
+function refusedCharacter(char: string): string | undefined {
+  if (/\p{Cc}/u.test(char)) return 'a control character';
+  if (BIDI_CONTROL.test(char)) return 'a bidirectional override or mark';
+  if (/\p{Cf}/u.test(char)) return 'an invisible format character';
+  if (/[\p{Zl}\p{Zp}]/u.test(char)) return 'a line or paragraph separator';
+  if (/\p{Cs}/u.test(char)) return 'a lone surrogate';
+  const cp = char.codePointAt(0)!;
+  if ((cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) === 0xfffe) return 'a noncharacter';
+  return undefined;
 }
 
 export function checkModel(model: FaceModel): void {

@@ -4,6 +4,7 @@ import {
   checkEntries,
   checkModel,
   checkUserid,
+  useridsToDelete,
   decodeDescriptorInto,
   DEFAULT_LIMITS,
   DESCRIPTOR_LENGTH,
@@ -109,8 +110,8 @@ export class PostgresGallery implements FaceGallery {
     });
   }
 
-  async add(userid: string, entries: GalleryEntry[], model: FaceModel): Promise<AddResult> {
-    checkUserid(userid);
+  async add(given: string, entries: GalleryEntry[], model: FaceModel): Promise<AddResult> {
+    const userid = checkUserid(given);
     checkModel(model);
     checkEntries(entries);
     return this.transaction(async (c) => {
@@ -145,10 +146,10 @@ export class PostgresGallery implements FaceGallery {
   }
 
   async delete(userid: string): Promise<number> {
-    checkUserid(userid);
+    const names = useridsToDelete(userid);
     return this.transaction(async (c) => {
       await c.query('SELECT generation FROM face_meta WHERE id = 1 FOR UPDATE');
-      const removed = (await c.query('DELETE FROM face_descriptors WHERE userid = $1', [userid])).rowCount ?? 0;
+      const removed = (await c.query('DELETE FROM face_descriptors WHERE userid = ANY($1::text[])', [names])).rowCount ?? 0;
       if (removed > 0) await c.query('UPDATE face_meta SET generation = generation + 1 WHERE id = 1');
       return removed;
     });

@@ -28,7 +28,7 @@ import { AppError } from '../errors.js';
 import { openImage } from '../image/decode.js';
 import type { ImageInput } from '../image/types.js';
 import type { Readiness } from '../readiness.js';
-import { checkUserid, galleryError, type FaceGallery, type GalleryCounts, type GalleryEntry, type GalleryLimits } from './gallery.js';
+import { checkUserid, galleryError, useridsToDelete, type FaceGallery, type GalleryCounts, type GalleryEntry, type GalleryLimits } from './gallery.js';
 import { DEFAULT_MIN_CONFIDENCE, matchFace, similarity } from './match.js';
 import { openGallery } from './open.js';
 import { facePixels, originalBox } from './pixels.js';
@@ -94,11 +94,15 @@ export interface FaceServiceOptions {
   maxSide: number;
   /** Most faces described per image. */
   maxFaces: number;
-  /** Descriptor distance mapped to confidence 0.67. */
+  /** Descriptor distance mapped to confidence 0.67 for faces of SMALL_FACE_PX or more (smaller ones: 0.13 less). */
   threshold: number;
   /** Opens the gallery (default: openGallery with the options above). */
   openGallery?: () => Promise<FaceGallery>;
-  /** After a failed open, calls fail fast for this long before the next attempt (default 2000 ms). */
+  /**
+   * After the database was found unavailable (a failed open or a failed call), calls fail fast for a
+   * window that starts at a quarter of this and doubles with each failure in a row, up to this
+   * (default 2000 ms); the first call after the window tries the database again.
+   */
   retryMs?: number;
   now?: () => number;
 }
@@ -124,8 +128,8 @@ export class FaceGalleryService {
   private opened?: FaceGallery;
   private opening?: Promise<FaceGallery>;
   private snapshots?: GallerySnapshots;
-  /** The last failed open (or failed gallery call), until a call succeeds. */
-  private failure?: { at: number; error: AppError; opening: boolean };
+  /** The database was found unavailable: when, how, how many times in a row, and how long calls fail fast. */
+  private failure?: { at: number; error: AppError; opening: boolean; streak: number; waitMs: number };
   private closed = false;
   private readonly listeners = new Set<(event: RecognizeEvent) => void>();
   private readonly now: () => number;
@@ -144,8 +148,8 @@ export class FaceGalleryService {
    * Adds the face of each image to `userid` (never replacing earlier photos), in one gallery
    * transaction. Each image: header checks and pixel limit as every route, then its largest face.
    */
-  async register(userid: string, images: RegisterImage[], signal: AbortSignal): Promise<RegisterResult> {
-    checkUserid(userid);
+  async register(given: string, images: RegisterImage[], signal: AbortSignal): Promise<RegisterResult> {
+    const userid = checkUserid(given);
     if (images.length === 0) throw new AppError('MISSING_IMAGE', { publicMessage: 'No image given: send one or more image files with the userid' });
     if (images.length > this.options.maxImages) {
       throw new AppError('BAD_PARAMETER', { publicMessage: `At most ${this.options.maxImages} images per register call (got ${images.length}) (CVSERVE_FACE_MAX_IMAGES)` });
@@ -170,9 +174,10 @@ export class FaceGalleryService {
       }
       seen.set(sha, outcomes.length);
       let faces: FaceDescription[];
+      let detected: number;
       try {
         const input = await openImage(bytes, { maxPixels: this.options.maxPixels });
-        faces = (await this.describe(input, signal)).faces;
+        ({ faces, detected } = await this.describe(input, signal, { largestOnly: true }));
       } catch (err) {
         if (!isImageError(err)) throw err;
         firstInvalid ??= new AppError(err.code, { publicMessage: `${field}: ${err.publicMessage}`, detail: err.detail, cause: err });
@@ -188,7 +193,7 @@ export class FaceGalleryService {
       // Faces come largest first: a photo of several people registers its largest face.
       entries.push({ descriptor: faces[0]!.descriptor, imageSha256: sha });
       slots.push({ entry: entries.length - 1, repeat: false });
-      outcomes.push({ field, status: 'added', ...(faces.length > 1 && { message: `${faces.length} faces found; the largest was registered` }) });
+      outcomes.push({ field, status: 'added', ...(detected > 1 && { message: `${detected} faces found; the largest was registered` }) });
     }
 
     if (entries.length === 0) {
@@ -222,7 +227,7 @@ export class FaceGalleryService {
 
   /** Removes a user and every descriptor of theirs (rows deleted, not flagged). 0 for an unknown user. */
   async delete(userid: string): Promise<{ deleted: number }> {
-    checkUserid(userid);
+    useridsToDelete(userid);
     const gallery = await this.gallery();
     return { deleted: await this.track(gallery.delete(userid)) };
   }
@@ -230,6 +235,7 @@ export class FaceGalleryService {
   /** How alike the largest faces of two images are: the calibrated confidence of recognize (0..1). */
   async match(a: Buffer, b: Buffer, signal: AbortSignal): Promise<{ similarity: number }> {
     const descriptors: Float32Array[] = [];
+    const widths: number[] = [];
     const missing: string[] = [];
     for (const [name, bytes] of [['image1', a], ['image2', b]] as const) {
       signal.throwIfAborted();
@@ -240,12 +246,14 @@ export class FaceGalleryService {
         if (!isImageError(err)) throw err;
         throw new AppError(err.code, { publicMessage: `${name}: ${err.publicMessage}`, detail: err.detail, cause: err });
       }
-      const face = (await this.describe(input, signal)).faces[0];
-      if (face) descriptors.push(face.descriptor);
-      else missing.push(name);
+      const face = (await this.describe(input, signal, { largestOnly: true })).faces[0];
+      if (face) {
+        descriptors.push(face.descriptor);
+        widths.push(face.box[2] - face.box[0]);
+      } else missing.push(name);
     }
     if (missing.length > 0) throw new AppError('NO_FACE', { publicMessage: `No face found in ${missing.join(' and ')}` });
-    return { similarity: round3(similarity(descriptors[0]!, descriptors[1]!, this.options.threshold)) };
+    return { similarity: round3(similarity(descriptors[0]!, descriptors[1]!, this.options.threshold, Math.min(...widths))) };
   }
 
   /**
@@ -259,7 +267,7 @@ export class FaceGalleryService {
     const { faces, toOriginal } = await this.describe(input, signal);
     const minConfidence = options.minConfidence ?? DEFAULT_MIN_CONFIDENCE;
     const result = faces.map((f): RecognizedFace => {
-      const m = matchFace(snapshot, f.descriptor, { threshold: this.options.threshold, minConfidence });
+      const m = matchFace(snapshot, f.descriptor, { threshold: this.options.threshold, minConfidence, faceWidth: f.box[2] - f.box[0] });
       return { box: toOriginal(f.box), userid: m.userid, confidence: round3(m.confidence) };
     });
     const recognized = result.filter((r) => r.userid !== undefined).length;
@@ -273,9 +281,9 @@ export class FaceGalleryService {
     const [pool] = this.engine.stats();
     if (pool?.startupError) return { ready: false, reason: 'face models failed to load' };
     if (this.failure) {
-      const retryMs = this.options.retryMs ?? 2000;
-      if (this.failure.opening && !this.opening && this.now() - this.failure.at >= retryMs) void this.gallery().catch(() => {});
-      return { ready: false, reason: 'face gallery unavailable' };
+      if (this.now() - this.failure.at < this.failure.waitMs) return { ready: false, reason: 'face gallery unavailable' };
+      // The window has passed: the next call tries the database; a failed open is retried now, in the background.
+      if (this.failure.opening && !this.opening) void this.gallery().catch(() => {});
     }
     return { ready: true };
   }
@@ -311,19 +319,30 @@ export class FaceGalleryService {
   }
 
   /** Every face of an image, described, and how to map their boxes back to the image's pixels. */
-  private async describe(input: ImageInput, signal: AbortSignal): Promise<{ faces: FaceDescription[]; toOriginal: (box: FaceBox) => FaceBox }> {
+  private async describe(
+    input: ImageInput,
+    signal: AbortSignal,
+    options: { largestOnly?: boolean } = {},
+  ): Promise<{ faces: FaceDescription[]; detected: number; toOriginal: (box: FaceBox) => FaceBox }> {
     const pixels = await facePixels(input, this.options.maxSide);
     signal.throwIfAborted();
-    const faces = await this.engine.describe(pixels.image, { maxFaces: this.options.maxFaces }, signal);
-    return { faces, toOriginal: (box) => originalBox(box, pixels, input.width, input.height) };
+    const { faces, detected } = await this.engine.run<FaceDescription>('describe', pixels.image, { maxFaces: this.options.maxFaces, ...options }, signal);
+    return { faces, detected, toOriginal: (box) => originalBox(box, pixels, input.width, input.height) };
   }
 
-  /** The open gallery, opening it on first use; after a failed open, fails fast until retryMs passed. */
+  /**
+   * The open gallery, opening it on first use. Within the fast-fail window after the database was
+   * found unavailable, fails at once; after it, every call tries the database again (no route has
+   * to clear a mark: the gallery heals as soon as the database answers).
+   */
   private async gallery(): Promise<FaceGallery> {
     if (this.closed) throw new AppError('SHUTTING_DOWN', { detail: 'face service is closed' });
+    const failure = this.failure;
+    if (failure && !this.opening) {
+      const left = failure.waitMs - (this.now() - failure.at);
+      if (left > 0) throw withRetryAfter(failure.error, left);
+    }
     if (this.opened) return this.opened;
-    const retryMs = this.options.retryMs ?? 2000;
-    if (this.failure?.opening && !this.opening && this.now() - this.failure.at < retryMs) throw this.failure.error;
     if (!this.opening) {
       const attempt = this.openOnce();
       this.opening = attempt;
@@ -347,23 +366,30 @@ export class FaceGalleryService {
       this.failure = undefined;
       return gallery;
     } catch (err) {
-      const error = galleryError(err);
-      if (error.code === 'GALLERY_UNAVAILABLE') this.failure = { at: this.now(), error, opening: true };
-      throw error;
+      throw this.failed(err, true);
     }
   }
 
-  /** A gallery call: its GALLERY_UNAVAILABLE marks the face routes not ready until a call succeeds. */
+  /** A gallery call: GALLERY_UNAVAILABLE starts (or lengthens) the fast-fail window; a success ends it. */
   private async track<T>(call: Promise<T>): Promise<T> {
     try {
       const value = await call;
-      if (this.failure && !this.failure.opening) this.failure = undefined;
+      this.failure = undefined;
       return value;
     } catch (err) {
-      const error = galleryError(err);
-      if (error.code === 'GALLERY_UNAVAILABLE') this.failure = { at: this.now(), error, opening: false };
-      throw error;
+      throw this.failed(err, false);
     }
+  }
+
+  /** The error to answer with; an unavailable database also opens a fast-fail window, backed off and bounded by retryMs. */
+  private failed(err: unknown, opening: boolean): AppError {
+    const error = galleryError(err);
+    if (error.code !== 'GALLERY_UNAVAILABLE') return error;
+    const retryMs = this.options.retryMs ?? 2000;
+    const streak = (this.failure?.streak ?? 0) + 1;
+    const waitMs = Math.min(retryMs, (retryMs / 4) * 2 ** (streak - 1));
+    this.failure = { at: this.now(), error, opening, streak, waitMs };
+    return withRetryAfter(error, waitMs);
   }
 }
 
@@ -374,6 +400,16 @@ export function createFaceService(config: Config, engine: FaceEngine): FaceGalle
 /** Errors that mean "this file is not an image we take" (a per-file outcome in register). */
 function isImageError(err: unknown): err is AppError {
   return err instanceof AppError && (err.code === 'UNSUPPORTED_MEDIA_TYPE' || err.code === 'UNDECODABLE_IMAGE' || err.code === 'IMAGE_TOO_LARGE');
+}
+
+/** The error with Retry-After: the seconds until the gallery is tried again (at least 1). */
+function withRetryAfter(error: AppError, ms: number): AppError {
+  return new AppError(error.code, {
+    publicMessage: error.publicMessage,
+    detail: error.detail,
+    cause: error.cause,
+    headers: { ...error.headers, 'Retry-After': String(Math.max(1, Math.ceil(ms / 1000))) },
+  });
 }
 
 function round3(v: number): number {

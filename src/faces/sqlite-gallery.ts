@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { AppError } from '../errors.js';
@@ -6,6 +6,7 @@ import {
   checkEntries,
   checkModel,
   checkUserid,
+  useridsToDelete,
   decodeDescriptorInto,
   DEFAULT_LIMITS,
   DESCRIPTOR_LENGTH,
@@ -67,6 +68,8 @@ export class SqliteGallery implements FaceGallery {
     this.limits = options.limits ?? DEFAULT_LIMITS;
     try {
       mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
+      // Created owner-only (biometric data); SQLite gives its journal the same mode. An existing file keeps its mode.
+      closeSync(openSync(this.file, 'a', 0o600));
       this.db = new Database(this.file, { timeout: 5000 });
       this.db.pragma('journal_mode = DELETE');
       this.db.pragma('secure_delete = ON');
@@ -91,8 +94,8 @@ export class SqliteGallery implements FaceGallery {
       .immediate();
   }
 
-  async add(userid: string, entries: GalleryEntry[], model: FaceModel): Promise<AddResult> {
-    checkUserid(userid);
+  async add(given: string, entries: GalleryEntry[], model: FaceModel): Promise<AddResult> {
+    const userid = checkUserid(given);
     checkModel(model);
     checkEntries(entries);
     return this.guard(() =>
@@ -129,11 +132,12 @@ export class SqliteGallery implements FaceGallery {
   }
 
   async delete(userid: string): Promise<number> {
-    checkUserid(userid);
+    const names = useridsToDelete(userid);
     return this.guard(() =>
       this.db
         .transaction(() => {
-          const removed = this.db.prepare('DELETE FROM face_descriptors WHERE userid = ?').run(userid).changes;
+          const remove = this.db.prepare('DELETE FROM face_descriptors WHERE userid = ?');
+          const removed = names.reduce((n, name) => n + remove.run(name).changes, 0);
           if (removed > 0) this.bump();
           return removed;
         })

@@ -23,8 +23,12 @@ export function colorFor(label: string | undefined): string {
   return PALETTE[h % PALETTE.length];
 }
 
+// eslint-disable-next-line no-control-regex
+const NOT_XML = /[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu;
+
 export function escapeXml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
+  // Characters XML 1.0 cannot hold at all (controls, U+FFFE/U+FFFF, lone surrogates) are drawn as U+FFFD: the renderer would refuse the whole SVG.
+  return text.replace(NOT_XML, '\uFFFD').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
 }
 
 const num = (v: number) => String(Math.round(v * 10) / 10);

@@ -40,6 +40,8 @@ export function toAppError(err: unknown): AppError {
     return new AppError('BAD_MULTIPART', { detail: e.message });
   }
   if (e?.name === 'TimeoutError') return new AppError('REQUEST_TIMEOUT', { cause: err });
+  // Express decoding a path parameter with a bad percent-encoding (e.g. %E0%A4%A): the client's mistake.
+  if (err instanceof URIError && e.status === 400) return new AppError('MALFORMED_REQUEST', { publicMessage: 'The path has an invalid percent-encoding', detail: e.message });
   return new AppError('INTERNAL', { detail: e?.message ?? String(err), cause: err });
 }
 

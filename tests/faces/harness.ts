@@ -11,7 +11,7 @@ import { testConfig, type Config } from '../../src/config.js';
 import { createEngines, closeEngines, type Engines } from '../../src/engines/engines.js';
 import type { FaceBox } from '../../src/engines/face/engine.js';
 import { galleryFile } from '../../src/faces/open.js';
-import { FaceGalleryService, faceServiceOptions } from '../../src/faces/service.js';
+import { FaceGalleryService, faceServiceOptions, type FaceServiceOptions } from '../../src/faces/service.js';
 import { createCannyResource } from '../../src/resources/canny.js';
 import type { AnyResource, ServiceSet } from '../../src/resources/contract.js';
 import { createFaceDetectionResource } from '../../src/resources/facedetection.js';
@@ -179,8 +179,8 @@ export class SharedEngines {
   }
 
   /** An app on `store`, with the face routes (and /canny, to show the rest keeps working). */
-  async app(config: Config, options: { log?: Logger; resources?: AnyResource[] } = {}): Promise<CvServe> {
-    const faces = new FaceGalleryService(faceServiceOptions(config, this.base.face));
+  async app(config: Config, options: { log?: Logger; resources?: AnyResource[]; faces?: Partial<FaceServiceOptions> } = {}): Promise<CvServe> {
+    const faces = new FaceGalleryService({ ...faceServiceOptions(config, this.base.face), ...options.faces });
     const engines: ServiceSet = { ...this.base, faces };
     const svc = await createApp(config, {
       engines,

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import type { GallerySnapshot } from '../../src/faces/gallery.js';
 import { decodeDescriptorInto, encodeDescriptor } from '../../src/faces/gallery.js';
 import {
+  calibrationFor,
   CONFIDENCE_SCALE,
   confidenceToDistance,
   DEFAULT_MATCH_THRESHOLD,
@@ -12,6 +13,7 @@ import {
   matchFace,
   nearestUser,
   similarity,
+  SMALL_FACE_PX,
 } from '../../src/faces/match.js';
 import { fakeDescriptor } from './backends.js';
 
@@ -29,16 +31,24 @@ function snapshotOf(users: [string, Float32Array][]): GallerySnapshot {
 }
 
 describe('distance → confidence calibration', () => {
-  it('maps the threshold to DeepStack\'s default min_confidence 0.67, and is a logistic of slope 0.06', () => {
-    assert.equal(DEFAULT_MATCH_THRESHOLD, 0.45);
-    assert.ok(Math.abs(distanceToConfidence(0.45) - 0.67) < 1e-12);
-    assert.ok(Math.abs(distanceToConfidence(0.6, 0.6) - 0.67) < 1e-12, 'follows the configured threshold');
-    assert.equal(CONFIDENCE_SCALE, 0.06);
-    // The measured distances (see match.ts): same person ≤ 0.35, nearest stranger ≥ 0.51, typical stranger 0.77.
-    assert.equal(distanceToConfidence(0.35).toFixed(2), '0.91');
-    assert.equal(distanceToConfidence(0.51).toFixed(2), '0.43');
-    assert.equal(distanceToConfidence(0.77).toFixed(2), '0.01');
+  it('maps the threshold to DeepStack\'s default min_confidence 0.67, and is a logistic of slope 0.03 (0.06 for small faces)', () => {
+    assert.equal(DEFAULT_MATCH_THRESHOLD, 0.58);
+    assert.ok(Math.abs(distanceToConfidence(0.58) - 0.67) < 1e-12);
+    assert.ok(Math.abs(distanceToConfidence(0.6, { threshold: 0.6, scale: CONFIDENCE_SCALE }) - 0.67) < 1e-12, 'follows the configured threshold');
+    assert.equal(CONFIDENCE_SCALE, 0.03);
+    // The measured distances on real second photos (see match.ts): same person 0.34-0.505 (held out: up to 0.556),
+    // the nearest stranger 0.613, portraits of strangers 0.687 (held out) and 0.79 or more.
+    assert.equal(distanceToConfidence(0.505).toFixed(2), '0.96');
+    assert.equal(distanceToConfidence(0.556).toFixed(2), '0.82');
+    assert.equal(distanceToConfidence(0.613).toFixed(2), '0.40');
+    assert.equal(distanceToConfidence(0.687).toFixed(2), '0.05');
+    assert.ok(distanceToConfidence(0.79) < 0.003);
     assert.ok(distanceToConfidence(0) > 0.999);
+    // Faces under SMALL_FACE_PX keep the curve measured on 30 px faces: threshold 0.45, slope 0.06.
+    assert.equal(SMALL_FACE_PX, 64);
+    assert.deepEqual(calibrationFor(63), { threshold: 0.58 - 0.13, scale: 0.06 });
+    assert.deepEqual(calibrationFor(64), { threshold: 0.58, scale: 0.03 });
+    assert.equal(distanceToConfidence(0.51, calibrationFor(30)).toFixed(2), '0.43');
   });
 
   it('is strictly decreasing, and confidenceToDistance inverts it', () => {
@@ -47,7 +57,7 @@ describe('distance → confidence calibration', () => {
       const c = distanceToConfidence(d);
       assert.ok(c < last && c > 0 && c < 1, `c(${d.toFixed(2)})`);
       last = c;
-      assert.ok(Math.abs(confidenceToDistance(c) - d) < 1e-9);
+      if (c > 1e-9 && c < 1 - 1e-6) assert.ok(Math.abs(confidenceToDistance(c) - d) < 1e-6, `inverse at ${d.toFixed(2)}`);
     }
     assert.equal(confidenceToDistance(0), Number.POSITIVE_INFINITY);
     assert.equal(confidenceToDistance(1), Number.NEGATIVE_INFINITY);
@@ -71,19 +81,21 @@ describe('matchFace (nearest neighbour over the gallery)', () => {
     assert.equal(m.confidence, distanceToConfidence(m.distance));
   });
 
-  it('a face exactly at the threshold is the user; just past it is a stranger', () => {
-    assert.equal(matchFace(gallery, at(alice, -0.4499)).userid, 'alice');
-    const stranger = matchFace(gallery, at(alice, -0.4501));
+  it('a face exactly at the threshold is the user; just past it is a stranger (for a small face, at its threshold)', () => {
+    assert.equal(matchFace(gallery, at(alice, -0.5799)).userid, 'alice');
+    const stranger = matchFace(gallery, at(alice, -0.5801));
     assert.equal(stranger.userid, undefined);
     assert.ok(stranger.confidence < DEFAULT_MIN_CONFIDENCE);
+    assert.equal(matchFace(gallery, at(alice, -0.4499), { faceWidth: 40 }).userid, 'alice');
+    assert.equal(matchFace(gallery, at(alice, -0.4501), { faceWidth: 40 }).userid, undefined);
   });
 
   it('min_confidence moves the cut: lower accepts farther faces, higher refuses nearer ones', () => {
-    const probe = at(alice, -0.5);
+    const probe = at(alice, -0.62);
     assert.equal(matchFace(gallery, probe).userid, undefined);
-    assert.equal(matchFace(gallery, probe, { minConfidence: 0.4 }).userid, 'alice');
-    assert.equal(matchFace(gallery, at(alice, -0.3), { minConfidence: 0.97 }).userid, undefined);
-    assert.equal(matchFace(gallery, at(alice, -0.3), { minConfidence: 0 }).userid, 'alice');
+    assert.equal(matchFace(gallery, probe, { minConfidence: 0.3 }).userid, 'alice');
+    assert.equal(matchFace(gallery, at(alice, -0.5), { minConfidence: 0.97 }).userid, undefined);
+    assert.equal(matchFace(gallery, at(alice, -0.5), { minConfidence: 0 }).userid, 'alice');
     assert.equal(matchFace(gallery, alice, { minConfidence: 1 }).userid, undefined);
   });
 
@@ -97,7 +109,8 @@ describe('matchFace (nearest neighbour over the gallery)', () => {
   });
 
   it('similarity of two descriptors uses the same calibration', () => {
-    assert.equal(similarity(alice, at(alice, 0.45)).toFixed(4), '0.6700');
+    assert.equal(similarity(alice, at(alice, 0.58)).toFixed(4), '0.6700');
+    assert.equal(similarity(alice, at(alice, 0.45), 0.58, 30).toFixed(4), '0.6700', 'the smaller face decides the curve');
     assert.ok(similarity(alice, alice) > 0.999);
   });
 });

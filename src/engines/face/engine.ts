@@ -88,7 +88,7 @@ export class FaceEngine {
     }
     const data = new Uint8Array(image.data.length);
     data.set(image.data);
-    const task: FaceTask = { op, image: { ...image, data }, minConfidence, maxFaces };
+    const task: FaceTask = { op, image: { ...image, data }, minConfidence, maxFaces, ...(options.largestOnly && { largestOnly: true }) };
     return pool.run<FaceResult<F>>(task, { signal, transferList: [data.buffer] });
   }
 

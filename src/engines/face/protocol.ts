@@ -19,6 +19,8 @@ export interface FaceOptions {
   minConfidence?: number;
   /** Most faces kept, the most confident first (default: the engine's maxFaces). */
   maxFaces?: number;
+  /** describe: every face is detected, but only the largest is described (register, match): one description per image. */
+  largestOnly?: boolean;
 }
 
 export interface FaceWorkerData {
@@ -31,6 +33,7 @@ export interface FaceTask {
   image: RawImage;
   minConfidence: number;
   maxFaces: number;
+  largestOnly?: boolean;
 }
 
 export interface FaceTimings {
@@ -38,13 +41,15 @@ export interface FaceTimings {
   resizeMs: number;
   /** SSD detection. */
   detectMs: number;
-  /** Landmarks + descriptors of every face kept (0 for detect). */
+  /** Landmarks + descriptors of every face described (0 for detect). */
   describeMs: number;
 }
 
 export interface FaceResult<F extends FaceDetection = FaceDetection> {
   /** Largest box first (ties: higher score first). */
   faces: F[];
+  /** Faces the detector found (more than `faces` when only the largest was described). */
+  detected: number;
   timings: FaceTimings;
   /** Tensors alive in the worker after the task (the models' weights only, if none leaked). */
   numTensors: number;

@@ -47,9 +47,14 @@ interface FaceApi {
     faceRecognitionNet: Net & { computeFaceDescriptor(input: Tensor): Promise<unknown> };
   };
   SsdMobilenetv1Options: new (options: { minConfidence: number; maxResults: number }) => unknown;
-  detectAllFaces(input: Tensor, options: unknown): PromiseLike<Detection[]> & {
-    withFaceLandmarks(): { withFaceDescriptors(): PromiseLike<{ detection: Detection; descriptor: Float32Array }[]> };
-  };
+  detectAllFaces(input: Tensor, options: unknown): PromiseLike<Detection[]>;
+  extendWithFaceDetection(source: object, detection: Detection): { detection: Detection };
+  /** face-api's landmarks step over detections already made (what `detectAllFaces(...).withFaceLandmarks()` runs). */
+  DetectAllFaceLandmarksTask: new (
+    parent: Promise<{ detection: Detection }[]>,
+    input: Tensor,
+    useTinyLandmarkNet: boolean,
+  ) => { withFaceDescriptors(): PromiseLike<{ detection: Detection; descriptor: Float32Array }[]> };
 }
 
 const data = (workerData ?? {}) as Partial<FaceWorkerData>;
@@ -117,6 +122,10 @@ function toBox(box: Box, shrunk: ShrunkRgb, width: number, height: number): Face
   return [x(box.x), y(box.y), x(box.x + box.width), y(box.y + box.height)];
 }
 
+function largerDetectionFirst(a: Detection, b: Detection): number {
+  return b.box.width * b.box.height - a.box.width * a.box.height || b.score - a.score;
+}
+
 function largestFirst<F extends FaceDetection>(a: F, b: F): number {
   const area = (f: F) => (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]);
   return area(b) - area(a) || b.score - a.score;
@@ -129,21 +138,26 @@ async function run(faceapi: FaceApi, task: FaceTask): Promise<FaceResult<FaceDet
   const { rgb } = shrunk;
   const t1 = performance.now();
   const input = faceapi.tf.tensor3d(rgb.data, [rgb.height, rgb.width, 3], 'int32');
-  const options = new faceapi.SsdMobilenetv1Options({ minConfidence: task.minConfidence, maxResults: task.maxFaces });
+  // face-api takes a score threshold strictly between 0 and 1; the caller's 0 or 1 is applied below.
+  const detectorMin = Math.min(0.999, Math.max(1e-3, task.minConfidence));
+  const options = new faceapi.SsdMobilenetv1Options({ minConfidence: detectorMin, maxResults: task.maxFaces });
   let faces: (FaceDetection | FaceDescription)[];
   let detectMs: number;
   let describeMs = 0;
+  let detected = 0;
   try {
+    const found = (await faceapi.detectAllFaces(input, options)).filter((d) => d.score >= task.minConfidence);
+    detectMs = performance.now() - t1;
+    detected = found.length;
     if (task.op === 'detect') {
-      const found = await faceapi.detectAllFaces(input, options);
-      detectMs = performance.now() - t1;
       faces = found.map((d) => ({ box: toBox(d.box, shrunk, image.width, image.height), score: d.score }));
     } else {
-      // Detection, then landmarks and a descriptor per face: timed together, as face-api chains them.
-      const found = await faceapi.detectAllFaces(input, options).withFaceLandmarks().withFaceDescriptors();
-      detectMs = Number.NaN;
-      describeMs = performance.now() - t1;
-      faces = found.map((f) => ({
+      // Every face is detected; landmarks and a descriptor only for those kept (the largest alone for `largestOnly`).
+      const kept = task.largestOnly ? found.sort(largerDetectionFirst).slice(0, 1) : found;
+      const parent = Promise.resolve(kept.map((d) => faceapi.extendWithFaceDetection({}, d)));
+      const described = await new faceapi.DetectAllFaceLandmarksTask(parent, input, false).withFaceDescriptors();
+      describeMs = performance.now() - t1 - detectMs;
+      faces = described.map((f) => ({
         box: toBox(f.detection.box, shrunk, image.width, image.height),
         score: f.detection.score,
         descriptor: f.descriptor,
@@ -153,7 +167,7 @@ async function run(faceapi: FaceApi, task: FaceTask): Promise<FaceResult<FaceDet
     input.dispose();
   }
   faces.sort(largestFirst);
-  return { faces, timings: { resizeMs: t1 - t0, detectMs, describeMs }, numTensors: faceapi.tf.memory().numTensors };
+  return { faces, detected, timings: { resizeMs: t1 - t0, detectMs, describeMs }, numTensors: faceapi.tf.memory().numTensors };
 }
 
 export default async function handle(task: FaceTask | { op: 'load' }): Promise<unknown> {
