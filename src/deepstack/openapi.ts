@@ -56,6 +56,26 @@ const ANSWERS: Record<DeepstackRouteKind, Doc> = {
   scene: object({ success, label: { type: 'string' }, confidence: unit, ...timings }, ['success', 'label', 'confidence']),
   enhance: object({ success, base64: { type: 'string', contentEncoding: 'base64', description: 'The upscaled image, JPEG.' }, width: int, height: int }),
   superresolution: object({ success, imageBase64: { type: 'string', contentEncoding: 'base64', description: 'The upscaled image, PNG.' }, ...timings }, ['success', 'imageBase64']),
+  alpr: object(
+    {
+      success,
+      message: { type: 'string', description: 'CodeProject.AI\'s "Found Plate: ABC123, ..." or "No plates found".' },
+      count: int,
+      predictions: predictionsOf({
+        label: { type: 'string', description: '"Plate: " and the plate.' },
+        plate: { type: 'string' },
+        confidence: unit,
+        ...box,
+        candidates: { type: 'array', items: object({ plate: { type: 'string' }, confidence: unit, matchesTemplate: { type: 'boolean' } }) },
+      }),
+      ...timings,
+    },
+    ['success', 'predictions', 'count'],
+  ),
+  ocr: object(
+    { success, message: { type: 'string' }, count: int, predictions: predictionsOf({ label: { type: 'string', description: 'The text of the line.' }, confidence: unit, ...box }), ...timings },
+    ['success', 'predictions', 'count'],
+  ),
   ping: object({ success }),
   update: object(
     { success, message: { type: 'string' }, updateAvailable: { const: false }, current: { type: 'object' }, latest: { type: 'object' } },

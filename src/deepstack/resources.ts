@@ -15,6 +15,8 @@ export interface DialectResources {
   recognize?: AnyResource;
   scene?: AnyResource;
   upscale?: AnyResource;
+  alpr?: AnyResource;
+  ocr?: AnyResource;
   /** Custom model name (the manifest id) → its detector, in manifest order. */
   custom: Map<string, AnyResource>;
   /** The resources made here: initialise and close them with the app's. */
@@ -55,5 +57,5 @@ export function dialectResources(manifest: Manifest, resources: readonly AnyReso
     own.push(scene);
   }
 
-  return { detection, face: byName('facedetection'), recognize: byName('facerecognition'), scene, upscale: byName('upscale'), custom, own };
+  return { detection, face: byName('facedetection'), recognize: byName('facerecognition'), scene, upscale: byName('upscale'), alpr: byName('alpr'), ocr: byName('ocr'), custom, own };
 }

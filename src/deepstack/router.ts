@@ -10,9 +10,10 @@ import type { AnyResource } from '../resources/contract.js';
 import { Deadline } from '../resources/deadline.js';
 import { executeResource, type Executed, type PipelineServices } from '../resources/pipeline.js';
 import { detectionAnswer, faceAnswer, recognizeAnswer, sceneAnswer, sendError, sendJson, type Timings } from './answer.js';
+import { alprAnswer, ocrAnswer, regionField } from './text-answer.js';
 import { DialectReader, type DialectFile, type DialectRequest } from './request.js';
 import { dialectResources, type DialectResources } from './resources.js';
-import { DEEPSTACK_ROUTES, DETECTION_MIN_CONFIDENCE, FACE_MIN_CONFIDENCE, MIN_CONFIDENCE_FLOOR, RECOGNIZE_MIN_CONFIDENCE, type DeepstackRoute } from './routes.js';
+import { ALPR_MIN_CONFIDENCE, DEEPSTACK_ROUTES, DETECTION_MIN_CONFIDENCE, OCR_MIN_CONFIDENCE, FACE_MIN_CONFIDENCE, MIN_CONFIDENCE_FLOOR, RECOGNIZE_MIN_CONFIDENCE, type DeepstackRoute } from './routes.js';
 import { cvserveVersion } from './openapi.js';
 
 /**
@@ -175,6 +176,13 @@ class DialectHandler {
             return { success: true, base64: bytes.toString('base64'), width, height };
           },
         });
+      case 'alpr':
+        return this.runResource(route, served.alpr, req, res, arrived, {
+          params: (f) => ({ minConfidence: minConfidence(f, ALPR_MIN_CONFIDENCE), ...regionField(f) }),
+          answer: alprAnswer,
+        });
+      case 'ocr':
+        return this.runResource(route, served.ocr, req, res, arrived, { params: (f) => ({ minConfidence: minConfidence(f, OCR_MIN_CONFIDENCE) }), answer: ocrAnswer });
       case 'custom-list':
         return this.withBody(req, res, async () => ({ success: true, models: [...this.served.custom.keys()], command: 'list', moduleId: 'cvserve-detection' }));
       case 'face-register':

@@ -17,6 +17,8 @@ export type DeepstackRouteKind =
   | 'scene'
   | 'superresolution'
   | 'enhance'
+  | 'alpr'
+  | 'ocr'
   | 'ping'
   | 'update';
 
@@ -54,6 +56,10 @@ export const FACE_MIN_CONFIDENCE = 0.55;
 export const RECOGNIZE_MIN_CONFIDENCE = 0.67;
 /** DeepStack raises any smaller min_confidence to this (`process.py:50`). */
 export const MIN_CONFIDENCE_FLOOR = 0.1;
+/** The lowest plate confidence /v1/vision/alpr reports by default (/alpr's own default). */
+export const ALPR_MIN_CONFIDENCE = 0.6;
+/** The lowest line confidence /v1/vision/ocr reports by default (/ocr's own default). */
+export const OCR_MIN_CONFIDENCE = 0.5;
 
 const confidence = (def: number, what: string): DeepstackField => ({
   name: 'min_confidence',
@@ -189,6 +195,35 @@ export const DEEPSTACK_ROUTES: readonly DeepstackRoute[] = [
     fields: [],
     summary: 'Super-resolution (CodeProject.AI): the image upscaled, as base64 PNG',
     description: '/upscale\'s model (ESPCN x3 by default): `{"success": true, "imageBase64": "<PNG>", "inferenceMs", "processMs"}`.',
+  },
+  {
+    kind: 'alpr',
+    path: '/v1/vision/alpr',
+    aliases: ['/v1/image/alpr'],
+    methods: ['POST'],
+    images: 'one',
+    resource: 'alpr',
+    fields: [
+      confidence(ALPR_MIN_CONFIDENCE, 'Lowest plate confidence reported'),
+      { name: 'region', description: 'Plate layout rules (cvserve\'s own field): us, eu or any (default).', schema: { type: 'string', enum: ['us', 'eu', 'any'], default: 'any' } },
+    ],
+    summary: 'Licence plate reader (CodeProject.AI ALPR)',
+    description:
+      '/alpr\'s plates as CodeProject.AI\'s ALPR module answers them: `{"success": true, "predictions": [{"label": "Plate: 7ABC123", "plate": "7ABC123", "confidence", "x_min", "y_min", "x_max", "y_max", "candidates", "vehicle"}], "count", "message", "inferenceMs", "processMs"}`. ' +
+      'The image is the file field `upload` (CodeProject.AI\'s), `image`, or the first file. `/v1/image/alpr` is the legacy path.',
+  },
+  {
+    kind: 'ocr',
+    path: '/v1/vision/ocr',
+    aliases: ['/v1/image/ocr'],
+    methods: ['POST'],
+    images: 'one',
+    resource: 'ocr',
+    fields: [confidence(OCR_MIN_CONFIDENCE, 'Lowest line confidence reported')],
+    summary: 'Text recognition (CodeProject.AI OCR)',
+    description:
+      '/ocr\'s lines as CodeProject.AI\'s OCR module answers them: `{"success": true, "predictions": [{"label": "<text>", "confidence", "x_min", "y_min", "x_max", "y_max"}], "count", "message", "inferenceMs", "processMs"}`. ' +
+      'The image is the file field `upload`, `image`, or the first file. `/v1/image/ocr` is the legacy path.',
   },
   {
     kind: 'ping',

@@ -29,7 +29,7 @@ export const PLATE_FORMATS = {
   us: {
     description: 'United States: 5 to 8 letters and digits, no letter O; common 7- and 6-character layouts (1ABC234, ABC1234, ABC123, 123ABC)',
     classes: { L: US_LETTERS, D: DIGITS, A: US_LETTERS + DIGITS },
-    layouts: ['DLLLDDD', 'LLLDDDD', 'LLLDDD', 'DDDLLL', 'LLDDDDD', 'DLLLDD', 'LLLLDDD'],
+    layouts: ['DLLLDDD', 'LLLDDDD', 'LLLDDD', 'DDDLLL', 'LLDDDDD', 'DLLLDD'],
     free: 'A',
     length: [5, 8],
   },
