@@ -135,7 +135,7 @@ export class AlprResource implements Resource<typeof params> {
   private async plateQuads(detector: ObjectDetectionResource, input: ImageInput, p: z.output<typeof params>, ctx: RunContext): Promise<Quad[]> {
     const found = await detector.run(input, { labels: ['all'], threshold: PLATE_DETECTOR_THRESHOLD, draw: false, format: undefined }, ctx);
     const all = (found.kind === 'json' ? found.body.result : []) as Vehicle[];
-    const plates = all.filter((d) => /plate/i.test(d.label)).slice(0, p.maxBoxes);
+    const plates = all.filter((d) => /plate/i.test(d.label)).slice(0, this.text.maxBoxes(p.maxBoxes));
     return plates.map(({ box: [x1, y1, x2, y2] }) => {
       const dx = (x2 - x1) * 0.05, dy = (y2 - y1) * 0.1;
       const [a, b, c, d] = [Math.max(0, x1 - dx), Math.max(0, y1 - dy), Math.min(input.width, x2 + dx), Math.min(input.height, y2 + dy)];

@@ -10,9 +10,9 @@ export const textParams = {
   maxSide: param.optionalInt({
     min: 32,
     max: 4096,
-    description: 'Long side the photo is resized to for text detection, small photos enlarged (default: the manifest\'s, 960). At most CVSERVE_OCR_MAX_SIDE.',
+    description: 'Long side the photo is resized to for text detection, small photos enlarged (default: the manifest\'s, 960, or CVSERVE_OCR_MAX_SIDE when smaller). At most CVSERVE_OCR_MAX_SIDE.',
   }),
-  maxBoxes: param.int({ min: 1, max: 1000, default: 50, description: 'Most text boxes recognized (the detector\'s most confident first). At most CVSERVE_OCR_MAX_BOXES.' }),
+  maxBoxes: param.optionalInt({ min: 1, max: 1000, description: 'Most text boxes recognized, the detector\'s most confident first (default and most: CVSERVE_OCR_MAX_BOXES, 50).' }),
 };
 
 const params = z.strictObject({

@@ -43,6 +43,8 @@ export class TextModels {
   private gate?: ModelGate;
   private problem: ResourceStatus = { ready: false, reason: 'not initialised' };
   private started?: Promise<void>;
+  /** CVSERVE_OCR_MAX_SIDE and CVSERVE_OCR_MAX_BOXES: the defaults never exceed them; a request that asks for more is refused by cost(). */
+  private limits = { maxSide: Infinity, maxBoxes: 50 };
 
   constructor(private readonly route: string) {}
 
@@ -52,6 +54,7 @@ export class TextModels {
   }
 
   private async start(ctx: InitContext): Promise<void> {
+    this.limits = { maxSide: ctx.config.ocrMaxSide, maxBoxes: ctx.config.ocrMaxBoxes };
     const store = ctx.engines.models;
     const det = modelForRoute(store.manifest, TEXT_DETECT_ROUTE);
     const rec = modelForRoute(store.manifest, TEXT_RECOGNIZE_ROUTE);
@@ -120,26 +123,33 @@ export class TextModels {
     return { det: this.detector, rec: this.recognizer, engine: this.engine };
   }
 
-  /** The detector's input size for this photo at `maxSide` (default: the manifest's long side). */
+  /** The detector's input size for this photo at `maxSide` (default: the manifest's long side, at most CVSERVE_OCR_MAX_SIDE). */
   target(image: { width: number; height: number }, maxSide?: number): { width: number; height: number } {
     const p = this.require(this.route).det.preprocess;
-    return detectTarget(image, maxSide ?? p.longSide, p.multipleOf, p.enlarge);
+    return detectTarget(image, maxSide ?? Math.min(p.longSide, this.limits.maxSide), p.multipleOf, p.enlarge);
   }
 
-  /** What detection would make, from the header: the resized copy (held to the work-pixel limit and CVSERVE_OCR_MAX_SIDE). */
-  cost(image: ImageHeader, maxSide: number | undefined, maxBoxes: number): CostItem[] {
+  /** Boxes recognized: as asked, else CVSERVE_OCR_MAX_BOXES. */
+  maxBoxes(asked?: number): number {
+    return asked ?? this.limits.maxBoxes;
+  }
+
+  /** What detection and recognition would do, from the header: the resized copy (work pixels, CVSERVE_OCR_MAX_SIDE) and the boxes read (CVSERVE_OCR_MAX_BOXES). */
+  cost(image: ImageHeader, maxSide: number | undefined, maxBoxes: number | undefined): CostItem[] {
     const t = this.target(image, maxSide);
+    const boxes = this.maxBoxes(maxBoxes);
     return [
       { limit: 'ocrMaxSide', amount: Math.max(t.width, t.height), what: `text detection at ${t.width}x${t.height}` },
       { limit: 'maxWorkPixels', amount: t.width * t.height, what: `the ${t.width}x${t.height} resized copy of the ${image.width}x${image.height} image` },
-      { limit: 'ocrMaxBoxes', amount: maxBoxes, what: `recognizing up to ${maxBoxes} text boxes` },
+      { limit: 'ocrMaxBoxes', amount: boxes, what: `recognizing up to ${boxes} text boxes` },
     ];
   }
 
-  /** Text boxes of the photo (original-image coordinates), most confident detector first when more than `maxBoxes`. */
-  async detect(route: string, input: ImageInput, o: { maxSide?: number; boxThreshold?: number; maxBoxes: number }, signal: AbortSignal): Promise<TextDetectResult> {
+  /** Text boxes of the photo (original-image coordinates), the detector's most confident first when more than `maxBoxes`. */
+  async detect(route: string, input: ImageInput, o: { maxSide?: number; boxThreshold?: number; maxBoxes?: number }, signal: AbortSignal): Promise<TextDetectResult> {
     const { det, engine } = this.require(route);
     const t = this.target(input, o.maxSide);
+    const maxBoxes = this.maxBoxes(o.maxBoxes);
     let rgb: Buffer;
     try {
       rgb = await input.pipeline().removeAlpha().toColourspace('srgb').resize(t.width, t.height, { fit: 'fill', kernel: 'linear' }).raw().toBuffer();
@@ -151,8 +161,8 @@ export class TextModels {
       { op: 'text-detect', rgb, width: t.width, height: t.height, source: { width: input.width, height: input.height }, boxThreshold: o.boxThreshold, maxCandidates: 1000 },
       { signal, transferList: wholeBuffer(rgb) },
     );
-    if (result.boxes.length > o.maxBoxes) {
-      const kept = new Set([...result.boxes].sort((a, b) => b.score - a.score).slice(0, o.maxBoxes));
+    if (result.boxes.length > maxBoxes) {
+      const kept = new Set([...result.boxes].sort((a, b) => b.score - a.score).slice(0, maxBoxes));
       result.boxes = result.boxes.filter((b) => kept.has(b));
     }
     return result;
