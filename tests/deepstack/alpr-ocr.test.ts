@@ -6,7 +6,8 @@ import sharp from 'sharp';
 import request from 'supertest';
 import type { CvServe } from '../../src/app.js';
 import { createTestApp } from '../helpers/app.js';
-import { brief } from '../helpers/http.js';
+import { CvServeClient } from '../../src/client.js';
+import { brief, listen } from '../helpers/http.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { placePlate, plateQuad, renderPlate } from '../helpers/plates.js';
 
@@ -99,6 +100,19 @@ describe('ALPR and OCR over HTTP: CodeProject.AI routes and the native ones', ()
     const drawn = await request(svc.app).post('/ocr?draw=true&charset=all').attach('image', sign, 'sign.png').buffer(true);
     assert.equal(drawn.status, 200, brief(drawn));
     assert.equal(drawn.type, 'image/png');
+  });
+
+  it('the typed client: alpr() and ocr() on a real server (127.0.0.1)', async () => {
+    const server = await listen(svc.app);
+    try {
+      const client = new CvServeClient({ baseUrl: server.url });
+      const plates = await client.alpr(new Uint8Array(photo), { region: 'us' });
+      assert.equal(plates.result[0]?.plate, '7ABC123');
+      const lines = await client.ocr(new Uint8Array(photo), { minConfidence: 0.8 }, { via: 'json' });
+      assert.ok(lines.result.some((l) => l.text === '7ABC123'));
+    } finally {
+      await server.close();
+    }
   });
 
   it('maxSide over CVSERVE_OCR_MAX_SIDE and maxBoxes over CVSERVE_OCR_MAX_BOXES are refused before the work (413 naming the setting)', async () => {
