@@ -190,13 +190,13 @@ export const SETTINGS = {
     env: 'CVSERVE_OCR_MAX_SIDE',
     schema: int(32, 4096),
     default: '1600',
-    doc: 'Largest long side /ocr and /alpr may resize a photo to for text detection (their maxSide, default 960; small photos are enlarged to it), checked from the header before decoding → 413. Detection time grows with its square (about 150 ms of one core at 960).',
+    doc: 'Largest long side /ocr and /alpr may resize a photo to for text detection (their maxSide, default 960; small photos are enlarged to it), checked from the header before decoding → 413. Detection time grows with its square.',
   },
   ocrMaxBoxes: {
     env: 'CVSERVE_OCR_MAX_BOXES',
     schema: int(1, 1000),
     default: '50',
-    doc: 'Most text boxes /ocr and /alpr recognize in one photo (their maxBoxes; the most confident boxes are kept), checked before the work → 413. Each box is one recognizer run, about 10–25 ms of one core.',
+    doc: 'Most text boxes /ocr and /alpr recognize in one photo (their maxBoxes; the most confident boxes are kept), checked before the work → 413. Each box is one recognizer run.',
   },
   ocrThreads: { env: 'CVSERVE_OCR_THREADS', schema: int(1, 256), default: '1', doc: 'Intra-op threads of the text detector and recognizer sessions (measured: 2 doubled the CPU time for no gain in wall time).' },
 } as const;
