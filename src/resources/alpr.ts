@@ -94,7 +94,7 @@ export class AlprResource implements Resource<typeof params> {
   readonly summary = 'Licence plate recognition (ALPR)';
   readonly description =
     'Reads licence plates: {"status": "ok", "result": [{"plate": "7ABC123", "confidence": 0.93, "box", "polygon", "candidates": [{"plate", "confidence", "matchesTemplate"}], "vehicle": {"label": "car", ...}}]}, ' +
-    'plates on a vehicle first, then by confidence. region picks the layout rules (us, eu, any); candidates are the alternative readings ranked by the product of character probabilities, as OpenALPR answers. ' +
+    'plates on a vehicle first, then those following a layout of the region, then by confidence. region picks the layout rules (us, eu, any); candidates are the alternative readings ranked by the product of character probabilities, as OpenALPR answers. ' +
     'draw=true answers the image with the plates drawn.';
   readonly params = params;
   readonly output = { kind: 'json', schema: alprSchema, drawable: true } as const;
@@ -158,7 +158,7 @@ export class AlprResource implements Resource<typeof params> {
     const plates = read.lines
       .map((line, i) => readPlate(line, quads[i]!, p.region ?? 'any', onto))
       .filter((r): r is Plate => r !== undefined && r.confidence >= p.minConfidence)
-      .sort((a, b) => Number(!!b.vehicle) - Number(!!a.vehicle) || b.confidence - a.confidence);
+      .sort((a, b) => Number(!!b.vehicle) - Number(!!a.vehicle) || Number(b.matchesTemplate) - Number(a.matchesTemplate) || b.confidence - a.confidence);
     const boxes: DrawBox[] = plates.map((r) => ({ box: r.box, label: `${r.plate} ${r.confidence.toFixed(2)}` }));
     return { kind: 'json', body: { status: 'ok', result: plates }, boxes };
   }

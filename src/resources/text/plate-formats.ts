@@ -27,9 +27,9 @@ const US_LETTERS = LETTERS.replace('O', '');
 
 export const PLATE_FORMATS = {
   us: {
-    description: 'United States: 5 to 8 letters and digits, no letter O; common 7- and 6-character layouts (1ABC234, ABC1234, ABC123, 123ABC)',
+    description: 'United States: 5 to 8 letters and digits, no letter O; common 7- and 6-character layouts (1ABC234, ABC1234, ABC123, 123ABC, AB1C2D, A123456)',
     classes: { L: US_LETTERS, D: DIGITS, A: US_LETTERS + DIGITS },
-    layouts: ['DLLLDDD', 'LLLDDDD', 'LLLDDD', 'DDDLLL', 'LLDDDDD', 'DLLLDD'],
+    layouts: ['DLLLDDD', 'LLLDDDD', 'LLLDDD', 'DDDLLL', 'LLDLDL', 'LDDDDDD', 'DLLDDD', 'DDDDDDD', 'LLDDDDD', 'DLLLDD'],
     free: 'A',
     length: [5, 8],
   },
