@@ -198,6 +198,12 @@ export const SETTINGS = {
     default: '50',
     doc: 'Most text boxes /ocr and /alpr recognize in one photo (their maxBoxes; the most confident boxes are kept), checked before the work → 413. Each box is one recognizer run.',
   },
+  alprRegion: {
+    env: 'CVSERVE_ALPR_REGION',
+    schema: z.enum(['us', 'eu', 'any']),
+    default: 'any',
+    doc: 'Plate layout rules /alpr and /v1/vision/alpr apply when a request names no `region` (clients such as Blue Iris cannot send one): `us`, `eu` or `any` (none).',
+  },
   ocrThreads: { env: 'CVSERVE_OCR_THREADS', schema: int(1, 256), default: '1', doc: 'Intra-op threads of the text detector and recognizer sessions (measured: 2 doubled the CPU time for no gain in wall time).' },
 } as const;
 

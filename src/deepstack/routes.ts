@@ -205,7 +205,7 @@ export const DEEPSTACK_ROUTES: readonly DeepstackRoute[] = [
     resource: 'alpr',
     fields: [
       confidence(ALPR_MIN_CONFIDENCE, 'Lowest plate confidence reported'),
-      { name: 'region', description: 'Plate layout rules (cvserve\'s own field): us, eu or any (default).', schema: { type: 'string', enum: ['us', 'eu', 'any'], default: 'any' } },
+      { name: 'region', description: 'Plate layout rules (cvserve\'s own field): us, eu or any; default CVSERVE_ALPR_REGION (any).', schema: { type: 'string', enum: ['us', 'eu', 'any'] } },
     ],
     summary: 'Licence plate reader (CodeProject.AI ALPR)',
     description:

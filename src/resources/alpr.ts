@@ -19,8 +19,7 @@ const PLATE_DETECTOR_THRESHOLD = 0.3;
 
 const params = z.strictObject({
   region: param.enum(PLATE_REGIONS, {
-    default: 'any',
-    description: `Plate format rules: ${PLATE_REGIONS.map((r) => `${r} (${PLATE_FORMATS[r].description})`).join('; ')}.`,
+    description: `Plate format rules (default: CVSERVE_ALPR_REGION, any): ${PLATE_REGIONS.map((r) => `${r} (${PLATE_FORMATS[r].description})`).join('; ')}.`,
   }),
   minConfidence: param.number({ min: 0, max: 1, default: 0.6, description: 'Lowest plate confidence reported (geometric mean of the best reading\'s character probabilities).' }),
   vehicles: param.boolean({ default: true, description: 'Also find the vehicles (COCO detector of /catdetection) and report the one each plate belongs to.' }),
@@ -100,10 +99,12 @@ export class AlprResource implements Resource<typeof params> {
   readonly output = { kind: 'json', schema: alprSchema, drawable: true } as const;
   private readonly vehicles = new ObjectDetectionResource({ name: 'catdetection' });
   private plates?: ObjectDetectionResource;
+  private defaultRegion: PlateRegion = 'any';
 
   constructor(private readonly text = new TextModels('alpr')) {}
 
   async init(ctx: InitContext): Promise<void> {
+    this.defaultRegion = ctx.config.alprRegion;
     const plateModel = ctx.engines.models.manifest.routes[PLATE_DETECTOR_ROUTE];
     if (plateModel) this.plates = new ObjectDetectionResource({ modelId: plateModel, name: 'alpr' });
     await Promise.all([this.text.init(ctx), this.vehicles.init(ctx), this.plates?.init(ctx)]);
@@ -156,7 +157,7 @@ export class AlprResource implements Resource<typeof params> {
     const read = await this.text.recognize(this.name, await input.rgb(), quads, { charset: LATIN_CHARSET, alternatives: 3 }, ctx.signal);
     const onto = await vehicles;
     const plates = read.lines
-      .map((line, i) => readPlate(line, quads[i]!, p.region ?? 'any', onto))
+      .map((line, i) => readPlate(line, quads[i]!, p.region ?? this.defaultRegion, onto))
       .filter((r): r is Plate => r !== undefined && r.confidence >= p.minConfidence)
       .sort((a, b) => Number(!!b.vehicle) - Number(!!a.vehicle) || Number(b.matchesTemplate) - Number(a.matchesTemplate) || b.confidence - a.confidence);
     const boxes: DrawBox[] = plates.map((r) => ({ box: r.box, label: `${r.plate} ${r.confidence.toFixed(2)}` }));

@@ -25,7 +25,7 @@ describe('ALPR and OCR over HTTP: CodeProject.AI routes and the native ones', ()
   let photo: Buffer;
 
   before(async () => {
-    svc = await createTestApp({ ocrMaxSide: 1280, ocrMaxBoxes: 20 });
+    svc = await createTestApp({ ocrMaxSide: 1280, ocrMaxBoxes: 20, alprRegion: 'us' });
     const plate = await renderPlate('7ABC123', 'us', 520);
     photo = await placePlate(await readFile(path.join(REPO_ROOT, 'data', 'coffee.jpg')), plate, { quad: plateQuad(300, 250, 300, 2, 10, 3), quality: 85 });
   });
@@ -46,6 +46,8 @@ describe('ALPR and OCR over HTTP: CodeProject.AI routes and the native ones', ()
       for (const k of ['x_min', 'y_min', 'x_max', 'y_max']) assert.ok(Number.isInteger(p[k]), k);
       assert.ok(p.x_min > 150 && p.x_max < 450 && p.y_min > 170 && p.y_max < 330, JSON.stringify(p));
       assert.equal(p.candidates[0].plate, '7ABC123');
+      // CVSERVE_ALPR_REGION=us applies: the client sent no region.
+      assert.equal(p.candidates[0].matchesTemplate, true);
       assert.ok(Number.isInteger(b.inferenceMs) && Number.isInteger(b.processMs));
     });
   }
