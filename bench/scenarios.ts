@@ -3,6 +3,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { deepstackFrames, deepstackScenarios } from './deepstack.js';
 import type { Scenario } from './scenario.js';
+import { textPhotos, textScenarios } from './text.js';
 
 export type { Scenario } from './scenario.js';
 
@@ -19,6 +20,7 @@ export async function loadImages(imagesDir: string): Promise<BenchImages> {
   for (const name of [IMAGES.face, IMAGES.car, IMAGES.cat]) bytes.set(name, readFileSync(path.join(imagesDir, name)));
   bytes.set(IMAGES.cat300, await sharp(bytes.get(IMAGES.cat)!).resize({ width: 300 }).jpeg({ quality: 90 }).toBuffer());
   for (const [name, frame] of await deepstackFrames(imagesDir)) bytes.set(name, frame);
+  for (const [name, photo] of await textPhotos(imagesDir)) bytes.set(name, photo);
   return { bytes };
 }
 
@@ -68,5 +70,6 @@ export function allScenarios(): Scenario[] {
     ...imageRows('/catdetection', 'catdetection', [['cat', IMAGES.cat]], { kernel: () => 'catdetection' }),
     ...imageRows('/upscale', 'upscale', [['cat300', IMAGES.cat300]], { kernel: () => 'upscale cat300' }),
     ...deepstackScenarios(),
+    ...textScenarios(),
   ];
 }

@@ -103,7 +103,7 @@ export async function startCvServe(o: CvServeOptions): Promise<Target> {
   });
   const baseUrl = `http://${BENCH_HOST}:${port}`;
   const stop = await readyOrStopped(child, baseUrl);
-  const routes = new Set(['/ping', '/canny', '/detect', '/catfacedetection', '/predict', '/catdetection', '/upscale', '/v1/vision/detection']);
+  const routes = new Set(['/ping', '/canny', '/detect', '/catfacedetection', '/predict', '/catdetection', '/upscale', '/v1/vision/detection', '/alpr', '/ocr', '/v1/vision/alpr']);
   return { name: o.name ?? 'cvserve', kind: 'cvserve', baseUrl, process: child, routes, stop };
 }
 

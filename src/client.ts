@@ -38,11 +38,29 @@ export interface PredictParams { top?: number }
 export interface CatDetectionParams { labels?: string | readonly string[]; threshold?: number; format?: OutputFormat }
 export interface UpscaleParams { format?: OutputFormat }
 export interface FaceParams { minConfidence?: number; format?: OutputFormat }
+export interface OcrParams { minConfidence?: number; charset?: 'latin' | 'all'; maxSide?: number; maxBoxes?: number; format?: OutputFormat }
+export interface AlprParams { region?: 'us' | 'eu' | 'any'; minConfidence?: number; vehicles?: boolean; maxSide?: number; maxBoxes?: number; format?: OutputFormat }
 
 export type Box = [number, number, number, number];
 export interface DetectionAnswer { status: 'ok'; result: { box: Box; label?: string; score?: number }[] }
 export interface PredictAnswer { success: true; predictions: { label: string; probability: number }[] }
 export interface FaceDetectionAnswer { status: 'ok'; result: { box: Box; score: number }[] }
+export type Polygon = [[number, number], [number, number], [number, number], [number, number]];
+export interface OcrAnswer { status: 'ok'; result: { text: string; confidence: number; box: Box; polygon: Polygon }[] }
+export interface PlateCandidate { plate: string; confidence: number; matchesTemplate: boolean }
+export interface AlprAnswer {
+  status: 'ok';
+  result: {
+    plate: string;
+    confidence: number;
+    matchesTemplate: boolean;
+    region: string;
+    box: Box;
+    polygon: Polygon;
+    candidates: PlateCandidate[];
+    vehicle?: { label: string; score: number; box: Box };
+  }[];
+}
 export interface FaceRecognitionAnswer { status: 'ok'; result: { box: Box; userid: string; confidence: number }[] }
 
 /** An image answer: the bytes, whichever way they came (bytes, or {imageBase64} for JSON requests). */
@@ -202,11 +220,19 @@ export class CvServeClient {
   facerecognition(image: ImageArg, params?: FaceParams, options?: RequestOptions): Promise<FaceRecognitionAnswer> {
     return this.json('facerecognition', image, params as Params, options);
   }
+  /** Every line of text: its text, confidence, box and 4-point polygon. */
+  ocr(image: ImageArg, params?: OcrParams, options?: RequestOptions): Promise<OcrAnswer> {
+    return this.json('ocr', image, params as Params, options);
+  }
+  /** Licence plates: the plate, its confidence, box, candidates and vehicle. */
+  alpr(image: ImageArg, params?: AlprParams, options?: RequestOptions): Promise<AlprAnswer> {
+    return this.json('alpr', image, params as Params, options);
+  }
   /** A detection route's input image with the boxes drawn on it. */
   drawn(
-    route: 'detect' | 'catfacedetection' | 'catdetection' | 'facedetection' | 'facerecognition',
+    route: 'detect' | 'catfacedetection' | 'catdetection' | 'facedetection' | 'facerecognition' | 'ocr' | 'alpr',
     image: ImageArg,
-    params?: HaarParams | CatDetectionParams | FaceParams,
+    params?: HaarParams | CatDetectionParams | FaceParams | OcrParams | AlprParams,
     options?: RequestOptions,
   ): Promise<ImageAnswer> {
     return this.image(route, image, { ...(params as Params), draw: true }, options);

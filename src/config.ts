@@ -198,6 +198,25 @@ export const SETTINGS = {
   faceMaxPhotosPerUser: { env: 'CVSERVE_FACE_MAX_PHOTOS_PER_USER', schema: int(1, 10_000), default: '50', doc: 'Most face descriptors (photos) kept per user; registering more → 409.' },
   faceMaxImages: { env: 'CVSERVE_FACE_MAX_IMAGES', schema: int(1, 100), default: '10', doc: 'Most images in one register call (`image`, `image1`..`imageN`) → 400.' },
   faceMaxFaces: { env: 'CVSERVE_FACE_MAX_FACES', schema: int(1, 500), default: '50', doc: 'Most faces described in one frame (the most confident are kept); bounds recognize time (~50 ms per face).' },
+  ocrMaxSide: {
+    env: 'CVSERVE_OCR_MAX_SIDE',
+    schema: int(32, 4096),
+    default: '1600',
+    doc: 'Largest long side /ocr and /alpr may resize a photo to for text detection (their maxSide, default 960; small photos are enlarged to it), checked from the header before decoding → 413. Detection time grows with its square.',
+  },
+  ocrMaxBoxes: {
+    env: 'CVSERVE_OCR_MAX_BOXES',
+    schema: int(1, 1000),
+    default: '50',
+    doc: 'Most text boxes /ocr and /alpr recognize in one photo (their maxBoxes; the most confident boxes are kept), checked before the work → 413. Each box is one recognizer run.',
+  },
+  alprRegion: {
+    env: 'CVSERVE_ALPR_REGION',
+    schema: z.enum(['us', 'eu', 'any']),
+    default: 'any',
+    doc: 'Plate layout rules /alpr and /v1/vision/alpr apply when a request names no `region` (clients such as Blue Iris cannot send one): `us`, `eu` or `any` (none).',
+  },
+  ocrThreads: { env: 'CVSERVE_OCR_THREADS', schema: int(1, 256), default: '1', doc: 'Intra-op threads of the text detector and recognizer sessions (measured: 2 doubled the CPU time for no gain in wall time).' },
 } as const;
 
 type Settings = typeof SETTINGS;

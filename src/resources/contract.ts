@@ -64,7 +64,7 @@ export interface ImageHeader {
 }
 
 /** The named limits a cost item can be held to (the settings of src/config.ts with these keys). */
-export type CostLimitName = 'maxOutputPixels' | 'maxWorkPixels' | 'detectMaxPyramidPixels' | 'upscaleMaxTiles';
+export type CostLimitName = 'maxOutputPixels' | 'maxWorkPixels' | 'detectMaxPyramidPixels' | 'upscaleMaxTiles' | 'ocrMaxSide' | 'ocrMaxBoxes';
 
 /** One thing a request would make: how much of it, which limit holds it, and what it is (for the refusal). */
 export interface CostItem {

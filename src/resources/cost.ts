@@ -13,6 +13,8 @@ export function costLimits(config: Config): CostLimits {
     maxWorkPixels: config.maxWorkPixels,
     detectMaxPyramidPixels: config.detectMaxPyramidPixels,
     upscaleMaxTiles: config.upscaleMaxTiles,
+    ocrMaxSide: config.ocrMaxSide,
+    ocrMaxBoxes: config.ocrMaxBoxes,
   };
 }
 
@@ -21,10 +23,14 @@ const UNIT: Record<CostLimitName, string> = {
   maxWorkPixels: 'pixels',
   detectMaxPyramidPixels: 'pixels',
   upscaleMaxTiles: 'tiles',
+  ocrMaxSide: 'pixels',
+  ocrMaxBoxes: 'boxes',
 };
 
 const HINT: Partial<Record<CostLimitName, string>> = {
   detectMaxPyramidPixels: ': give maxSide (e.g. maxSide=2000) or a larger scaleFactor',
+  ocrMaxSide: ': give a smaller maxSide',
+  ocrMaxBoxes: ': give a smaller maxBoxes',
 };
 
 const n = (v: number) => Math.round(v).toLocaleString('en-US');

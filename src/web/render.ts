@@ -18,11 +18,11 @@ export interface RenderOptions {
   boxCount?: number;
 }
 
-type Detection = { box: [number, number, number, number]; label?: unknown; score?: unknown; userid?: unknown; confidence?: unknown };
+type Detection = { box: [number, number, number, number]; label?: unknown; score?: unknown; userid?: unknown; confidence?: unknown; text?: unknown; plate?: unknown };
 
-/** A box's caption: its label (or, for /facerecognition, the person) and score (or the match's confidence; none for "unknown"). */
+/** A box's caption: its label (or the person for /facerecognition, the text for /ocr, the plate for /alpr) and score (or the confidence; none for "unknown"). */
 function caption(d: Detection): { name?: string; score?: number } {
-  const name = typeof d.label === 'string' ? d.label : typeof d.userid === 'string' ? d.userid : undefined;
+  const name = [d.label, d.userid, d.plate, d.text].find((v): v is string => typeof v === 'string');
   const score = typeof d.score === 'number' ? d.score : typeof d.confidence === 'number' && d.userid !== 'unknown' ? d.confidence : undefined;
   return { name, score };
 }

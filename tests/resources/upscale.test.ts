@@ -84,7 +84,7 @@ describe('/upscale (ESPCN x3, luma) at resource level', () => {
   test('output larger than the pixel limit is refused with 413 from the header, before any work', async () => {
     // 1000x1334 × 9 = 12 006 000 > 5 000 000.
     const items = upscale.cost({ width: 1000, height: 1334, format: 'jpeg' });
-    assert.throws(() => checkCost('upscale', items, { maxOutputPixels: 5_000_000, maxWorkPixels: 40_000_000, detectMaxPyramidPixels: 1e8, upscaleMaxTiles: 160 }), (err: unknown) => {
+    assert.throws(() => checkCost('upscale', items, { maxOutputPixels: 5_000_000, maxWorkPixels: 40_000_000, detectMaxPyramidPixels: 1e8, upscaleMaxTiles: 160, ocrMaxSide: 1600, ocrMaxBoxes: 50 }), (err: unknown) => {
       assert.ok(err instanceof AppError);
       assert.equal(err.status, 413);
       assert.equal(err.code, 'OUTPUT_TOO_LARGE');

@@ -1,6 +1,7 @@
 import { AppError } from '../../errors.js';
 import { siblingModule, WorkerPool, type PoolStats } from '../pool.js';
 import { DynamicBatcher } from './batcher.js';
+import type { TextDetectTask, TextRecognizeTask, TextWorkerConfig } from './text/protocol.js';
 import { tensorBuffers, type Feeds, type LoadResult, type OnnxWorkerData, type Outputs, type RunResult, type WarmupInput } from './protocol.js';
 
 export type { Feeds, Outputs, TensorMsg } from './protocol.js';
@@ -28,6 +29,10 @@ export interface OnnxModelSpec {
   warmup: Record<string, WarmupInput>;
   /** The model's batch dimension is free: concurrent runs may be merged into one (see batchMax). */
   batchable?: boolean;
+  /** Intra-op threads for this model's sessions instead of the engine's (text models: 1). */
+  threads?: number;
+  /** A text model: its workers also pack inputs and decode outputs (see `task`). */
+  text?: TextWorkerConfig;
 }
 
 export interface OnnxRunOptions {
@@ -67,7 +72,7 @@ export class OnnxEngine {
     if (this.closed) throw new AppError('SHUTTING_DOWN', { detail: 'ONNX engine is closed' });
     const existing = this.models.get(spec.id);
     if (existing) return existing.ready;
-    const workerData: OnnxWorkerData = { modelId: spec.id, modelPath: spec.path, intraOpNumThreads: this.options.threads, warmup: spec.warmup };
+    const workerData: OnnxWorkerData = { modelId: spec.id, modelPath: spec.path, intraOpNumThreads: spec.threads ?? this.options.threads, warmup: spec.warmup, text: spec.text };
     const pool = new WorkerPool({
       name: `onnx:${spec.id}`,
       filename: siblingModule(import.meta.url, 'worker'),
@@ -138,6 +143,17 @@ export class OnnxEngine {
     await model.ready;
     if (model.batcher) return { outputs: await model.batcher.run(feeds, options.outputs, options.signal), runMs: Number.NaN };
     return model.pool.run<RunResult>({ op: 'run', feeds, outputs: options.outputs }, { signal: options.signal, transferList: tensorBuffers(feeds) });
+  }
+
+  /**
+   * A task of a text model's worker (detection with DB decoding, or recognition of every box with
+   * CTC decoding): the pixel buffers in `transferList` move to the worker.
+   */
+  async task<T>(id: string, task: TextDetectTask | TextRecognizeTask, options: { signal?: AbortSignal; transferList?: ArrayBuffer[] } = {}): Promise<T> {
+    const model = this.models.get(id);
+    if (!model) throw new AppError('MODEL_UNAVAILABLE', { detail: `ONNX model ${id} is not loaded` });
+    await model.ready;
+    return model.pool.run<T>(task, options);
   }
 
   stats(): PoolStats[] {

@@ -1,3 +1,5 @@
+import type { TextDetectTask, TextRecognizeTask, TextWorkerConfig } from './text/protocol.js';
+
 /**
  * Messages between the main thread and an ONNX worker. Tensor buffers travel as transferables
  * both ways: the caller gives up its feed buffers, and output buffers move back without a copy.
@@ -26,12 +28,16 @@ export interface OnnxWorkerData {
   intraOpNumThreads: number;
   /** Zero-filled inputs for the one warm-up run after the session is created. */
   warmup: Record<string, WarmupInput>;
+  /** A text model: the worker also packs its input and decodes its output (text-detect / text-recognize tasks). */
+  text?: TextWorkerConfig;
 }
 
 export type OnnxTask =
   /** Create (once) and warm up this worker's session. */
   | { op: 'load' }
-  | { op: 'run'; feeds: Feeds; outputs?: string[] };
+  | { op: 'run'; feeds: Feeds; outputs?: string[] }
+  | TextDetectTask
+  | TextRecognizeTask;
 
 export interface LoadResult {
   /** Session creation + warm-up time in this worker, or 0 when it was already loaded. */

@@ -1,6 +1,7 @@
 import { threadId, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { transferResult } from '../transfer.js';
+import { textTask } from './text/worker-tasks.js';
 import { tensorBuffers, type Feeds, type LoadResult, type OnnxTask, type OnnxWorkerData, type Outputs, type RunResult } from './protocol.js';
 
 /**
@@ -87,6 +88,9 @@ export default async function handle(task: OnnxTask): Promise<unknown> {
       return load();
     case 'run':
       return run(task);
+    case 'text-detect':
+    case 'text-recognize':
+      return textTask(await session, data, task);
     default:
       throw new Error(`unknown ONNX op ${(task as { op: string }).op}`);
   }

@@ -157,7 +157,7 @@ export abstract class OnnxModelResource<M extends ModelEntry> {
   /** The resize on the way to a fixed-size model input, which an extreme aspect ratio can make huge. */
   protected inputResizeCost(image: ImageHeader): CostItem[] {
     const { model } = this.binding.require();
-    if (!('preprocess' in model)) return [];
+    if (!('preprocess' in model) || !('resize' in model.preprocess)) return [];
     const { width, height } = resizeTarget(model.preprocess.resize, image, this.binding.inputSize());
     return [{ limit: 'maxWorkPixels', amount: width * height, what: `the ${width}x${height} resized copy of the ${image.width}x${image.height} image` }];
   }
