@@ -34,7 +34,8 @@ export class Gate {
       this.enterWaiters.splice(this.enterWaiters.indexOf(w), 1);
       w.resolve();
     }
-    signal?.addEventListener('abort', () => this.aborted++, { once: true });
+    if (signal?.aborted) this.aborted++;
+    else signal?.addEventListener('abort', () => this.aborted++, { once: true });
     if (!this.opened) await new Promise<void>((resolve) => this.openWaiters.push(resolve));
     return n;
   }
