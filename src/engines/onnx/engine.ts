@@ -1,6 +1,7 @@
 import { AppError } from '../../errors.js';
 import { siblingModule, WorkerPool, type PoolStats } from '../pool.js';
 import { DynamicBatcher } from './batcher.js';
+import type { FreeDims } from './free-dims.js';
 import { tensorBuffers, type Feeds, type LoadResult, type OnnxWorkerData, type Outputs, type RunResult, type WarmupInput } from './protocol.js';
 
 export type { Feeds, Outputs, TensorMsg } from './protocol.js';
@@ -28,6 +29,10 @@ export interface OnnxModelSpec {
   warmup: Record<string, WarmupInput>;
   /** The model's batch dimension is free: concurrent runs may be merged into one (see batchMax). */
   batchable?: boolean;
+  /** Input dims to free in the graph as it is loaded (a detector that also runs at other sizes). */
+  freeDims?: FreeDims;
+  /** More warm-up runs, one per other input size: ONNX Runtime plans each new shape on its first run. */
+  extraWarmups?: Record<string, WarmupInput>[];
 }
 
 export interface OnnxRunOptions {
@@ -67,7 +72,14 @@ export class OnnxEngine {
     if (this.closed) throw new AppError('SHUTTING_DOWN', { detail: 'ONNX engine is closed' });
     const existing = this.models.get(spec.id);
     if (existing) return existing.ready;
-    const workerData: OnnxWorkerData = { modelId: spec.id, modelPath: spec.path, intraOpNumThreads: this.options.threads, warmup: spec.warmup };
+    const workerData: OnnxWorkerData = {
+      modelId: spec.id,
+      modelPath: spec.path,
+      intraOpNumThreads: this.options.threads,
+      warmup: spec.warmup,
+      freeDims: spec.freeDims,
+      extraWarmups: spec.extraWarmups,
+    };
     const pool = new WorkerPool({
       name: `onnx:${spec.id}`,
       filename: siblingModule(import.meta.url, 'worker'),

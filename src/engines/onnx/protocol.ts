@@ -26,6 +26,10 @@ export interface OnnxWorkerData {
   intraOpNumThreads: number;
   /** Zero-filled inputs for the one warm-up run after the session is created. */
   warmup: Record<string, WarmupInput>;
+  /** Input dims to free as the model is loaded (src/engines/onnx/free-dims.ts). */
+  freeDims?: Record<string, readonly number[]>;
+  /** One more warm-up run for each (another input size). */
+  extraWarmups?: Record<string, WarmupInput>[];
 }
 
 export type OnnxTask =
