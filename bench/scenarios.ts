@@ -12,13 +12,15 @@ export interface BenchImages {
   bytes: Map<string, Buffer>;
 }
 
-const IMAGES = { face: 'test_face_processing.jpg', car: 'car.jpg', cat: 'cat_small.jpg', cat300: 'cat_small_300.jpg' } as const;
+const IMAGES = { face: 'test_face_processing.jpg', car: 'car.jpg', cat: 'cat_small.jpg', cat300: 'cat_small_300.jpg', tiny: 'face_32x24.jpg' } as const;
 
 /** The photos from ../shared/images, plus cat_small shrunk to 300 px wide for /upscale (its output stays bounded). */
 export async function loadImages(imagesDir: string): Promise<BenchImages> {
   const bytes = new Map<string, Buffer>();
   for (const name of [IMAGES.face, IMAGES.car, IMAGES.cat]) bytes.set(name, readFileSync(path.join(imagesDir, name)));
   bytes.set(IMAGES.cat300, await sharp(bytes.get(IMAGES.cat)!).resize({ width: 300 }).jpeg({ quality: 90 }).toBuffer());
+  // The fixed cost of a request (parsing, hops between threads, answer encoding) with almost no pixels.
+  bytes.set(IMAGES.tiny, await sharp(bytes.get(IMAGES.face)!).resize(32, 24, { fit: 'fill' }).jpeg({ quality: 90 }).toBuffer());
   for (const [name, frame] of await deepstackFrames(imagesDir)) bytes.set(name, frame);
   for (const [name, photo] of await textPhotos(imagesDir)) bytes.set(name, photo);
   return { bytes };
@@ -63,6 +65,7 @@ export function allScenarios(): Scenario[] {
   return [
     { id: 'ping c8', route: '/ping', method: 'GET', connections: 8, durationFactor: 1 },
     ...imageRows('/canny', 'canny', FACE_AND_CAR, { kernel: (l) => `canny ${l}` }),
+    { id: 'canny tiny c8', route: '/canny', method: 'POST', image: IMAGES.tiny, connections: 8, durationFactor: 1 },
     // A full-size car.jpg detection takes seconds: give it time to finish a few.
     ...imageRows('/detect', 'detect', FACE_AND_CAR, { kernel: (l) => `detect ${l}`, factor: (l) => (l === 'car' ? 3 : 1) }),
     ...imageRows('/catfacedetection', 'catfacedetection', [['cat', IMAGES.cat]]),

@@ -1,5 +1,6 @@
 import sharp, { type Metadata, type Sharp } from 'sharp';
 import { AppError } from '../errors.js';
+import { readJpegHeader } from './jpeg-header.js';
 import { sniffImageType } from './sniff.js';
 import type { ImageInput, RawImage } from './types.js';
 
@@ -24,11 +25,15 @@ export async function openImage(bytes: Buffer, limits: DecodeLimits): Promise<Im
   const pipeline = (ignoreIcc = false) =>
     sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'truncated', pages: 1, sequentialRead: true, ignoreIcc }).rotate();
 
-  let meta: Metadata;
-  try {
-    meta = await sharp(bytes, { limitInputPixels: false, pages: 1 }).metadata();
-  } catch (err) {
-    throw new AppError('UNDECODABLE_IMAGE', { detail: `metadata: ${(err as Error).message}`, cause: err });
+  let meta: Pick<Metadata, 'width' | 'height' | 'pageHeight' | 'orientation'>;
+  const jpeg = format === 'jpeg' ? readJpegHeader(bytes) : null;
+  if (jpeg) meta = jpeg;
+  else {
+    try {
+      meta = await sharp(bytes, { limitInputPixels: false, pages: 1 }).metadata();
+    } catch (err) {
+      throw new AppError('UNDECODABLE_IMAGE', { detail: `metadata: ${(err as Error).message}`, cause: err });
+    }
   }
   if (!meta.width || !meta.height) throw new AppError('UNDECODABLE_IMAGE', { detail: 'no dimensions in header' });
   // One frame only: an animated GIF/WebP reports the stacked height of all frames in pageHeight terms.

@@ -1,5 +1,6 @@
 import sharp from 'sharp';
 import { AppError } from '../errors.js';
+import { turboJpeg } from './jpeg-turbo.js';
 import type { OutputFormat, RawImage } from './types.js';
 
 /**
@@ -24,9 +25,16 @@ export function assertEncodable(width: number, height: number, format: OutputFor
   }
 }
 
-/** Encodes raw pixels. JPEG quality 90 and fast PNG compression: the service answers many images. */
+/**
+ * Encodes raw pixels. JPEG quality 90 (libjpeg-turbo where it loads, else sharp) and fast PNG
+ * compression: the service answers many images.
+ */
 export async function encodeImage(image: RawImage, format: OutputFormat): Promise<Buffer> {
   assertEncodable(image.width, image.height, format);
+  if (format === 'jpeg') {
+    const turbo = await turboJpeg(image, JPEG_OPTIONS.quality);
+    if (turbo) return turbo;
+  }
   const s = sharp(image.data, { raw: { width: image.width, height: image.height, channels: image.channels } });
   switch (format) {
     case 'jpeg':

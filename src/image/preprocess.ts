@@ -108,7 +108,9 @@ export async function prepareImage(input: ImageInput, resize: ResizeSpec, size: 
     case 'letterbox': {
       const r = Math.min(tw / source.width, th / source.height);
       const { width: w, height: h } = resizeTarget(resize, source, size);
-      const resized = await rawRgb(input.analysisPipeline().resize(w, h, { fit: 'fill', kernel: resize.kernel }));
+      // Already the size wanted (a frame at a size the model also runs at): decoded, not resampled.
+      const same = w === source.width && h === source.height;
+      const resized = await rawRgb(same ? input.analysisPipeline() : input.analysisPipeline().resize(w, h, { fit: 'fill', kernel: resize.kernel }));
       const dx = resize.align === 'center' ? Math.floor((tw - w) / 2) : 0;
       const dy = resize.align === 'center' ? Math.floor((th - h) / 2) : 0;
       const rgb = new Uint8Array(tw * th * 3).fill(resize.fill);

@@ -57,6 +57,14 @@ const inputSpec = z.strictObject({
   shape: z.array(dim).length(4),
   layout: z.enum(['NCHW', 'NHWC']),
   dtype: z.enum(['float32', 'uint8']),
+  /**
+   * Other square sizes (height = width) the graph also runs at, smaller than `shape`'s: a fully
+   * convolutional detector whose answers there were checked against its own size (a test compares
+   * them). A square image no larger than one of them runs at the smallest such size, instead of
+   * being resized up to `shape`'s: less upscaling and less inference. The declared dims are freed
+   * when the model is loaded (src/engines/onnx/free-dims.ts).
+   */
+  sizes: z.array(z.number().int().min(32).max(4096)).optional(),
 });
 
 const kernel = z.enum(['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3']).default('lanczos3');
@@ -271,6 +279,17 @@ export const manifestSchema = z
       }
       if ((model.task === 'classify' || model.task === 'detect') && !spatialSize(model.input)) {
         ctx.addIssue({ code: 'custom', message: `model ${model.id}: classify/detect inputs need a fixed height and width` });
+      }
+      if (model.input.sizes) {
+        const size = spatialSize(model.input);
+        const stride = model.task === 'detect' && 'strides' in model.decoder ? Math.max(...model.decoder.strides) : 1;
+        if (model.task !== 'detect' || model.preprocess.resize.mode !== 'letterbox') {
+          ctx.addIssue({ code: 'custom', message: `model ${model.id}: input sizes are for letterboxed detectors` });
+        } else if (typeof model.input.shape[0] !== 'number') {
+          ctx.addIssue({ code: 'custom', message: `model ${model.id}: input sizes need a fixed batch dimension (runs of different sizes cannot be batched)` });
+        } else if (!size || size.width !== size.height || model.input.sizes.some((s) => s >= size.width || s % stride !== 0)) {
+          ctx.addIssue({ code: 'custom', message: `model ${model.id}: input sizes must be smaller than the square input and multiples of the largest stride (${stride})` });
+        }
       }
       if (model.task === 'superres') {
         const { superres: s, input } = model;

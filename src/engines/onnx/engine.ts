@@ -2,6 +2,7 @@ import { AppError } from '../../errors.js';
 import { siblingModule, WorkerPool, type PoolStats } from '../pool.js';
 import { DynamicBatcher } from './batcher.js';
 import type { TextDetectTask, TextRecognizeTask, TextWorkerConfig } from './text/protocol.js';
+import type { FreeDims } from './free-dims.js';
 import { tensorBuffers, type Feeds, type LoadResult, type OnnxWorkerData, type Outputs, type RunResult, type WarmupInput } from './protocol.js';
 
 export type { Feeds, Outputs, TensorMsg } from './protocol.js';
@@ -33,6 +34,10 @@ export interface OnnxModelSpec {
   threads?: number;
   /** A text model: its workers also pack inputs and decode outputs (see `task`). */
   text?: TextWorkerConfig;
+  /** Input dims to free in the graph as it is loaded (a detector that also runs at other sizes). */
+  freeDims?: FreeDims;
+  /** More warm-up runs, one per other input size: ONNX Runtime plans each new shape on its first run. */
+  extraWarmups?: Record<string, WarmupInput>[];
 }
 
 export interface OnnxRunOptions {
@@ -72,7 +77,15 @@ export class OnnxEngine {
     if (this.closed) throw new AppError('SHUTTING_DOWN', { detail: 'ONNX engine is closed' });
     const existing = this.models.get(spec.id);
     if (existing) return existing.ready;
-    const workerData: OnnxWorkerData = { modelId: spec.id, modelPath: spec.path, intraOpNumThreads: spec.threads ?? this.options.threads, warmup: spec.warmup, text: spec.text };
+    const workerData: OnnxWorkerData = {
+      modelId: spec.id,
+      modelPath: spec.path,
+      intraOpNumThreads: spec.threads ?? this.options.threads,
+      warmup: spec.warmup,
+      text: spec.text,
+      freeDims: spec.freeDims,
+      extraWarmups: spec.extraWarmups,
+    };
     const pool = new WorkerPool({
       name: `onnx:${spec.id}`,
       filename: siblingModule(import.meta.url, 'worker'),

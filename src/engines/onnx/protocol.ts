@@ -30,6 +30,10 @@ export interface OnnxWorkerData {
   warmup: Record<string, WarmupInput>;
   /** A text model: the worker also packs its input and decodes its output (text-detect / text-recognize tasks). */
   text?: TextWorkerConfig;
+  /** Input dims to free as the model is loaded (src/engines/onnx/free-dims.ts). */
+  freeDims?: Record<string, readonly number[]>;
+  /** One more warm-up run for each (another input size). */
+  extraWarmups?: Record<string, WarmupInput>[];
 }
 
 export type OnnxTask =

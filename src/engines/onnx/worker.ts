@@ -1,8 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { threadId, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { transferResult } from '../transfer.js';
 import { textTask } from './text/worker-tasks.js';
-import { tensorBuffers, type Feeds, type LoadResult, type OnnxTask, type OnnxWorkerData, type Outputs, type RunResult } from './protocol.js';
+import { freeModelDims } from './free-dims.js';
+import { tensorBuffers, type Feeds, type LoadResult, type OnnxTask, type OnnxWorkerData, type Outputs, type RunResult, type WarmupInput } from './protocol.js';
 
 /**
  * One ONNX Runtime session per worker thread for this pool's model. Session creation and
@@ -18,8 +20,23 @@ function toOrt(feeds: Feeds): Record<string, ort.Tensor> {
   return out;
 }
 
+/** The model as ONNX Runtime gets it: the file's path, or its bytes with the declared input dims freed. */
+function modelSource(): string | Uint8Array {
+  return data.freeDims ? freeModelDims(readFileSync(data.modelPath), data.freeDims) : data.modelPath;
+}
+
+function zeros(inputs: Record<string, WarmupInput>): Feeds {
+  const feeds: Feeds = {};
+  for (const [name, w] of Object.entries(inputs)) {
+    const size = w.dims.reduce((a, b) => a * b, 1);
+    feeds[name] = { data: w.dtype === 'uint8' ? new Uint8Array(size) : new Float32Array(size), dims: w.dims };
+  }
+  return feeds;
+}
+
 async function createSession(): Promise<ort.InferenceSession> {
-  const s = await ort.InferenceSession.create(data.modelPath, {
+  const source = modelSource();
+  const options: ort.InferenceSession.SessionOptions = {
     executionProviders: ['cpu'],
     intraOpNumThreads: data.intraOpNumThreads,
     interOpNumThreads: 1,
@@ -33,13 +50,9 @@ async function createSession(): Promise<ort.InferenceSession> {
     // No spin-waiting between ops: ORT's intra-op threads otherwise burn a core polling for work,
     // which on a small machine takes it from the other workers (OpenCV, other models).
     extra: { session: { x64quantprecision: '1', intra_op: { allow_spinning: '0' } } },
-  });
-  const warmup: Feeds = {};
-  for (const [name, w] of Object.entries(data.warmup)) {
-    const size = w.dims.reduce((a, b) => a * b, 1);
-    warmup[name] = { data: w.dtype === 'uint8' ? new Uint8Array(size) : new Float32Array(size), dims: w.dims };
-  }
-  await s.run(toOrt(warmup));
+  };
+  const s = typeof source === 'string' ? await ort.InferenceSession.create(source, options) : await ort.InferenceSession.create(source, options);
+  for (const inputs of [data.warmup, ...(data.extraWarmups ?? [])]) await s.run(toOrt(zeros(inputs)));
   return s;
 }
 

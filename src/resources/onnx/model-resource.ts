@@ -30,6 +30,35 @@ export function warmupInputs(model: ModelEntry): Record<string, WarmupInput> {
   return { [input.name]: { dims, dtype: input.dtype } };
 }
 
+/** The graph dims that carry height and width, freed when the model declares other sizes. */
+export function spatialDims(model: ModelEntry): Record<string, number[]> | undefined {
+  if (!model.input.sizes?.length) return undefined;
+  return { [model.input.name]: model.input.layout === 'NCHW' ? [2, 3] : [1, 2] };
+}
+
+/** One warm-up per other declared size (each new input shape is planned on its first run). */
+export function sizeWarmups(model: ModelEntry): Record<string, WarmupInput>[] {
+  return (model.input.sizes ?? []).map((side) => {
+    const [name, w] = Object.entries(warmupInputs(model))[0]!;
+    const dims = [...w.dims];
+    const [h, x] = model.input.layout === 'NCHW' ? [2, 3] : [1, 2];
+    dims[h] = side;
+    dims[x] = side;
+    return { [name]: { ...w, dims } };
+  });
+}
+
+/**
+ * The input size a request runs at: the model's own, or, for a square image no larger than one of
+ * the other sizes the manifest declares for it, the smallest such size (Frigate's 320x320 frame runs
+ * YOLOX-nano at 320 instead of being upscaled to 416).
+ */
+export function runSize(model: ModelEntry, fixed: Size, image: Size): Size {
+  if (image.width !== image.height) return fixed;
+  const side = (model.input.sizes ?? []).filter((s) => s >= image.width && s < fixed.width).sort((a, b) => a - b)[0];
+  return side ? { width: side, height: side } : fixed;
+}
+
 /**
  * What every ONNX-backed route shares: pick the model (the manifest's `routes[name]`, or an
  * explicit id), wait for its verified files through the model store, load it into the engine,
@@ -67,7 +96,14 @@ export class OnnxModelBinding<M extends ModelEntry> {
       async () => {
         if ('labels' in model) this.labels = await readLabels(store.path(model.labels));
         const t0 = performance.now();
-        await engine.load({ id: model.id, path: store.path(model.file), warmup: warmupInputs(model), batchable: typeof model.input.shape[0] === 'string' });
+        await engine.load({
+          id: model.id,
+          path: store.path(model.file),
+          warmup: warmupInputs(model),
+          batchable: typeof model.input.shape[0] === 'string',
+          freeDims: spatialDims(model),
+          extraWarmups: sizeWarmups(model),
+        });
         ctx.log.info({ model: model.id, ms: Math.round(performance.now() - t0), workers: engine.loadTimes(model.id).map(Math.round) }, `/${this.route}: ${model.file} loaded`);
       },
       ctx.log,
@@ -145,7 +181,7 @@ export abstract class OnnxModelResource<M extends ModelEntry> {
     outputs?: string[],
   ): Promise<{ outputs: Outputs; prepared: PreparedImage; size: Size }> {
     const { model, engine } = this.binding.require();
-    const size = this.binding.inputSize();
+    const size = runSize(model, this.binding.inputSize(), input);
     const prepared = await prepareImage(input, model.preprocess.resize, size);
     const pixels = size.width * size.height;
     const spec = { ...model.preprocess, layout: model.input.layout, dtype: model.input.dtype };
