@@ -202,3 +202,19 @@ export function tooManyDescriptors(limits: GalleryLimits): AppError {
     `This user would have more than ${limits.maxDescriptorsPerUser} face photos: delete the user and register fewer`,
   );
 }
+
+/** Rows of (userid, model, count), ordered by userid, as users. */
+export function groupUsers(rows: { userid: string; model_name: string; model_version: string; n: number | string }[]): GalleryUser[] {
+  const users: GalleryUser[] = [];
+  for (const r of rows) {
+    let user = users.at(-1);
+    if (user?.userid !== r.userid) {
+      user = { userid: r.userid, descriptors: 0, byModel: {} };
+      users.push(user);
+    }
+    const n = Number(r.n);
+    user.descriptors += n;
+    user.byModel[modelKey({ name: r.model_name, version: r.model_version })] = n;
+  }
+  return users;
+}

@@ -24,14 +24,3 @@ export function galleryFile(dataDir: string): string {
   return path.resolve(dataDir, SQLITE_FILE_NAME);
 }
 
-/** Where the gallery is, for logs and the README: the file, or the database URL without its password. */
-export function describeGalleryLocation(options: Pick<OpenGalleryOptions, 'dataDir' | 'databaseUrl'>): string {
-  if (!options.databaseUrl) return galleryFile(options.dataDir);
-  try {
-    const url = new URL(options.databaseUrl);
-    if (url.password) url.password = '***';
-    return url.toString();
-  } catch {
-    return 'postgres (unparsable URL)';
-  }
-}

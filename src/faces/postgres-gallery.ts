@@ -10,6 +10,7 @@ import {
   DESCRIPTOR_LENGTH,
   encodeDescriptor,
   galleryError,
+  groupUsers,
   SCHEMA_VERSION,
   tooManyDescriptors,
   tooManyUsers,
@@ -22,7 +23,6 @@ import {
   type GallerySnapshot,
   type GalleryUser,
 } from './gallery.js';
-import { groupUsers } from './sqlite-gallery.js';
 
 /** Advisory lock held (per transaction) while a process creates or upgrades the schema. */
 const MIGRATION_LOCK = 0x63767366; // "cvsf"

@@ -2,21 +2,10 @@
  * Face gallery operations: register, list, delete, match (several images or none per call), and
  * recognize (one image, for the /facerecognition resource), over the face engine and the gallery.
  *
- * For the DeepStack dialect (src/deepstack/): the service is `engines.faces` (also `CvServe.faces`
- * from createApp). Map the routes like this:
- *   POST /v1/vision/face/register  → faces.register(userid, every file part as {field, bytes}, signal)
- *                                     (per-file outcome in `images`; NO_FACE when no file had a face)
- *   POST /v1/vision/face/list      → faces.list()        → [{userid, photos}]; DeepStack's `faces` = the userids
- *   POST /v1/vision/face/delete    → faces.delete(userid) → {deleted} (0 for an unknown user: DeepStack answers success)
- *   POST /v1/vision/face/match     → faces.match(file0, file1, signal) → {similarity}
- *   POST /v1/vision/face/recognize → the `facerecognition` resource through the pipeline (not this class)
- *   POST /v1/vision/face           → the `facedetection` resource through the pipeline
- * Before a gallery call, `faces.status()` says whether the face routes can answer (an unreachable
- * PostgreSQL makes them 503 GALLERY_UNAVAILABLE, never the whole service). Errors are AppErrors:
- * BAD_PARAMETER (userid, image count), MISSING_IMAGE, NO_FACE (400: "No face found in image" for
- * one image, as Double Take and CodeProject.AI word it; with several, which file had no face and
- * which was no image), the image errors of openImage (415/422/413), GALLERY_FULL (409),
- * GALLERY_UNAVAILABLE / QUEUE_FULL / MODEL_UNAVAILABLE (503).
+ * Errors are AppErrors: BAD_PARAMETER (userid, image count), MISSING_IMAGE, NO_FACE (400), the
+ * image errors of openImage (415/422/413), GALLERY_FULL (409), GALLERY_STORAGE_FULL (507),
+ * GALLERY_UNAVAILABLE / QUEUE_FULL / MODEL_UNAVAILABLE (503). Each gallery call tries the database
+ * itself; `status()` only reports.
  *
  * Privacy: nothing here logs; descriptors and photo bytes never leave this module except into the
  * gallery (descriptors and the photo's sha256, never the photo).

@@ -12,7 +12,7 @@ import {
   DESCRIPTOR_LENGTH,
   encodeDescriptor,
   galleryError,
-  modelKey,
+  groupUsers,
   SCHEMA_VERSION,
   tooManyDescriptors,
   tooManyUsers,
@@ -190,20 +190,4 @@ export class SqliteGallery implements FaceGallery {
       return Promise.reject(galleryError(err));
     }
   }
-}
-
-/** Rows of (userid, model, count), ordered by userid, as users. */
-export function groupUsers(rows: { userid: string; model_name: string; model_version: string; n: number | string }[]): GalleryUser[] {
-  const users: GalleryUser[] = [];
-  for (const r of rows) {
-    let user = users.at(-1);
-    if (user?.userid !== r.userid) {
-      user = { userid: r.userid, descriptors: 0, byModel: {} };
-      users.push(user);
-    }
-    const n = Number(r.n);
-    user.descriptors += n;
-    user.byModel[modelKey({ name: r.model_name, version: r.model_version })] = n;
-  }
-  return users;
 }

@@ -320,7 +320,6 @@ export type SuperresModel = Extract<ModelEntry, { task: 'superres' }>;
 export type TextDetectModel = Extract<ModelEntry, { task: 'text-detect' }>;
 export type TextRecognizeModel = Extract<ModelEntry, { task: 'text-recognize' }>;
 export type InputSpec = ModelEntry['input'];
-export type PreprocessSpec = ClassifyModel['preprocess'];
 export type DetectDecoder = DetectModel['decoder'];
 export type SuperresSpec = SuperresModel['superres'];
 
