@@ -31,6 +31,15 @@ UPSTREAM=docker.io/library/node:20-bookworm-slim
 
 log() { echo "image-base: $*" >&2; }
 
+# What a stand-in build leaves while it runs, removed however the script ends.
+WORK=
+CTR=
+cleanup() {
+  [ -z "$CTR" ] || buildah rm "$CTR" >/dev/null 2>&1 || true
+  [ -z "$WORK" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
 # True when a container registry answers (any HTTP status: 401 is the normal answer to /v2/).
 registry_answers() {
   local code
@@ -46,10 +55,9 @@ base_pull() {
 }
 
 base_standin() {
-  local arch=$1 tag=$2 work ctr
-  work=$(mktemp -d /var/tmp/cvserve-base.XXXXXX)
-  # shellcheck disable=SC2064
-  trap "rm -rf '$work'" RETURN
+  local arch=$1 tag=$2 work
+  WORK=$(mktemp -d /var/tmp/cvserve-base.XXXXXX)
+  work=$WORK
 
   log "stand-in: Node $NODE_VERSION and npm $NPM_VERSION from the npm registry"
   (cd "$work" && npm pack --silent "node-linux-$( [ "$arch" = amd64 ] && echo x64 || echo "$arch")@$NODE_VERSION" "npm@$NPM_VERSION" >/dev/null)
@@ -104,7 +112,8 @@ EOF
   log "stand-in: importing as $tag"
   tar -C "$root" -cf "$work/rootfs.tar" .
   rm -rf "$root"
-  ctr=$(buildah from --name "cvserve-base-$arch-$$" scratch)
+  CTR=$(buildah from --name "cvserve-base-$arch-$$" scratch)
+  local ctr=$CTR
   buildah add --quiet "$ctr" "$work/rootfs.tar" / >/dev/null
   buildah config --os linux --arch "$arch" \
     --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
@@ -113,6 +122,7 @@ EOF
     --label org.opencontainers.image.description="stand-in for $UPSTREAM (cvserve scripts/image-base.sh)" \
     "$ctr"
   buildah commit --quiet --rm --format docker "$ctr" "$tag" >/dev/null
+  CTR=
 }
 
 main() {

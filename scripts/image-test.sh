@@ -94,7 +94,7 @@ base_bytes=$(size_of "$BASE")
 mb() { echo $(( ($1 + 500000) / 1000000 )); }
 echo "image-test: base image $(mb "$base_bytes") MB in ${base_seconds} s ($BASE)"
 echo "image-test: build ${build_seconds} s; image $(mb "$image_bytes") MB, of which base $(mb "$base_bytes") MB"
-podman run --rm --entrypoint sh "$IMAGE" -c '
+podman run --rm --no-healthcheck --network none --entrypoint sh "$IMAGE" -c '
   cd /app && du -sk node_modules dist vendor models data /models
   echo "--- node_modules, largest:"
   cd node_modules && du -sk $(ls -d [!@]* @*/*) | sort -rn | head -12
