@@ -17,7 +17,8 @@
 #   (npm_config_nodedir=/usr/local), no yarn;
 # - user and group `node`, uid/gid 1000, home /home/node; the official docker-entrypoint.sh;
 # - ENTRYPOINT ["docker-entrypoint.sh"], CMD ["node"], docker format.
-# Nothing is run inside the new root (no chroot), so a foreign ARCH needs no emulator here.
+# This script runs nothing inside the new root; mmdebstrap does (the packages' maintainer scripts),
+# so a foreign ARCH needs qemu-user-static and binfmt-support, installed here when missing.
 # CVSERVE_BASE=pull|standin|auto (default auto) forces one way.
 # Needs root, buildah, mmdebstrap (scripts/image-tools.sh installs them) and npm on the host.
 set -euo pipefail
@@ -62,6 +63,12 @@ base_standin() {
   log "stand-in: Node $NODE_VERSION and npm $NPM_VERSION from the npm registry"
   (cd "$work" && npm pack --silent "node-linux-$( [ "$arch" = amd64 ] && echo x64 || echo "$arch")@$NODE_VERSION" "npm@$NPM_VERSION" >/dev/null)
 
+  if [ "$arch" != "$(dpkg --print-architecture)" ] \
+     && ! { command -v arch-test >/dev/null 2>&1 && arch-test "$arch" >/dev/null 2>&1; }; then
+    log "stand-in: installing qemu-user-static, binfmt-support, arch-test for $arch"
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends \
+      qemu-user-static binfmt-support arch-test >/dev/null
+  fi
   log "stand-in: Debian $DEBIAN_SUITE minbase for $arch (mmdebstrap)"
   local sources="deb $DEBIAN_MIRROR $DEBIAN_SUITE main
 deb $DEBIAN_MIRROR $DEBIAN_SUITE-updates main
