@@ -66,6 +66,7 @@ base_standin() {
   if [ "$arch" != "$(dpkg --print-architecture)" ] \
      && ! { command -v arch-test >/dev/null 2>&1 && arch-test "$arch" >/dev/null 2>&1; }; then
     log "stand-in: installing qemu-user-static, binfmt-support, arch-test for $arch"
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 update -qq
     DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends \
       qemu-user-static binfmt-support arch-test >/dev/null
   fi
