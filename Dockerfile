@@ -10,8 +10,8 @@
 # (/models), which then must be a writable volume (README "Docker"), and the face gallery
 # (CVSERVE_DATA_DIR=/data/faces.sqlite, face descriptors: biometric data), created on the first face
 # register or recognize: mount a volume at /data to keep it (README "Faces"), or set
-# CVSERVE_DATABASE_URL for PostgreSQL instead. tests/deploy/dockerfile.test.ts
-# replays this file without Docker: keep RUN steps free of absolute paths (use the ENV variables).
+# CVSERVE_DATABASE_URL for PostgreSQL instead. scripts/image-test.sh builds this file and checks
+# the image from outside (CI); tests/deploy/dockerfile.test.ts checks it without building.
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 
@@ -32,7 +32,7 @@ FROM toolchain AS build
 # this variable makes it skip (npm 10, as in this image).
 ENV ONNXRUNTIME_NODE_INSTALL=skip
 # Behind a TLS-intercepting proxy: the proxy's CA bundle, mounted at build time (buildah/podman
-# build -v, docker build --secret), named here for npm. A build argument of the build stages only:
+# build -v FILE:/run/build-ca.crt:ro --build-arg NODE_EXTRA_CA_CERTS=/run/build-ca.crt), named here for npm. A build argument of the build stages only:
 # neither the bundle nor the setting reaches the runtime image.
 ARG NODE_EXTRA_CA_CERTS
 WORKDIR /app
