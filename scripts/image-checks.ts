@@ -76,7 +76,12 @@ async function waitReady(): Promise<number> {
     if (res?.status === 200) return Date.now() - start;
     if (res) last = `${res.status} ${(await res.text()).slice(0, 300)}`;
     const state = podman(['inspect', NAME, '--format', '{{.State.Status}}'], { allowFail: true }).out;
-    if (state !== 'running') throw new Error(`container ${state}: ${podman(['logs', '--tail', '20', NAME], { allowFail: true }).err.slice(-1500)}`);
+    if (state !== 'running') {
+      const code = podman(['inspect', NAME, '--format', '{{.State.ExitCode}}'], { allowFail: true }).out;
+      const logs = podman(['logs', '--tail', '5', NAME], { allowFail: true });
+      // The server logs JSON lines on stdout: the last ones say why it stopped.
+      throw new Error(`container ${state} (exit code ${code}): ${logs.out.split('\n').slice(-3).join(' | ').slice(0, 1200)}`);
+    }
     if (Date.now() - start > READY_TIMEOUT_MS) throw new Error(`not ready after ${READY_TIMEOUT_MS} ms: /readyz ${last}`);
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
