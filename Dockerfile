@@ -10,23 +10,31 @@
 # (/models), which then must be a writable volume (README "Docker"), and the face gallery
 # (CVSERVE_DATA_DIR=/data/faces.sqlite, face descriptors: biometric data), created on the first face
 # register or recognize: mount a volume at /data to keep it (README "Faces"), or set
-# CVSERVE_DATABASE_URL for PostgreSQL instead. tests/deploy/dockerfile.test.ts
-# replays this file without Docker: keep RUN steps free of absolute paths (use the ENV variables).
+# CVSERVE_DATABASE_URL for PostgreSQL instead. scripts/image-test.sh builds this file and checks
+# the image from outside (CI); tests/deploy/dockerfile.test.ts checks it without building.
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 
 # 0. toolchain: better-sqlite3 (the face gallery) builds its native addon with node-gyp when no
 # prebuilt binary for the platform can be downloaded: python3, make and g++, installed only when
 # the base image lacks them. Only the build stages use it; the runtime image has no compiler.
+# node-gyp compiles against the headers the base image ships with its Node (/usr/local/include/node)
+# instead of downloading them: behind a registry mirror neither that download nor better-sqlite3's
+# prebuilt one (both outside the npm registry) is reachable.
 FROM ${NODE_IMAGE} AS toolchain
 RUN (command -v python3 && command -v make && command -v g++) >/dev/null \
  || (apt-get update -qq && apt-get install -y -qq --no-install-recommends python3 make g++)
+ENV npm_config_nodedir=/usr/local
 
 # 1. build: every dependency, then TypeScript → dist/
 FROM toolchain AS build
 # onnxruntime-node's install script would download CUDA files: package.json's allowScripts denies it (npm 11),
 # this variable makes it skip (npm 10, as in this image).
 ENV ONNXRUNTIME_NODE_INSTALL=skip
+# Behind a TLS-intercepting proxy: the proxy's CA bundle, mounted at build time (buildah/podman
+# build -v FILE:/run/build-ca.crt:ro --build-arg NODE_EXTRA_CA_CERTS=/run/build-ca.crt), named here for npm. A build argument of the build stages only:
+# neither the bundle nor the setting reaches the runtime image.
+ARG NODE_EXTRA_CA_CERTS
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -34,12 +42,24 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
-# 2. deps: production dependencies only
+# 2. deps: production dependencies only, without what this platform never loads: onnxruntime-node's
+# binaries for other systems and CPUs (about 245 MB), better-sqlite3's sources and compiler output
+# but its addon (about 25 MB), source maps (about 210 MB, mostly TensorFlow.js's browser bundles').
 FROM toolchain AS deps
 ENV ONNXRUNTIME_NODE_INSTALL=skip
+ARG NODE_EXTRA_CA_CERTS
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
+RUN npm ci --omit=dev --no-audit --no-fund \
+ && arch="$(node -p process.arch)" \
+ && for dir in node_modules/onnxruntime-node/bin/napi-v*/*/*; do \
+      case "$dir" in */linux/"$arch") ;; *) rm -rf "$dir" ;; esac; \
+    done \
+ && sqlite=node_modules/better-sqlite3 \
+ && mv "$sqlite/build/Release/better_sqlite3.node" "$sqlite/" \
+ && rm -rf "$sqlite/build" "$sqlite/deps" "$sqlite/src" \
+ && mkdir -p "$sqlite/build/Release" && mv "$sqlite/better_sqlite3.node" "$sqlite/build/Release/" \
+ && find node_modules -name '*.map' -type f -delete
 
 # 3. runtime: production dependencies, compiled code, the model manifest; non-root
 FROM ${NODE_IMAGE} AS runtime
@@ -56,6 +76,8 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY models ./models
+# The playground's sample photos (data/ has nothing else in the build context: no face gallery).
+COPY data ./data
 # cvserve's WebAssembly-SIMD OpenCV.js (CVSERVE_OPENCV_BUILD=simd, the default), with its licences.
 COPY vendor/opencv ./vendor/opencv
 

@@ -18,7 +18,7 @@ export const SAMPLES: readonly Sample[] = [
   { file: 'coffee.jpg', label: 'coffee cup' },
 ];
 
-/** data/ at the top of the checkout, from src/web/ or dist/src/web/; undefined when absent (the Docker image has no data/). */
+/** data/ at the top of the checkout, from src/web/ or dist/src/web/; undefined when absent (an install without data/; the Docker image ships the samples in /app/data). */
 function findDataDir(): string | undefined {
   const here = path.dirname(fileURLToPath(import.meta.url));
   for (const up of ['../..', '../../..']) {

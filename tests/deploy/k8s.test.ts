@@ -24,7 +24,7 @@ import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import type { CvServe } from '../../src/app.js';
 import { USAGE } from '../../src/cli.js';
 import { loadConfig, SETTINGS } from '../../src/config.js';
-import { numericUser } from '../helpers/dockerfile-replay.js';
+import { numericUser } from '../helpers/dockerfile.js';
 import { createTestApp } from '../helpers/app.js';
 import { until } from '../helpers/wait.js';
 import { MODELS_DIR, REPO_ROOT } from '../helpers/paths.js';
