@@ -14,6 +14,7 @@ import type { FaceBox } from '../../src/engines/face/engine.js';
 import { AppError } from '../../src/errors.js';
 import { galleryFile } from '../../src/faces/open.js';
 import { image } from '../helpers/paths.js';
+import { outlineChange } from '../helpers/drawn.js';
 import {
   capturingLog,
   cropAround,
@@ -243,6 +244,13 @@ for (const makeStore of [sqliteStore, postgresStore]) {
       assert.equal(res.headers['content-type'], 'image/png');
       const meta = await sharp(res.body as Buffer).metadata();
       assert.deepEqual([meta.width, meta.height], [Math.round(W * SCALE), Math.round(H * SCALE)]);
+      // Along each box the answer, the pixels are the stroke's (and the name tag's), not the photo's.
+      // (The boxes from the engine itself: a recognition here would change the metrics counted below.)
+      const { data, info } = await sharp(transformed).raw().toBuffer({ resolveWithObject: true });
+      const found = await engines.base.face.detect({ data, width: info.width, height: info.height, channels: 3 as const });
+      assert.equal(found.length, 17);
+      const change = await outlineChange(transformed, res.body as Buffer, found.map((f) => f.box));
+      assert.ok(change.every((c) => c >= 0.8), `outline pixels changed per box: ${change.map((c) => c.toFixed(2)).join(' ')}`);
     });
 
     it('metrics: gallery size, recognize latency, faces recognized and unknown', async () => {

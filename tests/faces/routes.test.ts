@@ -17,6 +17,7 @@ import type { FaceGallery } from '../../src/faces/gallery.js';
 import { openGallery } from '../../src/faces/open.js';
 import { FaceGalleryService, faceServiceOptions } from '../../src/faces/service.js';
 import { image } from '../helpers/paths.js';
+import { outlineChange } from '../helpers/drawn.js';
 import { boxIoU } from '../helpers/images.js';
 import { cropAround, faceTestConfig, NEVER, PHOTO, postgresStore, SharedEngines, sqliteStore, stopTestServer, transformedPhoto, type Store } from './harness.js';
 
@@ -96,6 +97,11 @@ describe('/facedetection', () => {
     assert.equal(res.headers['content-type'], 'image/jpeg');
     const meta = await sharp(res.body as Buffer).metadata();
     assert.deepEqual([meta.width, meta.height], [640, 482]);
+    // Along each of the 17 boxes the answer, the pixels are the stroke's, not the photo's.
+    const found = (await request(svc.app).post('/facedetection').set('Content-Type', 'image/jpeg').send(PHOTO)).body.result as { box: FaceBox }[];
+    assert.equal(found.length, 17);
+    const change = await outlineChange(PHOTO, res.body as Buffer, found.map((f) => f.box));
+    assert.ok(change.every((c) => c >= 0.8), `outline pixels changed per box: ${change.map((c) => c.toFixed(2)).join(' ')}`);
   });
 
   it('is bounded by CVSERVE_MAX_WORK_PIXELS before decoding, naming the copy faces are searched in', async () => {
