@@ -192,6 +192,7 @@ for (const makeStore of [sqliteStore, postgresStore]) {
         assert.ok(!existsSync(`${file}-journal`) && !existsSync(`${file}-wal`));
       }
       const found = await recognize(svc, transformed);
+      assert.equal(found.length, 17);
       assert.ok(found.every((f) => f.userid === 'unknown'), 'alice is not recognized any more');
     });
 
@@ -216,6 +217,7 @@ for (const makeStore of [sqliteStore, postgresStore]) {
       for (let i = 8; i < 17; i++) assert.deepEqual(await svc.faces.delete(`person-${i}`), { deleted: 1 });
       const found = await recognize(svc, transformed);
       const who = identities(found, boxes);
+      assert.equal(found.length, 17);
       found.forEach((f, k) => assert.equal(f.userid, who[k]! < 8 ? `person-${who[k]}` : 'unknown', `face of person ${who[k]}`));
       const astronaut = await recognize(svc, ASTRONAUT);
       assert.equal(astronaut.length, 1);
@@ -224,6 +226,7 @@ for (const makeStore of [sqliteStore, postgresStore]) {
       // A lax min_confidence (e.g. deepstack-python's 0.45) still keeps these strangers out:
       // the nearest strangers measure about 0.43.
       const lax = await recognize(svc, transformed, '?minConfidence=0.45');
+      assert.equal(lax.length, 17);
       lax.forEach((f, k) => assert.equal(f.userid, who[k]! < 8 ? `person-${who[k]}` : 'unknown'));
     });
 
