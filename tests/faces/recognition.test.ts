@@ -219,6 +219,15 @@ for (const makeStore of [sqliteStore, postgresStore]) {
       const who = identities(found, boxes);
       assert.equal(found.length, 17);
       found.forEach((f, k) => assert.equal(f.userid, who[k]! < 8 ? `person-${who[k]}` : 'unknown', `face of person ${who[k]}`));
+      // A stranger's confidence is exact: /match's similarity of that face and its nearest registered person.
+      const nine = await recognize(svc, crops[9]!);
+      assert.ok(nine.length > 0);
+      const area = (b: readonly number[]) => (b[2]! - b[0]!) * (b[3]! - b[1]!);
+      const stranger = nine.reduce((a, b) => (area(b.box) > area(a.box) ? b : a));
+      const similarities = await Promise.all(Array.from({ length: 8 }, (_, j) => svc.faces.match(crops[j]!, crops[9]!, NEVER)));
+      assert.equal(stranger.userid, 'unknown');
+      assert.equal(stranger.confidence, Math.max(...similarities.map((m) => m.similarity)), 'recognize\'s confidence = the nearest /match similarity');
+      assert.ok(stranger.confidence > 0, `the nearest stranger scores above 0 (${stranger.confidence})`);
       const astronaut = await recognize(svc, ASTRONAUT);
       assert.equal(astronaut.length, 1);
       assert.equal(astronaut[0]!.userid, 'unknown');
