@@ -28,6 +28,10 @@ ZLIB_DIR=zlib-1.3.1
 # Debian bookworm's emscripten (clang 14, binaryen 108).
 EMSCRIPTEN_DEB=3.1.6~dfsg-5
 EMSCRIPTEN_ROOT=/usr/share/emscripten
+# OpenCV's build information (cv.getBuildInformation(), a string inside the wasm) names the build
+# host's kernel ("Host: Linux <uname -r> x86_64"); its length shifts every later data address, so
+# each machine built a different wasm. The line is pinned to the one the committed files carry.
+BUILD_HOST_LINE="Linux 6.18.44-fc-v857 x86_64"
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 WORKDIR="${OPENCV_JS_WORKDIR:-/tmp/cvserve-opencv-js}"
@@ -121,6 +125,12 @@ log "OpenCV.js (SIMD)"
   --cmake_option=-DWITH_AVIF=OFF \
   --cmake_option=-DOPENCV_GENERATE_SETUPVARS=OFF \
   --config_only > "$BUILD/cmake.log" 2>&1) || { tail -40 "$BUILD/cmake.log"; die "cmake failed (log: $BUILD/cmake.log)"; }
+# Pin the host line of the generated build information (see BUILD_HOST_LINE) before compiling.
+VERSION_INC="$BUILD/opencv/modules/core/version_string.inc"
+grep -q '^"    Host:  ' "$VERSION_INC" || die "no Host: line in $VERSION_INC"
+sed -i -E 's|^("    Host: +).*(\\n")$|\1'"$BUILD_HOST_LINE"'\2|' "$VERSION_INC"
+[[ "$(grep -c "Host: *$BUILD_HOST_LINE\\\\n" "$VERSION_INC")" == 1 ]] || die "could not pin the Host: line in $VERSION_INC"
+grep -q "$(uname -r)" "$VERSION_INC" && [[ "$BUILD_HOST_LINE" != *"$(uname -r)"* ]] && die "the kernel version $(uname -r) is still in $VERSION_INC"
 (cd "$BUILD/opencv" && make -j"$JOBS" opencv.js > "$BUILD/make.log" 2>&1) || { tail -40 "$BUILD/make.log"; die "make failed (log: $BUILD/make.log)"; }
 
 BUILD_SECONDS=$(( $(date +%s) - START ))

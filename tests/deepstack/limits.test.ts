@@ -50,22 +50,20 @@ describe('DeepStack dialect: the service\'s limits, deadline and backpressure, a
   let server: Listening;
   const gate = new Gate();
 
+  const resources = (): AnyResource[] => [
+    standIn('catdetection', async () => ({ kind: 'json', body: { status: 'ok', result: [] } })),
+    standIn('predict', async (_input, _params, ctx) => {
+      await gate.pass(ctx.signal);
+      return { kind: 'json', body: { success: true, predictions: [{ label: 'late', probability: 1 }] } };
+    }),
+    standIn('upscale', async () => {
+      throw new AppError('QUEUE_FULL', { headers: { 'Retry-After': '1' } });
+    }),
+  ];
+
   before(async () => {
-    svc = await createTestApp(
-      { maxBodyBytes: 50_000, maxFields: 3, maxFieldBytes: 100, faceMaxImages: 3, requestTimeoutMs: 300, opencvWorkers: 1 },
-      {
-        resources: [
-          standIn('catdetection', async () => ({ kind: 'json', body: { status: 'ok', result: [] } })),
-          standIn('predict', async (_input, _params, ctx) => {
-            await gate.pass(ctx.signal);
-            return { kind: 'json', body: { success: true, predictions: [{ label: 'late', probability: 1 }] } };
-          }),
-          standIn('upscale', async () => {
-            throw new AppError('QUEUE_FULL', { headers: { 'Retry-After': '1' } });
-          }),
-        ],
-      },
-    );
+    // The suite's app keeps the test apps' generous deadline: only the deadline test has a short one.
+    svc = await createTestApp({ maxBodyBytes: 50_000, maxFields: 3, maxFieldBytes: 100, faceMaxImages: 3, opencvWorkers: 1 }, { resources: resources() });
     server = await listen(svc.handler);
   });
   after(async () => {
@@ -103,10 +101,17 @@ describe('DeepStack dialect: the service\'s limits, deadline and backpressure, a
   });
 
   it('the request deadline (CVSERVE_REQUEST_TIMEOUT_MS): 504 in the dialect, and the work\'s signal aborted', async () => {
-    const res = await request(svc.app).post('/v1/vision/scene').attach('image', PNG_1X1, 'a.png');
-    assert.deepEqual(res.body, { success: false, error: 'The request took too long', code: 504 });
-    assert.equal(res.status, 504);
-    assert.equal(gate.aborted, 1);
+    // The stand-in never finishes (its gate stays shut): the deadline is the only way the request ends.
+    // 2 s only bounds reading a 1x1 PNG before the stand-in starts; the answer does not depend on it.
+    const timed = await createTestApp({ requestTimeoutMs: 2_000, opencvWorkers: 1 }, { resources: resources() });
+    try {
+      const res = await request(timed.app).post('/v1/vision/scene').attach('image', PNG_1X1, 'a.png');
+      assert.deepEqual(res.body, { success: false, error: 'The request took too long', code: 504 });
+      assert.equal(res.status, 504);
+      assert.deepEqual([gate.entered, gate.aborted], [1, 1], 'the stand-in ran and saw its signal abort');
+    } finally {
+      await timed.close();
+    }
   });
 
   it('busy: 503 with Retry-After, in the dialect', async () => {

@@ -99,6 +99,140 @@ function jsonValues(text: string): string[] {
   return values;
 }
 
+/** A shell command of a block (its lines joined as written) and the answer the README prints for it, if any. */
+interface Command {
+  text: string;
+  /** The `# {...}` after the command (same line, or the comment lines right below it). */
+  expected?: string;
+}
+
+/** Splits a shell block into commands; a line ending in `\\` or `|` continues onto the next. */
+function commandsOf(code: string): Command[] {
+  const commands: Command[] = [];
+  const lines = code.split('\n');
+  let lastEnd = -2;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line.trim() === '') continue;
+    if (line.trimStart().startsWith('#')) {
+      const last = commands.at(-1);
+      // A printed answer: `# {` right under a command, continued by lines starting `#  `.
+      if (last && last.expected === undefined && /^#\s*\{/.test(line) && i - 1 === lastEnd) {
+        let text = line.replace(/^#\s*/, '');
+        while (i + 1 < lines.length && /^#\s{2,}\S/.test(lines[i + 1]!)) text += lines[++i]!.replace(/^#\s*/, '');
+        last.expected = text;
+      }
+      continue;
+    }
+    const parts = [line];
+    while (/(\\|\|)\s*$/.test(parts.at(-1)!) && i + 1 < lines.length) parts.push(lines[++i]!);
+    const text = parts.join('\n');
+    lastEnd = i;
+    const inline = /\s#\s*(\{.*)$/.exec(parts.at(-1)!);
+    commands.push({ text, expected: inline?.[1] });
+  }
+  return commands;
+}
+
+const ELIDED = '\u2026';
+
+/**
+ * The README's printed answer as a value to compare: `,...` (fields or elements left out) becomes a
+ * marker key/element, so an object the README shows whole must match whole. Text after the closing
+ * brace (a remark) is dropped. `{"a","b"}` (only field names) is an object with those fields.
+ */
+function parseExpected(text: string): unknown {
+  const json = jsonValues(text)[0] ?? text;
+  const names = /^\{("\w+"(?:,"\w+")*)\}$/.exec(json);
+  if (names) return { [`${ELIDED}names`]: JSON.parse(`[${names[1]}]`) as string[] };
+  let out = '';
+  const stack: string[] = [];
+  let inString = false;
+  for (let i = 0; i < json.length; i++) {
+    const c = json[i]!;
+    if (inString) {
+      out += c;
+      if (c === '\\') out += json[++i] ?? '';
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === '"') inString = true;
+    else if (c === '{' || c === '[') stack.push(c);
+    else if (c === '}' || c === ']') stack.pop();
+    if (c === ',' && json.startsWith('...', i + 1)) {
+      out += stack.at(-1) === '{' ? `,"${ELIDED}":true` : `,"${ELIDED}"`;
+      i += 3;
+      continue;
+    }
+    out += c;
+  }
+  return JSON.parse(out);
+}
+
+/** Measured values the README rounds or shows from one run: how far the answer may be from it. */
+function tolerance(key: string): number | 'any' | undefined {
+  if (/Ms$/.test(key)) return 'any'; // times of one run on one machine
+  if (['confidence', 'score', 'similarity', 'probability'].includes(key)) return 0.01; // printed to 2-3 digits
+  return undefined; // everything else exactly: boxes, counts, labels, messages
+}
+
+/** Every difference between the README's printed answer and the real one, as `path: why` lines. */
+function differences(expected: unknown, actual: unknown, at = '$', key = ''): string[] {
+  if (typeof expected === 'number') {
+    if (typeof actual !== 'number') return [`${at}: ${JSON.stringify(actual)} is not a number`];
+    const tol = tolerance(key);
+    if (tol === 'any') return actual >= 0 ? [] : [`${at}: ${actual} < 0`];
+    return Math.abs(actual - expected) <= (tol ?? 0) ? [] : [`${at}: README ${expected}, answer ${actual}${tol ? ` (tolerance ${tol})` : ''}`];
+  }
+  if (Array.isArray(expected)) {
+    if (!Array.isArray(actual)) return [`${at}: not a list`];
+    const elided = expected.at(-1) === ELIDED;
+    const shown = elided ? expected.slice(0, -1) : expected;
+    const out: string[] = [];
+    if (elided ? actual.length < shown.length : actual.length !== shown.length) out.push(`${at}: ${actual.length} elements, README shows ${shown.length}${elided ? ' and more' : ''}`);
+    shown.forEach((e, i) => out.push(...differences(e, actual[i], `${at}[${i}]`, key)));
+    return out;
+  }
+  if (expected !== null && typeof expected === 'object') {
+    if (actual === null || typeof actual !== 'object' || Array.isArray(actual)) return [`${at}: not an object`];
+    const exp = expected as Record<string, unknown>;
+    const act = actual as Record<string, unknown>;
+    const names = exp[`${ELIDED}names`] as string[] | undefined;
+    if (names) return JSON.stringify(Object.keys(act).sort()) === JSON.stringify([...names].sort()) ? [] : [`${at}: fields ${Object.keys(act).join(',')}, README ${names.join(',')}`];
+    const elided = ELIDED in exp;
+    const shown = Object.keys(exp).filter((k) => k !== ELIDED);
+    const out: string[] = [];
+    for (const k of shown) {
+      if (!(k in act)) out.push(`${at}.${k}: missing`);
+      else out.push(...differences(exp[k], act[k], `${at}.${k}`, k));
+    }
+    if (!elided) for (const k of Object.keys(act)) if (!(k in exp)) out.push(`${at}.${k}: in the answer, not in the README (add it or ",...")`);
+    return out;
+  }
+  return expected === actual ? [] : [`${at}: README ${JSON.stringify(expected)}, answer ${JSON.stringify(actual)}`];
+}
+
+/** Every curl fails on an HTTP error and prints its body (curl without it exits 0 on 4xx/5xx). */
+const strictCurl = (code: string) => code.replace(/(^|[\s(;|])curl /g, '$1curl --fail-with-body -sS ');
+
+/** The block as one script whose output marks where each command's output ends. */
+function withMarkers(commands: Command[]): string {
+  return commands.map((c, i) => `${strictCurl(c.text)}\nprintf '\\n\\036%d\\n' ${i}`).join('\n');
+}
+
+function splitByMarkers(stdout: string, n: number): string[] {
+  const outputs: string[] = [];
+  let rest = stdout;
+  for (let i = 0; i < n; i++) {
+    const marker = `\n\u001e${i}\n`;
+    const at = rest.indexOf(marker);
+    assert.ok(at >= 0, `command ${i} finished`);
+    outputs.push(rest.slice(0, at));
+    rest = rest.slice(at + marker.length);
+  }
+  return outputs;
+}
+
 describe('README examples', () => {
   let svc: CvServe;
   let server: http.Server;
@@ -156,8 +290,23 @@ describe('README examples', () => {
     assert.deepEqual(unknown.map((b) => `${b.section}: ${b.lang}`), [], 'every usage block is sh, ts or js');
   });
 
-  it('runs every shell block against the server, each exits 0 and writes what it says', async (t) => {
+  it('reads the printed answers the way they are meant: fields left out only where the README says ...', () => {
+    assert.deepEqual(parseExpected('{"a":1,...,"b":[{"c":2},...]} (remark)'), { a: 1, [ELIDED]: true, b: [{ c: 2 }, ELIDED] });
+    assert.deepEqual(differences(parseExpected('{"a":1}'), { a: 1, b: 2 }), ['$.b: in the answer, not in the README (add it or ",...")']);
+    assert.deepEqual(differences(parseExpected('{"a":1,...}'), { a: 1, b: 2 }), []);
+    assert.deepEqual(differences(parseExpected('{"x":[1,2]}'), { x: [1, 3] }), ['$.x[1]: README 2, answer 3']);
+    assert.deepEqual(differences(parseExpected('{"confidence":0.891,"processMs":26}'), { confidence: 0.8951, processMs: 3 }), []);
+    assert.deepEqual(differences(parseExpected('{"confidence":0.891}'), { confidence: 0.91 }), ['$.confidence: README 0.891, answer 0.91 (tolerance 0.01)']);
+    assert.deepEqual(commandsOf('curl a  # {"x":1}\ncurl b\n# {"y":\n#  2}\n(printf x) |\n  curl c'), [
+      { text: 'curl a  # {"x":1}', expected: '{"x":1}' },
+      { text: 'curl b', expected: '{"y":2}' },
+      { text: '(printf x) |\n  curl c', expected: undefined },
+    ]);
+  });
+
+  it('runs every shell block against the server, each exits 0, writes what it says and prints what the README prints', async (t) => {
     const shell = blocks.filter((b) => b.lang === 'sh');
+    const compared: string[] = [];
     let skipped = 0;
     for (const block of shell) {
       const where = `${block.section}: ${block.title}`;
@@ -168,11 +317,27 @@ describe('README examples', () => {
         continue;
       }
       const code = localize(block.code, port, photos);
+      // Everything a block reaches is on this machine: a new URL in the README must be localized above.
+      for (const url of code.matchAll(/\bhttps?:\/\/[^\s'"]+/g)) {
+        assert.match(new URL(url[0]).hostname, /^(127\.0\.0\.1|\[::1\])$/, `${where}: ${url[0]} is not on this machine`);
+      }
       const outputs = outputsOf(code);
       for (const file of outputs) rmSync(path.join(work, file), { force: true });
-      const result = await run('bash', ['-e', '-o', 'pipefail', '-c', code], { cwd: work, env, maxBuffer: 64 * 1024 * 1024 }).catch((err: { code: number; stdout: string; stderr: string }) => err);
-      assert.equal('code' in result ? result.code : 0, 0, `${where}: ${String(result.stderr).slice(-400)}`);
-      assert.doesNotMatch(result.stdout, /"code":"[A-Z_]+"/, `${where} answered an error`);
+      const commands = commandsOf(code);
+      const result = await run('bash', ['-e', '-o', 'pipefail', '-c', withMarkers(commands)], { cwd: work, env, maxBuffer: 64 * 1024 * 1024 }).catch((err: { code: number; stdout: string; stderr: string }) => err);
+      assert.equal('code' in result ? result.code : 0, 0, `${where}: ${String(result.stdout).slice(-300)} ${String(result.stderr).slice(-400)}`);
+      const printed = splitByMarkers(result.stdout, commands.length);
+      for (const [i, command] of commands.entries()) {
+        const answers = jsonValues(printed[i]!).map((v) => JSON.parse(v) as Record<string, unknown>);
+        for (const answer of answers) {
+          assert.ok(answer.success !== false && answer.status !== 'error', `${where}: ${command.text.split('\n')[0]} answered an error: ${JSON.stringify(answer).slice(0, 300)}`);
+        }
+        if (command.expected === undefined) continue;
+        assert.equal(answers.length, 1, `${where}: ${command.text.split('\n')[0]} printed one answer`);
+        const diff = differences(parseExpected(command.expected), answers[0]);
+        assert.deepEqual(diff, [], `${where}: ${command.text.split('\n')[0]}: the README's printed answer differs`);
+        compared.push(command.text.split('\n')[0]!.slice(0, 60));
+      }
       for (const file of outputs) {
         const full = path.join(work, file);
         assert.ok(existsSync(full), `${where} wrote ${file}`);
@@ -186,8 +351,13 @@ describe('README examples', () => {
       covered.push(where);
     }
     t.diagnostic(`ran: ${covered.join(' | ')}`);
+    t.diagnostic(`printed answers compared: ${compared.length}`);
     assert.equal(covered.length, shell.length - skipped);
     assert.ok(covered.length >= 4, `ran ${covered.length} blocks`);
+    // The printed answers of the README (Quick start, DeepStack, Faces, CLI): each one compared.
+    const printedInReadme = shell.filter((b) => !SKIP.some((sk) => b.code.includes(sk.contains))).flatMap((b) => commandsOf(b.code)).filter((c) => c.expected !== undefined);
+    assert.equal(compared.length, printedInReadme.length, 'every printed answer was compared');
+    assert.ok(compared.length >= 9, `compared ${compared.length} printed answers`);
   });
 
   it('runs the typed-client snippet with tsx', async () => {

@@ -11,10 +11,14 @@ import express from 'express';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import sharp from 'sharp';
 import request from 'supertest';
+import { z } from 'zod';
+import type { ResourceDeclaration } from '../../src/resources/define.js';
 import type { CvServe } from '../../src/app.js';
 import { docsRouter } from '../../src/http/docs.js';
 import { serviceOpenApi } from '../../src/openapi-document.js';
 import { createTestApp } from '../helpers/app.js';
+import { Gate } from '../helpers/gates.js';
+import { listen } from '../helpers/http.js';
 import { DESKTOP, launchTestBrowser, PHONE } from '../helpers/browser.js';
 import { image, REPO_ROOT } from '../helpers/paths.js';
 import { servePhotos } from '../helpers/photo-server.js';
@@ -43,6 +47,23 @@ const SHOWN_WITH: Record<string, { file: string; see: string }> = {
   upscale: { file: 'chelsea.jpg', see: '.pair figure:nth-child(2) img' },
   histogram: { file: 'coffee.jpg', see: '.pair figure:nth-child(2) img' },
 };
+
+/** An image route that reports step i of the gates' count, then waits at gate i; answers the input. */
+function heldSteps(gates: Gate[]): ResourceDeclaration<z.ZodObject> {
+  return {
+    name: 'steps',
+    summary: 'reports progress, held by the test',
+    params: z.strictObject({}),
+    output: { kind: 'image', defaultFormat: 'input' },
+    async run(input, _params, ctx) {
+      for (let i = 1; i <= gates.length; i++) {
+        ctx.progress?.(i, gates.length);
+        await gates[i - 1]!.pass();
+      }
+      return { kind: 'image', image: await input.rgb(), format: 'input' };
+    },
+  };
+}
 
 describe('playground and docs in headless Chromium', () => {
   let svc: CvServe;
@@ -208,34 +229,41 @@ describe('playground and docs in headless Chromium', () => {
     await page.waitForFunction(() => document.getElementById('route-title')?.textContent?.startsWith('/canny '));
   });
 
-  it('shows a spinner while a request runs, and progress through the hook for long work', async () => {
-    await choose('upscale');
-    await pick(sample('chelsea.jpg'));
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    await page.route(`${base}/upscale*`, async (route) => {
-      await held;
-      await route.continue();
-    });
+  it('shows a spinner while a request runs, and each progress step while the work is still held', async () => {
+    // A stand-in image route that reports step i of 3, then waits until the test opens gate i: the
+    // page must show each step while the work is held (a server that sent every event at the end,
+    // or a page that ignored them, fails here).
+    const gates = [new Gate(), new Gate(), new Gate()];
+    const held = await createTestApp({}, { resources: [heldSteps(gates)] }, { waitForWorkers: false });
+    const heldServer = await listen(held.handler);
+    const other = await context.newPage();
     try {
-      await page.click('#run');
-      await page.waitForSelector('#busy:not([hidden]) .spinner');
-      assert.equal(await page.textContent('#busy-text'), 'Running /upscale…');
-      assert.equal(await page.isDisabled('#run'), true);
-      await page.evaluate(async () => (await import(new URL('playground/web/playground.js', document.baseURI).href)).showProgress(3, 12));
-      assert.deepEqual(await page.$eval('#progress', (p) => [(p as HTMLProgressElement).hidden, (p as HTMLProgressElement).value, (p as HTMLProgressElement).max]), [false, 3, 12]);
-      assert.equal(await page.textContent('#busy-text'), 'Running… 3 of 12');
-      await shot('upscale-running');
+      await other.goto(`${heldServer.url}/#steps`);
+      await other.waitForFunction(() => document.getElementById('route-title')?.textContent?.startsWith('/steps '));
+      await pick(sample('chelsea.jpg'), 'chelsea.jpg', other);
+      await other.click('#run');
+      await other.waitForSelector('#busy:not([hidden]) .spinner');
+      assert.equal(await other.isDisabled('#run'), true);
+      for (let step = 1; step <= 3; step++) {
+        await gates[step - 1]!.whenEntered();
+        await other.waitForFunction((n) => (document.getElementById('progress') as HTMLProgressElement).value === n, step, { timeout: 60_000 });
+        assert.deepEqual(await other.$eval('#progress', (p) => [(p as HTMLProgressElement).hidden, (p as HTMLProgressElement).value, (p as HTMLProgressElement).max]), [false, step, 3]);
+        assert.equal(await other.textContent('#busy-text'), `Running… ${step} of 3`);
+        if (step === 2) await shot('steps-running', other);
+        gates[step - 1]!.open();
+      }
+      await other.waitForSelector('.pair figure:nth-child(2) img', { timeout: 60_000 });
+      await other.waitForSelector('#busy', { state: 'hidden' });
+      assert.deepEqual(await other.$$eval('.pair img', (imgs) => imgs.map((i) => [(i as HTMLImageElement).naturalWidth, (i as HTMLImageElement).naturalHeight])), [
+        [451, 300],
+        [451, 300],
+      ]);
     } finally {
-      release();
+      for (const g of gates) g.open();
+      await other.close();
+      await heldServer.close();
+      await held.close();
     }
-    await page.waitForSelector('.pair figure:nth-child(2) img', { timeout: 60_000 });
-    await page.waitForSelector('#busy', { state: 'hidden' });
-    await page.unroute(`${base}/upscale*`);
-    assert.deepEqual(await page.$$eval('.pair img', (imgs) => imgs.map((i) => [(i as HTMLImageElement).naturalWidth, (i as HTMLImageElement).naturalHeight])), [
-      [451, 300],
-      [1353, 900],
-    ]);
   });
 
   it('shows a readable error for a text file', async () => {

@@ -22,6 +22,9 @@ describe('/canny with CVSERVE_OPENCV_BUILD=npm', () => {
     svc = await createTestApp({ opencvBuild: 'npm' });
   });
   after(() => svc.close());
+  it('runs the npm build: CVSERVE_OPENCV_BUILD reaches the workers (both builds answer alike, so only they can tell)', async () => {
+    assert.deepEqual(await svc.engines.opencv.info(), { build: 'npm', version: '4.12.0', simd: false });
+  });
   for (const name of PHOTOS) {
     it(`matches native OpenCV's edge map on ${name} (PNG, edge IoU ≥ 0.99)`, async () => {
       const res = await request(svc.app).post('/canny?format=png').attach('image', readFileSync(image(name)), name);
@@ -49,6 +52,10 @@ describe('/canny', () => {
   after(async () => {
     await svc.close();
     await photos.close();
+  });
+
+  it('runs the SIMD build by default (the workers report the module they loaded)', async () => {
+    assert.deepEqual(await svc.engines.opencv.info(), { build: 'simd', version: '4.10.0', simd: true });
   });
 
   for (const name of PHOTOS) {

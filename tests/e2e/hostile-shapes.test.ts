@@ -7,10 +7,12 @@ import { createTestApp } from '../helpers/app.js';
 import { brief } from '../helpers/http.js';
 import { localServer, serveBytes, type LocalServer } from '../helpers/photo-server.js';
 import { flatImage, flatPng, MAX_SIDE, type ShapeFormat } from '../helpers/shapes.js';
+import { REFUSED } from './hostile-shapes.expected.js';
 
 /**
  * The hostile-shape corpus (issue 12): thin and huge images, made by the test, sent to every route
- * every way. Each answer must be its 2xx or a 4xx, never a 5xx, within a CPU-time budget the harness
+ * every way. Each answer must be the one ./hostile-shapes.expected.ts states for that route and shape
+ * (served, or refused with that status and code), never a 5xx, within a CPU-time budget the harness
  * measures (all threads of this process: app, workers, libvips), and the process must stay under a
  * memory ceiling. A refusal is decided from the header and costs next to nothing.
  */
@@ -36,6 +38,17 @@ async function timedCpu<T>(work: () => Promise<T>): Promise<{ result: T; cpuMs: 
   const result = await work();
   const used = process.cpuUsage(start);
   return { result, cpuMs: (used.user + used.system) / 1000 };
+}
+
+const shapeKey = (shape: string, way: Way) => (way === 'raw' ? shape : `${shape} ${way}`);
+
+/** The table's answer for a route and shape: the refusal listing it, else served. */
+function expectedAnswer(route: string, key: string): string {
+  const refusals = REFUSED[route];
+  assert.ok(refusals, `${route} is in the table of expected answers`);
+  const listed = Object.entries(refusals).filter(([, shapes]) => shapes.includes(key));
+  assert.ok(listed.length <= 1, `${route} ${key} is listed once`);
+  return listed[0]?.[0] ?? '200';
 }
 
 describe('hostile shapes: every route, every way, thin and huge images', { timeout: 3_600_000 }, () => {
@@ -72,6 +85,7 @@ describe('hostile shapes: every route, every way, thin and huge images', { timeo
     const outcome: Outcome = { route, shape, way, status: res.status, code: res.body?.code, cpuMs };
     outcomes.push(outcome);
     assert.ok(res.status < 500, `${route} ${shape} (${way}): ${brief(res)}`);
+    assert.equal(res.status === 200 ? '200' : `${res.status} ${res.body?.code}`, expectedAnswer(route, shapeKey(shape, way)), `${route} ${shape} (${way}): ${brief(res)}`);
     const budget = res.status < 300 ? WORK_CPU_MS : REFUSAL_CPU_MS;
     assert.ok(cpuMs < budget, `${route} ${shape} (${way}): ${res.status} took ${Math.round(cpuMs)} ms CPU, budget ${budget}`);
     return outcome;
@@ -145,6 +159,11 @@ describe('hostile shapes: every route, every way, thin and huge images', { timeo
     t.diagnostic(`${outcomes.length} requests; peak RSS ${Math.round(peakMb)} MB; refused ${outcomes.filter((o) => o.status >= 400).length}`);
     for (const o of costliest) t.diagnostic(`${o.route} ${o.shape} ${o.way}: ${o.status} ${o.code ?? ''} ${Math.round(o.cpuMs)} ms CPU`);
     assert.ok(outcomes.length > 500, `${outcomes.length} requests`);
+    // Every route has its row, and every refusal the table lists was asked for (no stale entries).
+    assert.deepEqual(Object.keys(REFUSED).sort(), [...routes].sort());
+    const asked = new Set(outcomes.map((o) => `${o.route} ${shapeKey(o.shape, o.way)}`));
+    const stale = Object.entries(REFUSED).flatMap(([route, refusals]) => Object.values(refusals).flat().map((key) => `${route} ${key}`)).filter((k) => !asked.has(k));
+    assert.deepEqual(stale, []);
     assert.ok(peakMb < PEAK_RSS_CEILING_MB, `peak RSS ${Math.round(peakMb)} MB`);
   });
 });

@@ -174,9 +174,12 @@ describe('hostile input', () => {
   });
 
   it('parameters: out of range, not a number, unknown, repeated', async () => {
+    assert.ok(routes.length >= 7, `${routes.length} routes`);
+    let numericChecked = 0;
     for (const r of routes) {
       const what = (s: string) => `/${r.name}: ${s}`;
       const numeric = describeParams(r.params).filter((d) => d.schema.type === 'number' || d.schema.type === 'integer');
+      numericChecked += numeric.length;
       for (const d of numeric) {
         if (typeof d.schema.maximum === 'number') {
           const over = d.schema.maximum + Math.max(1, Math.abs(d.schema.maximum));
@@ -199,6 +202,7 @@ describe('hostile input', () => {
       expectError(await post(r, `?${many}`).attach('image', p.good, 'a.jpg'), 400, 'BAD_PARAMETER', what('200 query fields'));
       await answersNormally(r, 'hostile parameters');
     }
+    assert.ok(numericChecked >= 5, `${numericChecked} numeric parameters tried`);
   });
 
   const URL_CASES: [string, number, string][] = [

@@ -38,6 +38,10 @@ describe(`OpenCvEngine.detect (Haar cascades in the wasm worker, ${build} build)
   });
   after(() => engine.close());
 
+  test(`the worker runs the ${build} build (it reports the module it loaded)`, async () => {
+    assert.deepEqual(await engine.info(), build === 'simd' ? { build: 'simd', version: '4.10.0', simd: true } : { build: 'npm', version: '4.12.0', simd: false });
+  });
+
   const cases = Object.entries(reference.images).flatMap(([name, ref]) => [
     { name, cascade: FACE_CASCADE, expected: ref.faces },
     { name, cascade: CAT_CASCADE, expected: ref.catfaces },

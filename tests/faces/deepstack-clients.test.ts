@@ -210,15 +210,26 @@ describe('two cvserve processes on one PostgreSQL share a gallery', () => {
   it('registers through one process and recognizes (then deletes) through the other', async () => {
     const at = (p: ServerProcess): NodeRedServer => ({ proto: 'http', host: '127.0.0.1', port: p.port, version: 'v1', credentials: {}, rejectUnauthorized: false });
     // The second one has its snapshot of the (empty) gallery before the register: it must see the change.
-    assert.ok((await nodeRed.faceRecognition(transformed, at(two), 0.67)).predictions.every((p) => p.userid === 'unknown'));
+    const before = (await nodeRed.faceRecognition(transformed, at(two), 0.67)).predictions;
+    assert.equal(before.length, 17);
+    assert.ok(before.every((p) => p.userid === 'unknown'));
     for (const i of [2, 7, 11]) assert.equal((await nodeRed.faceRegistration([crops[i]!], at(one), `person-${i}`)).success, true);
     const seen = await nodeRed.faceRecognition(transformed, at(two), 0.67);
     const ids = who(seen.predictions);
+    assert.equal(seen.predictions.length, 17);
     seen.predictions.forEach((p, k) => assert.equal(p.userid, [2, 7, 11].includes(ids[k]!) ? `person-${ids[k]}` : 'unknown'));
     assert.deepEqual((await dsForm(two.url, 'list', {})).body.faces, ['person-11', 'person-2', 'person-7']);
     assert.equal((await dsForm(two.url, 'delete', { userid: 'person-7' })).status, 200);
     const after = await nodeRed.faceRecognition(transformed, at(one), 0.67);
     assert.equal(after.predictions.filter((p) => p.userid !== 'unknown').length, 2, 'deleted through the other, gone here');
     assert.equal(await store.rowsFor('person-7'), 0);
+  });
+
+  it('both replicas stop cleanly: exit code 0 (the network guard in them turns any refused connection into 1)', async () => {
+    const exits = await Promise.all([one.stop(), two.stop()]);
+    assert.deepEqual(exits, [
+      { code: 0, signal: null },
+      { code: 0, signal: null },
+    ]);
   });
 });

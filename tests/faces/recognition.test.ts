@@ -14,6 +14,7 @@ import type { FaceBox } from '../../src/engines/face/engine.js';
 import { AppError } from '../../src/errors.js';
 import { galleryFile } from '../../src/faces/open.js';
 import { image } from '../helpers/paths.js';
+import { outlineChange } from '../helpers/drawn.js';
 import {
   capturingLog,
   cropAround,
@@ -191,6 +192,7 @@ for (const makeStore of [sqliteStore, postgresStore]) {
         assert.ok(!existsSync(`${file}-journal`) && !existsSync(`${file}-wal`));
       }
       const found = await recognize(svc, transformed);
+      assert.equal(found.length, 17);
       assert.ok(found.every((f) => f.userid === 'unknown'), 'alice is not recognized any more');
     });
 
@@ -215,7 +217,17 @@ for (const makeStore of [sqliteStore, postgresStore]) {
       for (let i = 8; i < 17; i++) assert.deepEqual(await svc.faces.delete(`person-${i}`), { deleted: 1 });
       const found = await recognize(svc, transformed);
       const who = identities(found, boxes);
+      assert.equal(found.length, 17);
       found.forEach((f, k) => assert.equal(f.userid, who[k]! < 8 ? `person-${who[k]}` : 'unknown', `face of person ${who[k]}`));
+      // A stranger's confidence is exact: /match's similarity of that face and its nearest registered person.
+      const nine = await recognize(svc, crops[9]!);
+      assert.ok(nine.length > 0);
+      const area = (b: readonly number[]) => (b[2]! - b[0]!) * (b[3]! - b[1]!);
+      const stranger = nine.reduce((a, b) => (area(b.box) > area(a.box) ? b : a));
+      const similarities = await Promise.all(Array.from({ length: 8 }, (_, j) => svc.faces.match(crops[j]!, crops[9]!, NEVER)));
+      assert.equal(stranger.userid, 'unknown');
+      assert.equal(stranger.confidence, Math.max(...similarities.map((m) => m.similarity)), 'recognize\'s confidence = the nearest /match similarity');
+      assert.ok(stranger.confidence > 0, `the nearest stranger scores above 0 (${stranger.confidence})`);
       const astronaut = await recognize(svc, ASTRONAUT);
       assert.equal(astronaut.length, 1);
       assert.equal(astronaut[0]!.userid, 'unknown');
@@ -223,6 +235,7 @@ for (const makeStore of [sqliteStore, postgresStore]) {
       // A lax min_confidence (e.g. deepstack-python's 0.45) still keeps these strangers out:
       // the nearest strangers measure about 0.43.
       const lax = await recognize(svc, transformed, '?minConfidence=0.45');
+      assert.equal(lax.length, 17);
       lax.forEach((f, k) => assert.equal(f.userid, who[k]! < 8 ? `person-${who[k]}` : 'unknown'));
     });
 
@@ -243,6 +256,13 @@ for (const makeStore of [sqliteStore, postgresStore]) {
       assert.equal(res.headers['content-type'], 'image/png');
       const meta = await sharp(res.body as Buffer).metadata();
       assert.deepEqual([meta.width, meta.height], [Math.round(W * SCALE), Math.round(H * SCALE)]);
+      // Along each box the answer, the pixels are the stroke's (and the name tag's), not the photo's.
+      // (The boxes from the engine itself: a recognition here would change the metrics counted below.)
+      const { data, info } = await sharp(transformed).raw().toBuffer({ resolveWithObject: true });
+      const found = await engines.base.face.detect({ data, width: info.width, height: info.height, channels: 3 as const });
+      assert.equal(found.length, 17);
+      const change = await outlineChange(transformed, res.body as Buffer, found.map((f) => f.box));
+      assert.ok(change.every((c) => c >= 0.8), `outline pixels changed per box: ${change.map((c) => c.toFixed(2)).join(' ')}`);
     });
 
     it('metrics: gallery size, recognize latency, faces recognized and unknown', async () => {

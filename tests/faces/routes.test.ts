@@ -17,6 +17,7 @@ import type { FaceGallery } from '../../src/faces/gallery.js';
 import { openGallery } from '../../src/faces/open.js';
 import { FaceGalleryService, faceServiceOptions } from '../../src/faces/service.js';
 import { image } from '../helpers/paths.js';
+import { outlineChange } from '../helpers/drawn.js';
 import { boxIoU } from '../helpers/images.js';
 import { cropAround, faceTestConfig, NEVER, PHOTO, postgresStore, SharedEngines, sqliteStore, stopTestServer, transformedPhoto, type Store } from './harness.js';
 
@@ -82,7 +83,8 @@ describe('/facedetection', () => {
 
   it('minConfidence filters, is checked, and faceless photos answer an empty list', async () => {
     const strict = await request(svc.app).post('/facedetection?minConfidence=0.99').set('Content-Type', 'image/jpeg').send(PHOTO);
-    assert.ok(strict.body.result.length < 17 && strict.body.result.every((r: { score: number }) => r.score >= 0.99));
+    assert.ok(strict.body.result.length > 0 && strict.body.result.length < 17, `${strict.body.result.length} faces at 0.99`);
+    assert.ok(strict.body.result.every((r: { score: number }) => r.score >= 0.99));
     const bad = await request(svc.app).post('/facedetection?minConfidence=1.5').set('Content-Type', 'image/jpeg').send(PHOTO);
     assert.equal(bad.status, 400);
     assert.match(bad.body.message, /minConfidence/);
@@ -96,6 +98,11 @@ describe('/facedetection', () => {
     assert.equal(res.headers['content-type'], 'image/jpeg');
     const meta = await sharp(res.body as Buffer).metadata();
     assert.deepEqual([meta.width, meta.height], [640, 482]);
+    // Along each of the 17 boxes the answer, the pixels are the stroke's, not the photo's.
+    const found = (await request(svc.app).post('/facedetection').set('Content-Type', 'image/jpeg').send(PHOTO)).body.result as { box: FaceBox }[];
+    assert.equal(found.length, 17);
+    const change = await outlineChange(PHOTO, res.body as Buffer, found.map((f) => f.box));
+    assert.ok(change.every((c) => c >= 0.8), `outline pixels changed per box: ${change.map((c) => c.toFixed(2)).join(' ')}`);
   });
 
   it('is bounded by CVSERVE_MAX_WORK_PIXELS before decoding, naming the copy faces are searched in', async () => {
@@ -217,13 +224,16 @@ describe('two services on one PostgreSQL', () => {
     apps.push(one, two);
     const transformed = await transformedPhoto(1.5);
     // The second recognizes first, so its snapshot is loaded before the register and must notice it.
-    assert.ok((await request(two.app).post('/facerecognition').set('Content-Type', 'image/jpeg').send(transformed)).body.result.every((f: { userid: string }) => f.userid === 'unknown'));
+    const before = (await request(two.app).post('/facerecognition').set('Content-Type', 'image/jpeg').send(transformed)).body.result as { userid: string }[];
+    assert.equal(before.length, 17);
+    assert.ok(before.every((f) => f.userid === 'unknown'));
     await one.faces.register('shared-user', [{ field: 'image', bytes: crops[0]! }], NEVER);
     const seen = (await request(two.app).post('/facerecognition').set('Content-Type', 'image/jpeg').send(transformed)).body.result as { userid: string }[];
     assert.equal(seen.filter((f) => f.userid === 'shared-user').length, 1);
     assert.deepEqual(await two.faces.list(), [{ userid: 'shared-user', photos: 1 }]);
     assert.deepEqual(await two.faces.delete('shared-user'), { deleted: 1 });
     const after = (await request(one.app).post('/facerecognition').set('Content-Type', 'image/jpeg').send(transformed)).body.result as { userid: string }[];
+    assert.equal(after.length, 17);
     assert.ok(after.every((f) => f.userid === 'unknown'), 'deleted through the other, gone here too');
   });
 });

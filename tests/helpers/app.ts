@@ -10,8 +10,8 @@ import { until } from './wait.js';
 /**
  * An app for supertest with quiet logs, the shared models and small pools. Its `?url=` downloads
  * resolve names only through the hooks the test passes and connect only to loopback, whatever the
- * test sets (and the process-wide network guard, installed by ./net.js, stands behind that). It
- * returns once the OpenCV workers have started.
+ * test sets (and the process-wide network guard, installed by the test command, stands behind
+ * that). It returns once the OpenCV workers have started, and throws when they failed to.
  */
 /** Where test apps keep a face gallery: never the checkout's ./data. One per test process. */
 const DATA_DIR = mkdtempSync(path.join(os.tmpdir(), 'cvserve-test-data-'));
@@ -47,6 +47,11 @@ export async function createTestApp(
       const stats = svc.engines.opencv.stats();
       return stats.up || stats.startupError !== undefined;
     }, 'the OpenCV workers have started', { timeoutMs: 600_000, intervalMs: 20 });
+    const { startupError } = svc.engines.opencv.stats();
+    if (startupError !== undefined) {
+      await svc.close();
+      throw new Error(`test app: the OpenCV workers failed to start: ${startupError}`);
+    }
   }
   return svc;
 }

@@ -1,5 +1,6 @@
-// Loaded by every test that could fetch (imported, or `--import`ed into the processes tests start
-// through NODE_OPTIONS): a connection or a name lookup that would leave this machine fails at once,
+// Loaded into every test process by the test command itself (package.json's "test": `node --import
+// tsx --import ./tests/helpers/network-guard.mjs --test ...`; the test runner passes its flags on to
+// each file's process) and into every process those start (NODE_OPTIONS, below): a connection or a name lookup that would leave this machine fails at once,
 // loudly. Sockets may reach 127.0.0.0/8 and ::1 (and Unix sockets); host names are looked up only
 // when they are `localhost` or when the caller brought its own lookup (the tests' fixed tables),
 // and every address a lookup answers must itself be loopback. A refusal is an error on the socket
@@ -131,7 +132,19 @@ function install() {
   });
 }
 
+/**
+ * The processes this one starts inherit the guard: NODE_OPTIONS gains `--import` of this module
+ * (by absolute URL, so a child in another directory finds it). A test that hands a child a fresh
+ * environment adds it itself (tests/helpers/net.ts guardedEnv).
+ */
+function passOnToChildren() {
+  const flag = `--import=${import.meta.url}`;
+  const current = process.env.NODE_OPTIONS ?? '';
+  if (!current.split(/\s+/).includes(flag)) process.env.NODE_OPTIONS = [current, flag].filter(Boolean).join(' ');
+}
+
 if (!globalThis[INSTALLED]) {
   globalThis[INSTALLED] = true;
   install();
+  passOnToChildren();
 }

@@ -3,19 +3,21 @@ type Truthy<T> = Exclude<T, false | null | undefined | 0 | ''>;
 /**
  * Waits until `probe` gives something truthy (checked at once, then every `intervalMs`) and returns
  * it. The time limit only turns a hang into a failure naming `what`: no test outcome depends on it,
- * so it is generous.
+ * so it is generous. A probe that throws fails the wait at once with its error, unless `retryOn`
+ * says that error means "not yet" (e.g. ENOENT before a file exists).
  */
 export async function until<T>(
   probe: () => T | Promise<T>,
   what: string,
-  { timeoutMs = 600_000, intervalMs = 10 }: { timeoutMs?: number; intervalMs?: number } = {},
+  { timeoutMs = 600_000, intervalMs = 10, retryOn = () => false }: { timeoutMs?: number; intervalMs?: number; retryOn?: (err: unknown) => boolean } = {},
 ): Promise<Truthy<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     let value: T | undefined;
     try {
       value = await probe();
-    } catch {
+    } catch (err) {
+      if (!retryOn(err)) throw new Error(`waiting until ${what}: the probe failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       value = undefined;
     }
     if (value) return value as Truthy<T>;

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import request from 'supertest';
@@ -9,6 +10,7 @@ import type { ResourceDeclaration } from '../../src/resources/define.js';
 import { createUpscaleResource } from '../../src/resources/upscale.js';
 import { createTestApp } from '../helpers/app.js';
 import { CvServeClient } from '../../src/client.js';
+import { Gate } from '../helpers/gates.js';
 import { brief, listen } from '../helpers/http.js';
 import { image } from '../helpers/paths.js';
 
@@ -28,6 +30,9 @@ function parseEvents(text: string): ServerEvent[] {
     });
 }
 
+/** When set, the stepper waits after each progress step until the test opens that step's gate. */
+let held: Gate[] | undefined;
+
 /** A resource that reports three steps of progress, then answers (or fails, with fail=true). */
 const stepper: ResourceDeclaration<z.ZodObject> = {
   name: 'stepper',
@@ -35,7 +40,10 @@ const stepper: ResourceDeclaration<z.ZodObject> = {
   params: z.strictObject({ fail: z.enum(['true', 'false']).default('false') }),
   output: { kind: 'json', schema: z.object({ done: z.boolean() }) },
   async run(_input, params, ctx) {
-    for (let i = 1; i <= 3; i++) ctx.progress?.(i, 3);
+    for (let i = 1; i <= 3; i++) {
+      ctx.progress?.(i, 3);
+      await held?.[i - 1]!.pass();
+    }
     if ((params as { fail: string }).fail === 'true') throw new AppError('UNDECODABLE_IMAGE', { publicMessage: 'failed at the end' });
     return { kind: 'json', body: { done: true } };
   },
@@ -48,6 +56,55 @@ const sse = (req: request.Test) =>
     res.on('data', (chunk: string) => (text += chunk));
     res.on('end', () => done(null, text));
   });
+
+const HANG_MS = 60_000;
+
+/** An event-stream request read as it arrives: `next()` waits for the next complete event. */
+async function openStream(url: string, body: Buffer): Promise<{ status: number; ended: boolean; next(): Promise<ServerEvent>; pending(): string }> {
+  const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+    const req = http.request(url, { method: 'POST', headers: { Accept: 'text/event-stream', 'Content-Type': 'image/jpeg' } }, resolve);
+    req.on('error', reject);
+    req.end(body);
+  });
+  res.setEncoding('utf8');
+  let buffer = '';
+  let wake: (() => void) | undefined;
+  const state = { ended: false };
+  res.on('data', (chunk: string) => {
+    buffer += chunk;
+    wake?.();
+  });
+  res.on('end', () => {
+    state.ended = true;
+    wake?.();
+  });
+  return {
+    status: res.statusCode ?? 0,
+    get ended() {
+      return state.ended;
+    },
+    pending: () => buffer,
+    async next() {
+      for (;;) {
+        const end = buffer.indexOf('\n\n');
+        if (end >= 0) {
+          const block = buffer.slice(0, end + 2);
+          buffer = buffer.slice(end + 2);
+          return parseEvents(block)[0]!;
+        }
+        if (state.ended) throw new Error(`the stream ended without another event (left: ${buffer.slice(0, 200)})`);
+        // The limit only turns "never sent while the work is held" into a failure instead of a hang.
+        let timer: NodeJS.Timeout | undefined;
+        const arrived = await new Promise<boolean>((resolve) => {
+          wake = () => resolve(true);
+          timer = setTimeout(() => resolve(false), HANG_MS);
+        });
+        clearTimeout(timer);
+        if (!arrived) throw new Error(`no event arrived within ${HANG_MS / 1000} s while the work was held`);
+      }
+    },
+  };
+}
 
 describe('Accept: text/event-stream: progress events, then the answer', () => {
   let svc: CvServe;
@@ -68,6 +125,29 @@ describe('Accept: text/event-stream: progress events, then the answer', () => {
       { event: 'progress', data: { done: 3, total: 3 } },
       { event: 'result', data: { done: true } },
     ]);
+  });
+
+  it('sends each progress event while the work is still running, not all at the end', async () => {
+    const gates = [new Gate(), new Gate(), new Gate()];
+    held = gates;
+    const server = await listen(svc.handler);
+    try {
+      const stream = await openStream(`${server.url}/stepper`, photo);
+      assert.equal(stream.status, 200);
+      for (let step = 1; step <= 3; step++) {
+        await gates[step - 1]!.whenEntered();
+        // The work waits at this step's gate: the event must already have reached the client.
+        assert.deepEqual(await stream.next(), { event: 'progress', data: { done: step, total: 3 } }, `step ${step} arrives while held`);
+        assert.equal(stream.ended, false, `the answer is still open at step ${step}`);
+        assert.deepEqual(stream.pending(), '', `nothing else was sent at step ${step}`);
+        gates[step - 1]!.open();
+      }
+      assert.deepEqual(await stream.next(), { event: 'result', data: { done: true } });
+    } finally {
+      held = undefined;
+      for (const g of gates) g.open();
+      await server.close();
+    }
   });
 
   it('an error after the stream opened is its last event; one before is a plain HTTP error', async () => {

@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { guardedEnv, NETWORK_GUARD } from '../helpers/net.js';
+import { REPO_ROOT } from '../helpers/paths.js';
+
+/** Whether this process had the guard before any test module imported it: the test command's `--import`. */
+const GUARD_FROM_COMMAND = process.execArgv.some((arg) => arg.endsWith('tests/helpers/network-guard.mjs'));
 
 /**
  * The guard every test that could fetch runs under (tests/helpers/network-guard.mjs). It is tried
@@ -70,6 +76,19 @@ describe('the test network guard', () => {
     assert.equal(run.status, 1, 'a process that tried to leave the machine fails');
     assert.match(run.stderr, /network guard: 7 refused attempt\(s\) to leave the machine/);
     assert.match(run.stderr, /refused a connection to 93\.184\.216\.34:80/);
+  });
+
+  it('is installed by the test command itself (the runner passes it to every file\'s process), not by the files\' imports', () => {
+    const script = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.test!;
+    assert.match(script, /node --import tsx --import \.\/tests\/helpers\/network-guard\.mjs --test /, 'npm test imports the guard');
+    assert.ok(GUARD_FROM_COMMAND, `this test process was started without the guard's --import (execArgv: ${process.execArgv.join(' ')})`);
+  });
+
+  it('is passed on to every process a test starts with the inherited environment', () => {
+    assert.ok(process.env.NODE_OPTIONS?.includes(`--import=${NETWORK_GUARD.href}`), `NODE_OPTIONS: ${process.env.NODE_OPTIONS}`);
+    const run = spawnSync(process.execPath, ['-e', "require('net').connect({ host: '10.0.0.1', port: 80 }).on('error', (e) => console.log(e.code))"], { encoding: 'utf8' });
+    assert.equal(run.stdout.trim(), 'ERR_TEST_NETWORK_GUARD', run.stderr);
+    assert.equal(run.status, 1, 'the child that tried to leave the machine fails');
   });
 
   it('is loaded in the processes tests start (NODE_OPTIONS)', () => {

@@ -1,7 +1,7 @@
 import type { RawImage } from '../../image/types.js';
 import { siblingModule, WorkerPool, type PoolStats } from '../pool.js';
 import type { OpenCvBuild } from './load.js';
-import type { Box, CannyResult, DetectOptions, DetectResult } from './protocol.js';
+import type { Box, CannyResult, DetectOptions, DetectResult, OpenCvInfo } from './protocol.js';
 import { groupRectangles, planScaleRanges, type Rect, type ScaleRange } from './split.js';
 
 export type { Box, DetectOptions } from './protocol.js';
@@ -48,6 +48,11 @@ export class OpenCvEngine {
       workerData: { modelsDir: options.modelsDir, build: options.build },
       maxHeapBytes: options.maxHeapBytes,
     });
+  }
+
+  /** Which OpenCV build a worker loaded, as that worker reports it. */
+  async info(signal?: AbortSignal): Promise<OpenCvInfo> {
+    return this.pool.run<OpenCvInfo>({ op: 'info' }, { signal });
   }
 
   async canny(image: RawImage, threshold1: number, threshold2: number, signal?: AbortSignal): Promise<RawImage> {

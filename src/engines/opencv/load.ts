@@ -52,10 +52,15 @@ export function vendorOpenCvDir(): string {
  * build when vendor/opencv/ is shipped, else the npm one; a caller that names 'simd' gets it or an error.
  */
 export async function loadOpenCv(build?: OpenCvBuild, options: LoadOpenCvOptions = {}): Promise<CV> {
-  const chosen = build ?? (options.dir || findVendorOpenCvDir() ? 'simd' : 'npm');
+  const chosen = chooseOpenCvBuild(build, options);
   const cv = chosen === 'simd' ? await loadSimd(options.dir ?? vendorOpenCvDir()) : await loadNpm();
   if (options.warmUp ?? true) warmUpOpenCv(cv);
   return cv;
+}
+
+/** The build loadOpenCv loads for `build` (unset: the SIMD build when shipped, else npm's). */
+export function chooseOpenCvBuild(build?: OpenCvBuild, options: LoadOpenCvOptions = {}): OpenCvBuild {
+  return build ?? (options.dir || findVendorOpenCvDir() ? 'simd' : 'npm');
 }
 
 async function loadNpm(): Promise<CV> {

@@ -30,7 +30,21 @@ export interface DetectTask extends DetectOptions {
   image: RawImage;
 }
 
-export type OpenCvTask = CannyTask | DetectTask;
+/** Which OpenCV build the worker loaded, as the loaded module itself reports it. */
+export interface InfoTask {
+  op: 'info';
+}
+
+export interface OpenCvInfo {
+  /** The build the worker chose ('simd': vendor/opencv, 'npm': @techstark/opencv-js). */
+  build: 'simd' | 'npm';
+  /** From the module's getBuildInformation(): "4.10.0" for the SIMD build, "4.12.0" for npm's. */
+  version: string;
+  /** Whether the module was compiled with WebAssembly SIMD (its build information's CPU features). */
+  simd: boolean;
+}
+
+export type OpenCvTask = CannyTask | DetectTask | InfoTask;
 
 export interface CannyResult {
   image: RawImage;

@@ -3,8 +3,8 @@ import path from 'node:path';
 import { workerData } from 'node:worker_threads';
 import { transferResult } from '../transfer.js';
 import { CASCADES, cascadeWindow, isCascadeFileName } from './cascades.js';
-import { loadOpenCv, type CV, type OpenCvBuild } from './load.js';
-import type { Box, CannyResult, CannyTask, DetectResult, DetectTask, OpenCvTask } from './protocol.js';
+import { chooseOpenCvBuild, loadOpenCv, type CV, type OpenCvBuild } from './load.js';
+import type { Box, CannyResult, CannyTask, DetectResult, DetectTask, OpenCvInfo, OpenCvTask } from './protocol.js';
 
 const { modelsDir = '.', build } = (workerData ?? {}) as { modelsDir?: string; build?: OpenCvBuild };
 
@@ -60,6 +60,14 @@ function cascade(cv: CV, name: string): CV {
   const window = cascadeWindow(bytes.subarray(0, 64 * 1024).toString('latin1'));
   if (window) windows.set(name, window);
   return classifier;
+}
+
+/** Which build this worker runs, read from the loaded module (so a setting lost on the way shows). */
+function info(cv: CV): OpenCvInfo {
+  const text = String(cv.getBuildInformation());
+  const version = /General configuration for OpenCV (\S+)/.exec(text)?.[1] ?? 'unknown';
+  const simd = /-msimd128/.test(text);
+  return { build: chooseOpenCvBuild(build), version, simd };
 }
 
 function matType(cv: CV, channels: number): number {
@@ -127,6 +135,8 @@ export default async function handle(task: OpenCvTask): Promise<unknown> {
       return canny(cv, task);
     case 'detect':
       return detect(cv, task);
+    case 'info':
+      return info(cv);
     default:
       throw new Error(`unknown OpenCV op ${(task as { op: string }).op}`);
   }
