@@ -9,28 +9,13 @@ import { z } from 'zod';
 import type { CvServe } from '../../src/app.js';
 import type { AnyResource } from '../../src/resources/contract.js';
 import { createTestApp } from '../helpers/app.js';
+import { standInDetector } from '../helpers/resources.js';
 import { brief } from '../helpers/http.js';
 import { capturingLogger } from '../helpers/log.js';
 
 const KEY = 'k-ds-5e1f0a9c73b2';
 const OTHER = 'k-ds-second-key';
 const WRONG = 'k-ds-not-a-key-44';
-
-/** Stand-in detector: one fixed box, so these tests need no model. */
-function fixedDetector(): AnyResource {
-  return {
-    name: 'catdetection',
-    summary: 'stand-in detector',
-    params: z.strictObject({ labels: z.unknown().optional(), threshold: z.unknown().optional() }),
-    output: { kind: 'json', schema: z.object({}).passthrough() },
-    async init() {},
-    status: () => ({ ready: true }),
-    async run() {
-      return { kind: 'json', body: { status: 'ok', result: [{ box: [1, 2, 3, 4], label: 'cat', score: 0.9 }] } };
-    },
-    async close() {},
-  };
-}
 
 /** Stand-in classifier whose model is missing. */
 function missingClassifier(): AnyResource {
@@ -65,7 +50,7 @@ describe('DeepStack dialect: keys as the clients send them (form fields api_key 
   before(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'cvserve-ds-keys-'));
     jpeg = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#468' } }).jpeg().toBuffer();
-    svc = await createTestApp({ apiKeys: [KEY, OTHER], dataDir, opencvWorkers: 1 }, { logger: captured.log, resources: [fixedDetector(), missingClassifier()] });
+    svc = await createTestApp({ apiKeys: [KEY, OTHER], dataDir, opencvWorkers: 1 }, { logger: captured.log, resources: [standInDetector([{ box: [1, 2, 3, 4], label: 'cat', score: 0.9 }]), missingClassifier()] });
   });
   after(async () => {
     await svc.close();

@@ -16,25 +16,10 @@ import { createHttpServer } from '../../src/listen.js';
 import type { AnyResource } from '../../src/resources/contract.js';
 import { createTestApp } from '../helpers/app.js';
 import { brief, wrap, type Listening } from '../helpers/http.js';
-import { sizeResource } from '../helpers/resources.js';
+import { sizeResource, standInDetector } from '../helpers/resources.js';
 
 const KEY = 'k-trust-7d1e0c';
 
-/** Stand-in detector (no model): no objects. */
-function detector(): AnyResource {
-  return {
-    name: 'catdetection',
-    summary: 'stand-in detector',
-    params: z.strictObject({ labels: z.unknown().optional(), threshold: z.unknown().optional() }),
-    output: { kind: 'json', schema: z.object({}).passthrough() },
-    async init() {},
-    status: () => ({ ready: true }),
-    async run() {
-      return { kind: 'json', body: { status: 'ok', result: [] } };
-    },
-    async close() {},
-  };
-}
 let PNG: Buffer;
 
 before(async () => {
@@ -73,7 +58,7 @@ describe('with API keys on, a /v1 body is not held for a request without a valid
   before(async () => {
     svc = await createTestApp(
       { apiKeys: [KEY], maxBodyBytes: 4 * 1024 * 1024, maxUnauthenticatedBodyBytes: 1024 * 1024 },
-      { resources: [detector()] },
+      { resources: [standInDetector()] },
       { waitForWorkers: false },
     );
     server = await wrap(createHttpServer(svc.handler, svc.config).listen(0, '127.0.0.1'));
@@ -124,7 +109,7 @@ describe('one answer per request', () => {
   let server: Listening;
 
   before(async () => {
-    svc = await createTestApp({ requestTimeoutMs: 200, bodyTimeoutMs: 1000 }, { resources: [detector(), sizeResource()] }, { waitForWorkers: false });
+    svc = await createTestApp({ requestTimeoutMs: 200, bodyTimeoutMs: 1000 }, { resources: [standInDetector(), sizeResource()] }, { waitForWorkers: false });
     server = await wrap(createHttpServer(svc.handler, svc.config).listen(0, '127.0.0.1'));
   });
   after(async () => {
@@ -147,7 +132,7 @@ describe('cross-site requests and hosts', () => {
   let allowing: CvServe;
 
   before(async () => {
-    const resources = () => [detector(), sizeResource()];
+    const resources = () => [standInDetector(), sizeResource()];
     svc = await createTestApp({ allowedHosts: ['cvserve.lan', '192.168.1.20'] }, { resources: resources() }, { waitForWorkers: false });
     allowing = await createTestApp({ corsOrigins: ['http://dashboard.lan:3000'] }, { resources: resources() }, { waitForWorkers: false });
   });

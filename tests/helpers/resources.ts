@@ -20,3 +20,19 @@ export function sizeResource(name = 'size', params: string[] = ['note']): AnyRes
     async close() {},
   };
 }
+
+/** A stand-in for the COCO detector (/catdetection, the dialect's detection): answers `result` with no model. */
+export function standInDetector(result: unknown[] = []): AnyResource {
+  return {
+    name: 'catdetection',
+    summary: 'stand-in detector',
+    params: z.strictObject({ labels: z.unknown().optional(), threshold: z.unknown().optional() }),
+    output: { kind: 'json', schema: z.object({}).passthrough() },
+    async init() {},
+    status: () => ({ ready: true }),
+    async run() {
+      return { kind: 'json', body: { status: 'ok', result } };
+    },
+    async close() {},
+  };
+}
