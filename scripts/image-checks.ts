@@ -20,6 +20,7 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { boxIoU, edgeIoU, grayPixels } from '../tests/helpers/images.js';
 import { image, REPO_ROOT, reference } from '../tests/helpers/paths.js';
+import { placePlate, plateQuad, renderPlate } from '../tests/helpers/plates.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -371,6 +372,35 @@ async function checks(port: number): Promise<void> {
     ok(a, 'scene');
     assert.equal(a.json.label, 'sports car');
   });
+
+  // Plates and text (PP-OCRv4 from the npm package inside the image): a US plate rendered here, placed into a sample photo.
+  const usPlate = await renderPlate('7ABC123', 'us', 520);
+  const platePhoto = await placePlate(sample('coffee.jpg'), usPlate, { quad: plateQuad(250, 260, 280, usPlate.width / usPlate.height, 0, 0), quality: 92 });
+  await check('/alpr, multipart: plate 7ABC123 (region us)', async () => {
+    const a = await postForm('/alpr?region=us', { image: platePhoto });
+    ok(a, '/alpr');
+    assert.equal(a.json.result[0]?.plate, '7ABC123', JSON.stringify(a.json.result.map((p: { plate: string }) => p.plate)));
+  });
+  await check('/ocr, multipart: the plate line and the state', async () => {
+    const a = await postForm('/ocr', { image: platePhoto });
+    ok(a, '/ocr');
+    const texts = a.json.result.map((l: { text: string }) => l.text);
+    assert.ok(texts.includes('7ABC123') && texts.includes('California'), JSON.stringify(texts));
+  });
+  for (const route of ['/v1/vision/alpr', '/v1/image/alpr']) {
+    await check(`${route} (CodeProject.AI, field "upload"): Plate: 7ABC123`, async () => {
+      const a = await postForm(route, { upload: platePhoto, region: 'us' });
+      ok(a, route);
+      assert.equal(a.json.predictions[0]?.label, 'Plate: 7ABC123', JSON.stringify(a.json).slice(0, 300));
+    });
+  }
+  for (const route of ['/v1/vision/ocr', '/v1/image/ocr']) {
+    await check(`${route} (CodeProject.AI, field "upload"): the plate's text`, async () => {
+      const a = await postForm(route, { upload: platePhoto });
+      ok(a, route);
+      assert.ok(a.json.predictions.some((p: { label: string }) => p.label === '7ABC123'), JSON.stringify(a.json).slice(0, 300));
+    });
+  }
 
   await check('/v1/vision/enhance: JPEG at 3x (480x360)', async () => {
     const a = await postForm('/v1/vision/enhance', { image: smallJpeg });
