@@ -37,4 +37,10 @@ export const REFUSED: Record<string, Record<string, readonly string[]>> = {
   "/facerecognition": {
     "413 IMAGE_TOO_LARGE": ["1x40000001", "40000001x1", "6325x6325", "6325x6325 multipart", "6325x6325 json", "6325x6325 url"],
   },
+  "/ocr": {
+    "413 IMAGE_TOO_LARGE": ["1x40000001", "40000001x1", "6325x6325", "6325x6325 multipart", "6325x6325 json", "6325x6325 url"],
+  },
+  "/alpr": {
+    "413 IMAGE_TOO_LARGE": ["1x40000001", "40000001x1", "6325x6325", "6325x6325 multipart", "6325x6325 json", "6325x6325 url"],
+  },
 };

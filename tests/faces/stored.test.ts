@@ -93,6 +93,6 @@ describe('CVSERVE_FACE_MATCH_THRESHOLD', () => {
   it('reaches the face service (the distance that maps to confidence 0.67)', () => {
     const engine = undefined as never; // not used by the wiring
     assert.equal(faceServiceOptions(loadConfig({ CVSERVE_FACE_MATCH_THRESHOLD: '0.6' }), engine).threshold, 0.6);
-    assert.equal(faceServiceOptions(loadConfig({}), engine).threshold, 0.45);
+    assert.equal(faceServiceOptions(loadConfig({}), engine).threshold, 0.58);
   });
 });
