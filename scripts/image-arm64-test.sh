@@ -168,8 +168,73 @@ build() {
   log "built $image in ${build_seconds} s, $((size / 1000000)) MB, arch $(podman image inspect "$image" --format '{{.Architecture}}')"
 }
 
+free_port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
+
+wait_ready() { # url seconds
+  local url=$1 limit=$2 t0=$SECONDS
+  until curl -sf -m 10 "$url/readyz" >/dev/null 2>&1; do
+    if [ $((SECONDS - t0)) -ge "$limit" ]; then return 1; fi
+    sleep 2
+  done
+}
+
+# --- run: the arm64 container under emulation beside an amd64 reference server (this checkout's
+# dist/ on the host's Node: the same code and lockfile), both with the small-board profile, and
+# scripts/arm64-compare.ts between them.
+run() {
+  [ -d "$models" ] || { log "no models in $models (CVSERVE_MODELS_DIR)"; exit 1; }
+  # The small-board profile (README "Raspberry Pi / small boards"), and, since emulation is
+  # 10-50x slower than the hardware, generous request and body deadlines.
+  local settings=(CVSERVE_OPENCV_WORKERS=1 CVSERVE_ONNX_WORKERS=1 CVSERVE_ONNX_THREADS=2 CVSERVE_ONNX_BATCH_MAX=1
+    CVSERVE_FACE_WORKERS=1 CVSERVE_WORKER_MAX_HEAP_MB=160 CVSERVE_FACE_MAX_HEAP_MB=512 CVSERVE_FACE_MAX_SIDE=1280
+    CVSERVE_MAX_PIXELS=16000000 CVSERVE_REQUEST_TIMEOUT_MS=900000 CVSERVE_BODY_TIMEOUT_MS=900000)
+  local podman_env=() kv
+  for kv in "${settings[@]}"; do podman_env+=(-e "$kv"); done
+  mkdir -p "$work/data-arm64" "$work/data-amd64" && chown 1000:1000 "$work/data-arm64"
+  local port
+  port=$(free_port)
+  log "start $image (arch $(podman image inspect "$image" --format '{{.Architecture}}')) under emulation on 127.0.0.1:$port"
+  local t0=$SECONDS
+  podman run -d --name "$container" --read-only --tmpfs /tmp -v "$models:/models:ro" -v "$work/data-arm64:/data" \
+    -e CVSERVE_MODELS_FETCH=off "${podman_env[@]}" -p "127.0.0.1:$port:8080" "$image" >/dev/null
+  if ! wait_ready "http://127.0.0.1:$port" 1800; then
+    podman logs --tail 30 "$container" >&2 || true
+    log "the arm64 container did not become ready in 1800 s"; exit 1
+  fi
+  ready_seconds=$((SECONDS - t0))
+  log "arm64 container ready in ${ready_seconds} s: $(podman exec "$container" node -p 'process.arch + " " + process.version + " uid " + process.getuid()')"
+
+  log "amd64 reference: npm run build, node dist/src/server.js"
+  [ -e node_modules ] || npm ci --no-audit --no-fund >/dev/null
+  npm run -s build
+  local ref_port ref_pid
+  ref_port=$(free_port)
+  env CVSERVE_MODELS_DIR="$models" CVSERVE_MODELS_FETCH=off CVSERVE_DATA_DIR="$work/data-amd64" HOST=127.0.0.1 PORT="$ref_port" \
+    "${settings[@]}" MALLOC_ARENA_MAX=2 \
+    node dist/src/server.js >"$work/reference.log" 2>&1 &
+  ref_pid=$!
+  wait_ready "http://127.0.0.1:$ref_port" 300 || { tail -20 "$work/reference.log" >&2; kill "$ref_pid"; exit 1; }
+
+  log "compare: one request per route, arm64 (emulated) vs amd64"
+  local t1=$SECONDS rc=0
+  npx tsx scripts/arm64-compare.ts --reference "http://127.0.0.1:$ref_port" --candidate "http://127.0.0.1:$port" || rc=$?
+  compare_seconds=$((SECONDS - t1))
+  kill "$ref_pid" 2>/dev/null || true
+  wait "$ref_pid" 2>/dev/null || true
+  local rss
+  rss=$(podman exec "$container" sh -c 'grep -E "VmRSS|VmHWM" /proc/1/status' | tr -s ' \t' ' ' | tr '\n' ' ')
+  log "arm64 server (under qemu, its RSS includes the emulator's): $rss"
+  local t2=$SECONDS
+  podman stop -t 60 "$container" >/dev/null
+  log "podman stop: $((SECONDS - t2)) s, exit code $(podman inspect "$container" --format '{{.State.ExitCode}}')"
+  log "times: build ${build_seconds:-n/a} s, start to ready ${ready_seconds} s, per-route comparison ${compare_seconds} s"
+  return $rc
+}
+
 case "${1:-all}" in
   base) tools; base_standin; CVSERVE_ARM64_KEEP=1 ;;
   build) tools; build; CVSERVE_ARM64_KEEP=1 ;;
-  *) echo "usage: $0 [base|build]" >&2; exit 2 ;;
+  run) tools; CVSERVE_ARM64_KEEP=1; run ;;
+  all) tools; build; run ;;
+  *) echo "usage: $0 [all|base|build|run]" >&2; exit 2 ;;
 esac
