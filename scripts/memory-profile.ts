@@ -10,7 +10,8 @@
  * + YOLOX-nano; + ESPCN = every model), and RSS is read from /proc once it is ready and idle. The
  * last process then gets one request per route, a bounded load of every non-face route, the first
  * face requests (the face worker starts), and a load with faces; RSS after each, and the peak
- * (VmHWM). Loopback only; every loop is bounded by its request count.
+ * (VmHWM). CVSERVE_* variables of the calling shell override the profile's. Loopback only; every
+ * loop is bounded by its request count.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -163,6 +164,8 @@ async function measureProfile(profile: string, settings: Record<string, string>,
           CVSERVE_MODELS_FETCH: 'off',
           CVSERVE_DATA_DIR: dataDir,
           ...settings,
+          // CVSERVE_* variables of the calling shell win over the profile (to try a variation).
+          ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('CVSERVE_') && k !== 'CVSERVE_MODELS_DIR')),
         },
         startTimeoutMs: 120_000,
       });
