@@ -17,6 +17,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
+import { Agent, fetch, FormData } from 'undici';
 
 const root = path.resolve(import.meta.dirname, '..');
 const { values } = parseArgs({
@@ -62,8 +63,12 @@ interface Difference {
   worst: string;
 }
 
+// Emulated first requests (the face worker starting under qemu) take minutes: fetch's default
+// 300 s wait for the answer's headers would cut them off.
+const dispatcher = new Agent({ headersTimeout: Number(values['timeout-ms']), bodyTimeout: Number(values['timeout-ms']) });
+
 async function send(base: string, check: Check): Promise<Answer> {
-  let body: BodyInit | undefined;
+  let body: Uint8Array | FormData | undefined;
   const headers: Record<string, string> = {};
   if (check.raw) {
     body = new Uint8Array(check.raw.body);
@@ -80,7 +85,7 @@ async function send(base: string, check: Check): Promise<Answer> {
   const timer = setTimeout(() => controller.abort(), Number(values['timeout-ms']));
   const t0 = performance.now();
   try {
-    const res = await fetch(`${base}${check.route}`, { method: check.method ?? (body ? 'POST' : 'GET'), headers, body, signal: controller.signal });
+    const res = await fetch(`${base}${check.route}`, { method: check.method ?? (body ? 'POST' : 'GET'), headers, body, signal: controller.signal, dispatcher });
     const bytes = Buffer.from(await res.arrayBuffer());
     return { status: res.status, type: res.headers.get('content-type') ?? '', body: bytes, ms: performance.now() - t0 };
   } finally {
