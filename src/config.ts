@@ -62,6 +62,12 @@ export const SETTINGS = {
     default: '128',
     doc: 'Most model tiles one /upscale may run (each a fixed-size model input, about 30 ms of one core for ESPCN\'s 224×224), computed before decoding → 413. The default covers the largest image CVSERVE_MAX_OUTPUT_PIXELS allows at any ordinary aspect ratio.',
   },
+  upscaleBatch: {
+    env: 'CVSERVE_UPSCALE_BATCH',
+    schema: int(0, 256),
+    default: '0',
+    doc: 'Most super-resolution tiles per model run (/upscale, /v1/vision/enhance, /v1/image/superresolution); 0: the manifest\'s `batch` (8 for ESPCN). Same answer at any value; 1 keeps memory lowest (ESPCN: a batch of 8 tiles holds about 200 MB more, README "Raspberry Pi / small boards").',
+  },
   maxFields: { env: 'CVSERVE_MAX_FIELDS', schema: int(1, 10_000), default: '50', doc: 'Most query/form fields accepted in one request.' },
   maxFieldBytes: { env: 'CVSERVE_MAX_FIELD_BYTES', schema: int(16, 1 << 24), default: '65536', doc: 'Largest single non-file form field.' },
   urlMaxBytes: { env: 'CVSERVE_URL_MAX_BYTES', schema: int(1024, 1 << 30), default: String(20 * 1024 * 1024), doc: 'Largest download for `?url=`, enforced while streaming → 413.' },

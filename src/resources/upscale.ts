@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { ImageInput } from '../image/types.js';
 import type { SuperresModel } from '../models/manifest.js';
-import type { CostItem, ImageHeader, Resource, ResourceResult, RunContext } from './contract.js';
+import type { CostItem, ImageHeader, InitContext, Resource, ResourceResult, RunContext } from './contract.js';
 import { OnnxModelResource, type ModelChoice } from './onnx/model-resource.js';
 import { tileCount, upscaleImage } from './onnx/superres.js';
 import { formatParam } from './params.js';
@@ -19,9 +19,16 @@ export class UpscaleResource extends OnnxModelResource<SuperresModel> implements
     '{"imageBase64": ...} gets {"imageBase64": ...} back. Output larger than CVSERVE_MAX_OUTPUT_PIXELS is refused with 413.';
   readonly params = params;
   readonly output = { kind: 'image', defaultFormat: 'input' } as const;
+  /** CVSERVE_UPSCALE_BATCH: most tiles per model run (0: the manifest's batch). */
+  private batchCap = 0;
 
   constructor(choice: ModelChoice = {}) {
     super('upscale', 'superres', choice);
+  }
+
+  override init(ctx: InitContext): Promise<void> {
+    this.batchCap = ctx.config.upscaleBatch;
+    return super.init(ctx);
   }
 
   /** The output, the padded canvas the tiles are cut from (wide for a thin image), and the tiles the model runs. */
@@ -43,7 +50,7 @@ export class UpscaleResource extends OnnxModelResource<SuperresModel> implements
       engine,
       modelId: model.id,
       inputName: model.input.name,
-      spec: model.superres,
+      spec: this.batchCap > 0 ? { ...model.superres, batch: Math.min(model.superres.batch, this.batchCap) } : model.superres,
       signal: ctx.signal,
       progress: ctx.progress,
     });

@@ -49,6 +49,23 @@ describe('/upscale (ESPCN x3, luma) at resource level', () => {
     assert.deepEqual([out.width, out.height, out.channels, out.data.length], [1920, 1446, 3, 1920 * 1446 * 3]);
   });
 
+  test('CVSERVE_UPSCALE_BATCH=1: one tile per model run, the same pixels as the manifest\'s batches of 8', async () => {
+    const capped = createUpscaleResource();
+    await capped.init({ config: { ...env.config, upscaleBatch: 1 }, engines: env.engines, log: silentLog });
+    const runs = () => env.engines.onnx.stats().find((s) => s.name === 'onnx:espcn-x3')!.completed;
+    const tiles = planTiles(640, 482, { family: 'y-channel-fixed-tile', output: 'output', scale: 3, tile: 224, overlap: 16, batch: 8 }).tiles.length;
+    const r0 = runs();
+    const batched = await run(image('test_face_processing.jpg'));
+    const r1 = runs();
+    const one = await capped.run(await imageInput(image('test_face_processing.jpg')), { format: undefined }, runContext());
+    const r2 = runs();
+    await capped.close();
+    assert.ok(one.kind === 'image');
+    assert.equal(tiles, 12);
+    assert.deepEqual([r1 - r0, r2 - r1], [2, 12], 'model runs: 12 tiles as 8 + 4, then one by one');
+    assert.ok(Buffer.from(one.image.data).equals(Buffer.from(batched.data)), 'same pixels');
+  });
+
   test('car.jpg 672x672 crop at (760,260), downscaled 3x with sharp cubic: beats a cubic upscale by ≥ 2 dB luma PSNR', async (t) => {
     const hr = await sharp(image('car.jpg')).extract({ left: 760, top: 260, width: 672, height: 672 }).removeAlpha().raw().toBuffer();
     const raw = { raw: { width: 672, height: 672, channels: 3 as const } };
