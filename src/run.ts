@@ -16,7 +16,9 @@ export async function runServer(): Promise<void> {
     throw err;
   }
   logProcessFaults(createLogger(config));
+  const stopBeforeListening = exitLoudlyBeforeListening();
   const { shutdown, service } = await startServer(config);
+  stopBeforeListening();
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
       shutdown(signal).then(
@@ -41,4 +43,19 @@ function logProcessFaults(log: Logger): void {
     log.fatal({ err }, 'uncaught exception; exiting');
     process.exit(1);
   });
+}
+
+/**
+ * A process that ends before it listens has failed, whatever ended it: Node exits 0 when nothing is
+ * left to wait for (start-up stuck on a worker pool whose workers never start, say), and a
+ * supervisor would not restart it. Say so on stderr and exit 1. Returns the disarm call.
+ */
+function exitLoudlyBeforeListening(): () => void {
+  const onExit = (code: number) => {
+    if (code !== 0) return;
+    console.error('cvserve: the process ended before the server was listening (a worker pool that never started? see the log above); exiting 1');
+    process.exitCode = 1;
+  };
+  process.on('exit', onExit);
+  return () => process.off('exit', onExit);
 }
