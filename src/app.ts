@@ -64,6 +64,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   const log = options.logger ?? createLogger(config);
   const requireApiKey = apiKeyAuth(config); // reads the keys file: a bad one fails before any worker starts
   const engines = options.engines ?? createServices(config);
+  // From the start: a worker pool that cannot start is logged while the resources initialise.
+  const stopWorkerLog = logWorkerEvents(log, () => poolStats(engines));
   const resources = defineAll(options.resources ?? (await withPlugins(builtinResources(), config, log)));
   await initResources(resources, { config, engines, log });
   const services = createPipelineServices(config, options.urlHooks);
@@ -77,7 +79,6 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   app.set('query parser', 'simple');
   const lifecycle = new Lifecycle();
   const metrics = createMetrics({ engines, resources });
-  const stopWorkerLog = logWorkerEvents(log, () => poolStats(engines));
 
   app.use(
     pinoHttp({

@@ -406,6 +406,14 @@ export class WorkerPool {
     const delay = Math.min(MAX_RESTART_DELAY_MS, 500 * 2 ** slot.startupFailures++);
     slot.restartTimer = setTimeout(() => this.start(slot), delay);
     slot.restartTimer.unref();
+    // No worker is up or coming up: queued work would wait on a restart that may never succeed
+    // (and hold nothing that keeps the process alive); it fails now, naming why.
+    if (!this.slots.some((s) => s.state !== 'waiting-restart')) {
+      for (const job of this.pending.splice(0)) {
+        this.counts.failed++;
+        settle(job, () => job.reject(engineFailed(`${this.name} worker failed to start: ${reason}`)));
+      }
+    }
   }
 
   private publishWorkerEvent(event: WorkerEvent['event'], reason: string): void {

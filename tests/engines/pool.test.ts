@@ -165,6 +165,15 @@ describe('WorkerPool', () => {
     assert.match(stats.startupError ?? '', /fixture refuses to start/);
   });
 
+  it('fails queued work, naming why, when no worker of the pool can start (no task waits forever)', { timeout: 60_000 }, async () => {
+    const p = pool({ filename: BROKEN, size: 2 });
+    const queued = [run(p, { op: 'thread' }), run(p, { op: 'thread' })];
+    for (const task of queued) {
+      await assert.rejects(task, (err: { code?: string; detail?: string }) => err.code === 'ENGINE_FAILED' && /failed to start: .*fixture refuses to start/.test(err.detail ?? ''));
+    }
+    assert.equal(p.stats().failed, 2);
+  });
+
   it('waits for slow workers to start before running tasks, and queues meanwhile', async () => {
     const p = pool({ size: 1, maxQueue: 0, workerData: { startupMs: 200 } });
     assert.equal(p.stats().up, false);
