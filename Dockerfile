@@ -42,15 +42,13 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
-# 2. deps: production dependencies only, without what this platform never loads: onnxruntime-node's
-# binaries for other systems and CPUs (about 245 MB), better-sqlite3's sources and compiler output
-# but its addon (about 25 MB), source maps (about 210 MB, mostly TensorFlow.js's browser bundles').
-FROM toolchain AS deps
-ENV ONNXRUNTIME_NODE_INSTALL=skip
-ARG NODE_EXTRA_CA_CERTS
-WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund \
+# 2. deps: the build stage's node_modules without the development dependencies (no second install
+# and no second compile of better-sqlite3: under emulation, as for linux/arm64, each costs many
+# minutes), and without what this platform never loads: onnxruntime-node's binaries for other
+# systems and CPUs (about 245 MB), better-sqlite3's sources and compiler output but its addon
+# (about 25 MB), source maps (about 210 MB, mostly TensorFlow.js's browser bundles').
+FROM build AS deps
+RUN npm prune --omit=dev --no-audit --no-fund \
  && arch="$(node -p process.arch)" \
  && for dir in node_modules/onnxruntime-node/bin/napi-v*/*/*; do \
       case "$dir" in */linux/"$arch") ;; *) rm -rf "$dir" ;; esac; \
