@@ -18,6 +18,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { Agent, fetch, FormData } from 'undici';
+import { placePlate, plateQuad, renderPlate } from '../tests/helpers/plates.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const { values } = parseArgs({
@@ -39,6 +40,12 @@ const cat = photo('cat_small.jpg');
 const car = photo('car.jpg');
 // A 200x150 crop for the super-resolution routes: one model tile, so emulation stays bearable.
 const faceCrop = await sharp(face).extract({ left: 200, top: 60, width: 200, height: 150 }).jpeg({ quality: 95 }).toBuffer();
+// Plates and text: a US plate rendered here (DejaVu fonts), placed into a sample photo, as scripts/image-checks.ts does.
+const usPlate = await renderPlate('7ABC123', 'us', 520);
+const platePhoto = await placePlate(readFileSync(path.join(root, 'data/coffee.jpg')), usPlate, {
+  quad: plateQuad(250, 260, 280, usPlate.width / usPlate.height, 0, 0),
+  quality: 92,
+});
 const USER = 'arm64-compare';
 
 interface Answer {
@@ -116,7 +123,7 @@ function asDetection(o: unknown): Detection | undefined {
   const r = o as Record<string, unknown>;
   const box = Array.isArray(r.box) ? (r.box as Box) : typeof r.x_min === 'number' ? ([r.x_min, r.y_min, r.x_max, r.y_max] as Box) : undefined;
   if (!box) return undefined;
-  const name = String(r.label ?? r.userid ?? '');
+  const name = String(r.label ?? r.userid ?? r.plate ?? r.text ?? '');
   const score = Number(r.score ?? r.confidence ?? 0);
   return { name, score, box };
 }
@@ -250,6 +257,8 @@ const checks: Check[] = [
   { route: '/predict', raw: jpeg(car), compare: compareJson(0.0015) },
   { route: '/upscale?format=png', raw: jpeg(faceCrop), compare: compareImageAnswer(comparePictures) },
   { route: '/facedetection', raw: jpeg(face), compare: compareJson(SCORE) },
+  { route: '/ocr', raw: jpeg(platePhoto), compare: compareJson(SCORE) },
+  { route: '/alpr?region=us', raw: jpeg(platePhoto), compare: compareJson(SCORE) },
   { route: '/v1/vision/face/register', form: { userid: USER, image: face }, compare: compareJson(SCORE) },
   { route: '/facerecognition', raw: jpeg(face), compare: compareJson(SCORE) },
   { route: '/v1/vision/detection', form: { image: car }, compare: compareJson(SCORE) },
@@ -262,6 +271,10 @@ const checks: Check[] = [
   { route: '/v1/vision/scene', form: { image: car }, compare: compareJson(SCORE) },
   { route: '/v1/vision/enhance', form: { image: faceCrop }, compare: compareJson(0, comparePictures) },
   { route: '/v1/image/superresolution', form: { image: faceCrop }, compare: compareJson(0, comparePictures) },
+  { route: '/v1/vision/alpr', form: { upload: platePhoto, region: 'us' }, compare: compareJson(SCORE) },
+  { route: '/v1/image/alpr', form: { upload: platePhoto, region: 'us' }, compare: compareJson(SCORE) },
+  { route: '/v1/vision/ocr', form: { upload: platePhoto }, compare: compareJson(SCORE) },
+  { route: '/v1/image/ocr', form: { upload: platePhoto }, compare: compareJson(SCORE) },
   { route: '/v1/status/ping', compare: compareJson(0) },
   { route: '/v1/status/updateavailable', compare: compareJson(0) },
   { route: '/v1/vision/face/delete', form: { userid: USER }, compare: compareJson(0) },

@@ -160,6 +160,17 @@ build() {
     log "Dockerfile does not set npm_config_nodedir: passing nodedir=/usr/local through the build's npmrc"
     echo "nodedir=/usr/local" >>"$npmrc"
   fi
+  # Under emulation an npm ci runs for many minutes, long enough for the registry to reset a
+  # connection (seen here: ECONNRESET after 17 min): retries, and the host's npm cache (the same
+  # lockfile's tarballs, integrity-checked by npm as always) mounted so most come from disk. Neither
+  # reaches the image.
+  printf 'fetch-retries=6\nfetch-retry-mintimeout=20000\nfetch-retry-maxtimeout=120000\nprefer-offline=true\n' >>"$npmrc"
+  local host_cache
+  host_cache=$(npm config get cache)
+  if [ -d "$host_cache" ]; then
+    echo "cache=/run/npm-cache" >>"$npmrc"
+    mounts+=(-v "$host_cache:/run/npm-cache")
+  fi
   mounts+=(-v "$npmrc:/usr/local/etc/npmrc:ro")
   log "build $image for linux/arm64 from $base (under emulation: slow)"
   buildah bud --arch arm64 --os linux --isolation chroot --network host --format docker --layers=false \
