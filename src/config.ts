@@ -87,6 +87,12 @@ export const SETTINGS = {
     default: '250000',
     doc: 'Haar detection on images with at least this many pixels is split by scale across idle OpenCV workers (identical answer, lower latency). 0: never.',
   },
+  detectPyramidPixelsPerCall: {
+    env: 'CVSERVE_DETECT_PYRAMID_PIXELS_PER_CALL',
+    schema: int(100_000, 1_000_000_000),
+    default: '16000000',
+    doc: 'Haar detection: most search-pyramid pixels one detectMultiScale call lays out in an OpenCV worker\'s wasm heap (about 12 bytes each, a heap that never shrinks); a larger search runs as several calls by scale, grouped once (identical answer). 4 M keeps a 3-megapixel photo\'s detection near 50 MB of heap (README "Raspberry Pi / small boards").',
+  },
   opencvMaxQueue: { env: 'CVSERVE_OPENCV_MAX_QUEUE', schema: int(0, 100_000), default: '64', doc: 'Tasks waiting for an OpenCV worker before requests get 503 + Retry-After.' },
   onnxWorkers: { env: 'CVSERVE_ONNX_WORKERS', schema: int(1, 256), default: '1', doc: 'ONNX Runtime worker threads (each holds one session per model).' },
   onnxThreads: { env: 'CVSERVE_ONNX_THREADS', schema: int(1, 256), default: String(cores), shownDefault: 'cores', doc: 'Intra-op threads per ONNX session. Keep workers × threads ≈ cores.' },
@@ -222,6 +228,7 @@ export const SETTINGS = {
     default: 'any',
     doc: 'Plate layout rules /alpr and /v1/vision/alpr apply when a request names no `region` (clients such as Blue Iris cannot send one): `us`, `eu` or `any` (none).',
   },
+  ocrPreload: { env: 'CVSERVE_OCR_PRELOAD', schema: bool, default: 'on', doc: 'Load the text detector and recognizer (/ocr, /alpr, their /v1 routes) at startup; off: on the first request that reads text (about 60 MB less until then, README "Raspberry Pi / small boards").' },
   ocrThreads: { env: 'CVSERVE_OCR_THREADS', schema: int(1, 256), default: '1', doc: 'Intra-op threads of the text detector and recognizer sessions (measured: 2 doubled the CPU time for no gain in wall time).' },
 } as const;
 

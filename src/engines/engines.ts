@@ -33,6 +33,7 @@ export function createEngines(config: Config): Engines {
       modelsDir: config.modelsDir,
       maxHeapBytes: config.workerMaxHeapMb * 1024 * 1024,
       splitMinPixels: config.detectSplitMinPixels,
+      maxPyramidPixelsPerCall: config.detectPyramidPixelsPerCall,
       build: config.opencvBuild,
     }),
     onnx: new OnnxEngine({

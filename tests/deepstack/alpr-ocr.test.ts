@@ -127,3 +127,31 @@ describe('ALPR and OCR over HTTP: CodeProject.AI routes and the native ones', ()
     assert.match(boxes.body.message, /CVSERVE_OCR_MAX_BOXES/);
   });
 });
+
+describe('CVSERVE_OCR_PRELOAD=off: the text models load on the first request that reads text', () => {
+  let svc: CvServe;
+  let photo: Buffer;
+  const textPools = () => svc.engines.onnx.stats().map((s) => s.name).filter((n) => /ppocr/.test(n)).sort();
+
+  before(async () => {
+    svc = await createTestApp({ ocrPreload: false });
+    const plate = await renderPlate('7ABC123', 'us', 520);
+    photo = await placePlate(await readFile(path.join(REPO_ROOT, 'data', 'coffee.jpg')), plate, { quad: plateQuad(250, 260, 280, 2, 0, 0), quality: 92 });
+  });
+  after(() => svc.close());
+
+  it('ready without them; two requests at once share one load and both read the plate', async () => {
+    assert.deepEqual(textPools(), []);
+    const ready = await request(svc.app).get('/readyz');
+    assert.equal(ready.status, 200, brief(ready));
+    const [ocr, alpr] = await Promise.all([
+      request(svc.app).post('/ocr').attach('image', photo, 'car.jpg'),
+      request(svc.app).post('/alpr?region=us').attach('image', photo, 'car.jpg'),
+    ]);
+    assert.equal(ocr.status, 200, brief(ocr));
+    assert.ok(ocr.body.result.some((l: { text: string }) => l.text === '7ABC123'), JSON.stringify(ocr.body.result.map((l: { text: string }) => l.text)));
+    assert.equal(alpr.status, 200, brief(alpr));
+    assert.equal(alpr.body.result[0]?.plate, '7ABC123');
+    assert.deepEqual(textPools(), ['onnx:ppocr-v4-det', 'onnx:ppocr-v4-rec']);
+  });
+});

@@ -43,6 +43,10 @@ export class TextModels {
   private gate?: ModelGate;
   private problem: ResourceStatus = { ready: false, reason: 'not initialised' };
   private started?: Promise<void>;
+  /** CVSERVE_OCR_PRELOAD=off: what loads the models, run by the first request that reads text. */
+  private loadLater?: () => Promise<void>;
+  private loading?: Promise<void>;
+  private loadSettled = false;
   /** CVSERVE_OCR_MAX_SIDE and CVSERVE_OCR_MAX_BOXES: the defaults never exceed them; a request that asks for more is refused by cost(). */
   private limits = { maxSide: Infinity, maxBoxes: 50 };
 
@@ -66,47 +70,61 @@ export class TextModels {
     this.recognizer = rec;
     const engine = (this.engine = ctx.engines.onnx);
     const threads = ctx.config.ocrThreads;
-    this.gate = store.watch(
-      [...modelFiles(det), ...modelFiles(rec)],
-      async () => {
-        const dictionary = await readFile(store.path(rec.dictionary), 'utf8');
-        const t0 = performance.now();
-        const pack = (p: { channels: 'RGB' | 'BGR'; scale: number; mean: [number, number, number]; std: [number, number, number] }) => ({ channels: p.channels, scale: p.scale, mean: p.mean, std: p.std });
-        await Promise.all([
-          engine.load({
-            id: det.id,
-            path: store.path(det.file),
-            threads,
-            warmup: { [det.input.name]: { dims: [1, 3, 64, 64], dtype: 'float32' } },
-            text: { kind: 'db-text', input: det.input.name, output: det.decoder.output, pack: pack(det.preprocess), db: det.decoder },
-          }),
-          engine.load({
-            id: rec.id,
-            path: store.path(rec.file),
-            threads,
-            warmup: { [rec.input.name]: { dims: [1, 3, rec.preprocess.height, 160], dtype: 'float32' } },
-            text: {
-              kind: 'ctc',
-              input: rec.input.name,
-              output: rec.decoder.output,
-              pack: { ...pack(rec.preprocess), height: rec.preprocess.height, maxWidth: rec.preprocess.maxWidth },
-              dictionary,
-              classes: rec.decoder.classes,
-              blankIndex: rec.decoder.blankIndex,
-              appendSpace: rec.decoder.appendSpace,
-            },
-          }),
-        ]);
-        ctx.log.info({ models: [det.id, rec.id], ms: Math.round(performance.now() - t0), from: store.path(det.file) }, `/${this.route}: text models loaded`);
-      },
-      ctx.log,
-    );
-    store.fetchAllMissing(ctx.log);
-    await this.gate.initial;
+    const watch = (): Promise<void> => {
+      this.gate = store.watch(
+        [...modelFiles(det), ...modelFiles(rec)],
+        async () => {
+          const dictionary = await readFile(store.path(rec.dictionary), 'utf8');
+          const t0 = performance.now();
+          const pack = (p: { channels: 'RGB' | 'BGR'; scale: number; mean: [number, number, number]; std: [number, number, number] }) => ({ channels: p.channels, scale: p.scale, mean: p.mean, std: p.std });
+          await Promise.all([
+            engine.load({
+              id: det.id,
+              path: store.path(det.file),
+              threads,
+              warmup: { [det.input.name]: { dims: [1, 3, 64, 64], dtype: 'float32' } },
+              text: { kind: 'db-text', input: det.input.name, output: det.decoder.output, pack: pack(det.preprocess), db: det.decoder },
+            }),
+            engine.load({
+              id: rec.id,
+              path: store.path(rec.file),
+              threads,
+              warmup: { [rec.input.name]: { dims: [1, 3, rec.preprocess.height, 160], dtype: 'float32' } },
+              text: {
+                kind: 'ctc',
+                input: rec.input.name,
+                output: rec.decoder.output,
+                pack: { ...pack(rec.preprocess), height: rec.preprocess.height, maxWidth: rec.preprocess.maxWidth },
+                dictionary,
+                classes: rec.decoder.classes,
+                blankIndex: rec.decoder.blankIndex,
+                appendSpace: rec.decoder.appendSpace,
+              },
+            }),
+          ]);
+          ctx.log.info({ models: [det.id, rec.id], ms: Math.round(performance.now() - t0), from: store.path(det.file) }, `/${this.route}: text models loaded`);
+        },
+        ctx.log,
+      );
+      store.fetchAllMissing(ctx.log);
+      return this.gate.initial;
+    };
+    if (ctx.config.ocrPreload) await watch();
+    else this.loadLater = watch;
   }
 
   status(): ResourceStatus {
+    // Loading on demand: requests are taken (and wait in loaded()) until the first load has settled.
+    if (this.loadLater && !this.loadSettled) return { ready: true };
     return this.gate ? this.gate.status() : this.problem;
+  }
+
+  /** With CVSERVE_OCR_PRELOAD=off, the first caller loads the models (later callers wait for the same load). */
+  private async loaded(): Promise<void> {
+    if (!this.loadLater || this.loadSettled) return;
+    await (this.loading ??= this.loadLater().finally(() => {
+      this.loadSettled = true;
+    }));
   }
 
   settled(): Promise<void> {
@@ -147,6 +165,7 @@ export class TextModels {
 
   /** Text boxes of the photo (original-image coordinates), the detector's most confident first when more than `maxBoxes`. */
   async detect(route: string, input: ImageInput, o: { maxSide?: number; boxThreshold?: number; maxBoxes?: number }, signal: AbortSignal): Promise<TextDetectResult> {
+    await this.loaded();
     const { det, engine } = this.require(route);
     const t = this.target(input, o.maxSide);
     const maxBoxes = this.maxBoxes(o.maxBoxes);
@@ -170,6 +189,7 @@ export class TextModels {
 
   /** Reads every quad of the image (original-image coordinates). */
   async recognize(route: string, image: RawImage, quads: Quad[], o: { charset?: string; alternatives: number }, signal: AbortSignal): Promise<TextRecognizeResult> {
+    await this.loaded();
     const { rec, engine } = this.require(route);
     if (quads.length === 0) return { lines: [], runMs: 0 };
     if (image.channels !== 3) throw new Error('recognition needs an RGB image');
