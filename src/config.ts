@@ -90,8 +90,8 @@ export const SETTINGS = {
   detectPyramidPixelsPerCall: {
     env: 'CVSERVE_DETECT_PYRAMID_PIXELS_PER_CALL',
     schema: int(100_000, 1_000_000_000),
-    default: '16000000',
-    doc: 'Haar detection: most search-pyramid pixels one detectMultiScale call lays out in an OpenCV worker\'s wasm heap (about 12 bytes each, a heap that never shrinks); a larger search runs as several calls by scale, grouped once (identical answer). 4 M keeps a 3-megapixel photo\'s detection near 50 MB of heap (README "Raspberry Pi / small boards").',
+    default: '4000000',
+    doc: 'Haar detection: most search-pyramid pixels one detectMultiScale call lays out in an OpenCV worker\'s wasm heap, which starts at 128 MiB and never shrinks; a larger search runs as several calls by scale, grouped once (identical answer). car.jpg (3.2 MP) with the cat-face cascade leaves a 344 MiB heap at 16 M, 162 MiB at 4 M, 154 MiB at 2 M (README "Raspberry Pi / small boards").',
   },
   opencvMaxQueue: { env: 'CVSERVE_OPENCV_MAX_QUEUE', schema: int(0, 100_000), default: '64', doc: 'Tasks waiting for an OpenCV worker before requests get 503 + Retry-After.' },
   onnxWorkers: { env: 'CVSERVE_ONNX_WORKERS', schema: int(1, 256), default: '1', doc: 'ONNX Runtime worker threads (each holds one session per model).' },

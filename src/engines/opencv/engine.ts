@@ -24,14 +24,16 @@ export interface OpenCvEngineOptions {
 }
 
 /**
- * Most pyramid pixels one detectMultiScale call may lay out. Measured with the npm OpenCV.js build
- * (car.jpg, minSize 25): the heap grows by about 12 bytes per pyramid pixel (10 M stayed inside the
- * initial 128 MiB, 21 M took 261 MiB, 36 M 448 MiB, 53 M 630 MiB), and at scaleFactor 1.01 (106 M)
- * the heap's 1 GiB maximum is passed: the call traps or, worse, returns no detections. A larger
- * search is split into calls of at most this size, run in turn, whose raw candidates are grouped
- * once: the same answer with each call's heap near 200 MiB.
+ * Most pyramid pixels one detectMultiScale call may lay out (CVSERVE_DETECT_PYRAMID_PIXELS_PER_CALL).
+ * The wasm heap starts at 128 MiB and never shrinks. Measured with the SIMD build on car.jpg
+ * (2372x1334, minSize 25, scaleFactor 1.1, an 18 M-pixel pyramid), heap after one detection:
+ * frontalcatface_extended 344 MiB at 16 M per call, 233 at 8 M, 162 at 4 M, 154 at 2 M, 128 (not
+ * grown) at 1 M; frontalface_alt 154 MiB at 16 M, 128 at 4 M. At scaleFactor 1.01 (106 M) one call
+ * passes the heap's 1 GiB maximum: it traps or, worse, returns no detections. A larger search is
+ * split into calls of at most this size, run in turn, whose raw candidates are grouped once: the
+ * same answer.
  */
-export const MAX_PYRAMID_PIXELS_PER_CALL = 16_000_000;
+export const MAX_PYRAMID_PIXELS_PER_CALL = 4_000_000;
 
 /** OpenCV (wasm) behind a pool of worker threads. Nothing here runs OpenCV on the calling thread. */
 export class OpenCvEngine {
