@@ -8,8 +8,9 @@
  * Each profile is a set of settings (below). For each, the server is started on 127.0.0.1 with a
  * models directory that grows one engine at a time (no models; the Haar cascades; + MobileNetV2;
  * + YOLOX-nano; + ESPCN = every model), and RSS is read from /proc once it is ready and idle. The
- * last process then gets one request per route, a bounded load of every non-face route, the first
- * face requests (the face worker starts), and a load with faces; RSS after each, and the peak
+ * last process then gets one request per route, a bounded load of every non-face route, the text
+ * routes (/ocr, /alpr), the first face requests (the face worker starts), and a load of everything;
+ * RSS after each, and the peak
  * (VmHWM). CVSERVE_* variables of the calling shell override the profile's. Loopback only; every
  * loop is bounded by its request count.
  */
@@ -17,6 +18,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { placePlate, plateQuad, renderPlate } from '../tests/helpers/plates.js';
 import { runLoad, type LoadRequest } from './lib/load.js';
 import { startServerProcess, type ServerProcess } from './lib/server-process.js';
 
@@ -53,7 +55,13 @@ export const SMALL_BOARD_PROFILE: Record<string, string> = {
   CVSERVE_FACE_MAX_HEAP_MB: '512',
   CVSERVE_FACE_MAX_SIDE: '1280',
   CVSERVE_MAX_PIXELS: '16000000',
+  // A 3-megapixel photo's Haar search as calls of at most 2 M pyramid pixels: the OpenCV heap ends near 154 MiB, not 344 (same answer).
+  CVSERVE_DETECT_PYRAMID_PIXELS_PER_CALL: '2000000',
+  CVSERVE_OCR_PRELOAD: 'off',
   MALLOC_ARENA_MAX: '2',
+  // glibc: buffers over 128 KiB (decoded photos) get their own mapping, returned to the system when
+  // freed, instead of the main heap that grows with fragmentation (measured: 174 → 49 MiB [heap]).
+  MALLOC_MMAP_THRESHOLD_: '131072',
 };
 
 const PROFILES: Record<string, Record<string, string>> = {
@@ -101,6 +109,17 @@ const nonFaceRoutes: [string, (i: number) => LoadRequest][] = [
   ['/upscale', () => ({ path: '/upscale?format=jpeg', headers: jpeg, body: photos.face })],
 ];
 const nonFaceMix = nonFaceRoutes.map(([, r]) => r);
+// Plates and text: a US plate rendered (DejaVu fonts) into data/coffee.jpg, as scripts/image-checks.ts does.
+const usPlate = await renderPlate('7ABC123', 'us', 520);
+const platePhoto = await placePlate(readFileSync(path.join(root, 'data/coffee.jpg')), usPlate, {
+  quad: plateQuad(250, 260, 280, usPlate.width / usPlate.height, 0, 0),
+  quality: 92,
+});
+const textMix: ((i: number) => LoadRequest)[] = [
+  () => ({ path: '/ocr', headers: jpeg, body: platePhoto }),
+  () => ({ path: '/alpr?region=us', headers: jpeg, body: platePhoto }),
+  (i) => ({ path: '/ocr', headers: jpeg, body: cycle[i % 3] }),
+];
 const faceMix: ((i: number) => LoadRequest)[] = [
   () => ({ path: '/facedetection', headers: jpeg, body: photos.face }),
   () => ({ path: '/facerecognition', headers: jpeg, body: photos.face }),
@@ -193,6 +212,12 @@ async function measureProfile(profile: string, settings: Record<string, string>,
         row(`after ${n} non-face requests, concurrency ${values.concurrency}`, busy);
         await sleep(5000);
         row('idle 5 s later');
+        // Text (/ocr, /alpr): loaded on the first such request when CVSERVE_OCR_PRELOAD=off.
+        const firstText = await load(server, textMix.slice(0, 1), 1);
+        await sleep(500);
+        row('+ text (first /ocr)', firstText);
+        const text = await load(server, textMix, perRoute);
+        row(`after ${perRoute} x /ocr and /alpr, concurrency ${values.concurrency}`, text);
         // Register one user so /facerecognition has a gallery to match against.
         const form = new FormData();
         form.set('userid', 'alice');
@@ -201,7 +226,7 @@ async function measureProfile(profile: string, settings: Record<string, string>,
         const firstFaces = await load(server, faceMix, faceMix.length);
         await sleep(1000);
         row('+ faces (worker started, one detect + recognize)', `register ${reg.status}, ${firstFaces}`);
-        const all = await load(server, [...nonFaceMix, ...faceMix], n);
+        const all = await load(server, [...nonFaceMix, ...textMix, ...faceMix], n);
         row(`after ${n} requests of every route incl. faces`, all);
       } finally {
         await server.stop();
