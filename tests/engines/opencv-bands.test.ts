@@ -64,5 +64,13 @@ describe('a Haar search larger than one call may hold is split into bounded call
         assertSameBoxes(split, expected, 0.9);
       });
     }
+
+    test('the calls go one after another: one copy of the pixels waits at a time, not one per call', async () => {
+      const rgb = await rgbOf('test_face_processing.jpg');
+      const pending = banded.detect(rgb, { cascade: FACE_CASCADE, ...DEFAULTS, window: [20, 20] });
+      const stats = banded.stats();
+      assert.equal(stats.running + stats.queued, 1, `in flight: ${stats.running} running, ${stats.queued} queued`);
+      assert.equal((await pending).length, reference.images['test_face_processing.jpg'].faces.length);
+    });
   });
 });

@@ -75,8 +75,8 @@ export class OpenCvEngine {
   /** detect() plus the time spent in detectMultiScale inside the worker. */
   async detectTimed(image: RawImage, options: DetectOptions, signal?: AbortSignal): Promise<DetectResult> {
     const { cascade, scaleFactor, minNeighbors, minSize } = options;
-    const ranges = this.scaleRanges(image, options);
-    if (ranges.length > 1) return this.detectSplit(image, options, ranges, signal);
+    const { ranges, lanes } = this.scaleRanges(image, options);
+    if (ranges.length > 1) return this.detectSplit(image, options, ranges, lanes, signal);
     const [pixels, transferList] = ownCopy(image);
     const result = await this.pool.run<DetectResult>({ op: 'detect', image: pixels, cascade, scaleFactor, minNeighbors, minSize }, { signal, transferList });
     if (result.window) this.windows.set(cascade, result.window);
@@ -86,35 +86,45 @@ export class OpenCvEngine {
   /**
    * The calls one detection is made of: one, or several scale ranges, to share it among idle
    * workers (images of splitMinPixels and more) and to keep each call's pyramid within
-   * MAX_PYRAMID_PIXELS_PER_CALL.
+   * MAX_PYRAMID_PIXELS_PER_CALL; `lanes`: how many of them may be in flight at once (the idle
+   * workers shared, else one).
    */
-  private scaleRanges(image: RawImage, options: DetectOptions): ScaleRange[] {
+  private scaleRanges(image: RawImage, options: DetectOptions): { ranges: ScaleRange[]; lanes: number } {
     const window = options.window ?? this.windows.get(options.cascade);
-    const whole = [{ minSize: options.minSize, maxSize: 0 }];
+    const whole = { ranges: [{ minSize: options.minSize, maxSize: 0 }], lanes: 1 };
     if (!window) return whole;
     const threshold = this.options.splitMinPixels ?? 0;
     // Only spare capacity is shared: under load every worker already has a request of its own.
     const stats = this.pool.stats();
     const idle = stats.size - stats.running;
     const share = threshold > 0 && image.width * image.height >= threshold && idle >= 2 && stats.queued === 0;
-    return planScaleRanges(image.width, image.height, window, options.scaleFactor, options.minSize, {
-      parts: share ? idle : 1,
+    const lanes = share ? idle : 1;
+    const ranges = planScaleRanges(image.width, image.height, window, options.scaleFactor, options.minSize, {
+      parts: lanes,
       maxPixels: this.options.maxPyramidPixelsPerCall ?? MAX_PYRAMID_PIXELS_PER_CALL,
     });
+    return { ranges, lanes };
   }
 
   /**
-   * One detection as several scale ranges on several workers, each returning raw candidates
-   * (minNeighbors 0), grouped once here exactly as detectMultiScale groups them.
+   * One detection as several scale ranges, each returning raw candidates (minNeighbors 0), grouped
+   * once here exactly as detectMultiScale groups them. At most `lanes` ranges are in flight: each
+   * holds its own copy of the pixels until a worker takes it, so ranges cut only to bound the
+   * wasm heap go one after another (one copy at a time), not all queued at once.
    */
-  private async detectSplit(image: RawImage, options: DetectOptions, ranges: ScaleRange[], signal?: AbortSignal): Promise<DetectResult> {
+  private async detectSplit(image: RawImage, options: DetectOptions, ranges: ScaleRange[], lanes: number, signal?: AbortSignal): Promise<DetectResult> {
     const { cascade, scaleFactor, minNeighbors } = options;
-    const parts = await Promise.all(
-      ranges.map((r) => {
+    const parts: DetectResult[] = new Array(ranges.length);
+    let next = 0;
+    const lane = async (): Promise<void> => {
+      while (next < ranges.length) {
+        const i = next++;
+        const r = ranges[i]!;
         const [pixels, transferList] = ownCopy(image);
-        return this.pool.run<DetectResult>({ op: 'detect', image: pixels, cascade, scaleFactor, minNeighbors: 0, minSize: r.minSize, maxSize: r.maxSize }, { signal, transferList });
-      }),
-    );
+        parts[i] = await this.pool.run<DetectResult>({ op: 'detect', image: pixels, cascade, scaleFactor, minNeighbors: 0, minSize: r.minSize, maxSize: r.maxSize }, { signal, transferList });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(lanes, ranges.length)) }, lane));
     const candidates: Rect[] = parts.flatMap((p) => p.boxes.map(([x1, y1, x2, y2]): Rect => [x1, y1, x2 - x1, y2 - y1]));
     const boxes = groupRectangles(candidates, minNeighbors).map(([x, y, w, h]): Box => [x, y, x + w, y + h]);
     return { boxes, detectMs: Math.max(...parts.map((p) => p.detectMs)), window: parts[0]?.window, parts: parts.length };
