@@ -145,7 +145,8 @@ for (const build of OPENCV_BUILDS)
 describe(`OpenCvEngine: a large detection split across idle workers (${build} build)`, () => {
   let engine: OpenCvEngine;
   before(() => {
-    engine = new OpenCvEngine({ workers: 2, maxQueue: 8, modelsDir: MODELS_DIR, splitMinPixels: 1, build });
+    // Sharing alone: no cut to bound the heap (tests/engines/opencv-bands.test.ts covers those).
+    engine = new OpenCvEngine({ workers: 2, maxQueue: 8, modelsDir: MODELS_DIR, splitMinPixels: 1, build, maxPyramidPixelsPerCall: Infinity });
   });
   after(() => engine.close());
 
