@@ -102,6 +102,12 @@ export const SETTINGS = {
     default: '8',
     doc: 'Dynamic batching for models with a free batch dimension: most concurrent requests merged into one session.run. 1 turns it off.',
   },
+  onnxMemoryArena: {
+    env: 'CVSERVE_ONNX_MEMORY_ARENA',
+    schema: bool,
+    default: 'on',
+    doc: 'ONNX Runtime\'s CPU memory arena: each session keeps the buffers of its largest run for the next one (faster). off: buffers are freed after every run, so a large photo\'s memory goes back (with MALLOC_MMAP_THRESHOLD_, README "Raspberry Pi / small boards").',
+  },
   onnxBatchWaitMs: {
     env: 'CVSERVE_ONNX_BATCH_WAIT_MS',
     schema: int(0, 1000),

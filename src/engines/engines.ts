@@ -43,6 +43,7 @@ export function createEngines(config: Config): Engines {
       modelsDir: config.modelsDir,
       batchMax: config.onnxBatchMax,
       batchWaitMs: config.onnxBatchWaitMs,
+      memoryArena: config.onnxMemoryArena,
     }),
     models,
     face,

@@ -116,3 +116,28 @@ describe('OnnxEngine', () => {
     assert.deepEqual(Array.from(out.count!.data), [2]);
   });
 });
+
+describe('OnnxEngine with the CPU memory arena off (CVSERVE_ONNX_MEMORY_ARENA=off)', () => {
+  let arena: OnnxEngine;
+  let noArena: OnnxEngine;
+  before(async () => {
+    arena = new OnnxEngine({ workers: 1, threads: 2, maxQueue: 0, modelsDir: MODELS_DIR });
+    noArena = new OnnxEngine({ workers: 1, threads: 2, maxQueue: 0, modelsDir: MODELS_DIR, memoryArena: false });
+    await Promise.all([arena, noArena].map((e) => e.load({ id: 'mobilenet', path: MOBILENET, warmup: mobilenetWarmup })));
+  });
+  after(async () => {
+    await Promise.all([arena.close(), noArena.close()]);
+  });
+
+  test('gives the same outputs, run after run and for a batch after a single run', async () => {
+    for (const batch of [1, 2, 1]) {
+      const feed = pattern(batch, batch + 3);
+      const [a, b] = await Promise.all([
+        arena.run('mobilenet', { input: { data: feed.slice(), dims: [batch, 3, 224, 224] } }),
+        noArena.run('mobilenet', { input: { data: feed.slice(), dims: [batch, 3, 224, 224] } }),
+      ]);
+      assert.deepEqual(b.output!.dims, [batch, 1000]);
+      assert.deepEqual(Array.from(b.output!.data), Array.from(a.output!.data), `batch ${batch}`);
+    }
+  });
+});

@@ -19,6 +19,8 @@ export interface OnnxEngineOptions {
   batchMax?: number;
   /** How long a batch may wait for more items while a worker is free (ms). */
   batchWaitMs?: number;
+  /** ONNX Runtime's CPU memory arena (default on); off frees each run's buffers (CVSERVE_ONNX_MEMORY_ARENA). */
+  memoryArena?: boolean;
 }
 
 export interface OnnxModelSpec {
@@ -81,6 +83,7 @@ export class OnnxEngine {
       modelId: spec.id,
       modelPath: spec.path,
       intraOpNumThreads: spec.threads ?? this.options.threads,
+      memoryArena: this.options.memoryArena ?? true,
       warmup: spec.warmup,
       text: spec.text,
       freeDims: spec.freeDims,

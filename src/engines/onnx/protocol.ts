@@ -26,6 +26,8 @@ export interface OnnxWorkerData {
   modelId: string;
   modelPath: string;
   intraOpNumThreads: number;
+  /** ONNX Runtime's CPU memory arena: on keeps the largest run's buffers for the next run. */
+  memoryArena: boolean;
   /** Zero-filled inputs for the one warm-up run after the session is created. */
   warmup: Record<string, WarmupInput>;
   /** A text model: the worker also packs its input and decodes its output (text-detect / text-recognize tasks). */

@@ -40,6 +40,7 @@ async function createSession(): Promise<ort.InferenceSession> {
     executionProviders: ['cpu'],
     intraOpNumThreads: data.intraOpNumThreads,
     interOpNumThreads: 1,
+    enableCpuMemArena: data.memoryArena,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
     // Old exporters trigger harmless warnings ("Initializer appears in graph inputs").
