@@ -205,9 +205,14 @@ settings=(CVSERVE_OPENCV_WORKERS=1 CVSERVE_ONNX_WORKERS=1 CVSERVE_ONNX_THREADS=2
 start_container() { # port
   local port=$1 podman_env=() kv
   for kv in "${settings[@]}"; do podman_env+=(-e "$kv"); done
-  mkdir -p "$work/data-arm64" && chown 1000:1000 "$work/data-arm64"
+  mkdir -p "$work/data-arm64" "$work/no-cpu-topology" && chown 1000:1000 "$work/data-arm64"
+  # Emulation only: ONNX Runtime's cpuinfo reads the CPU topology in /sys, which describes this
+  # amd64 host, and under qemu-aarch64 it then crashes (SIGSEGV in a thread, the process hangs:
+  # seen here). With the directory empty it warns and carries on, as in the chroot fallback, which
+  # has no /sys. A real arm64 board's /sys describes its own CPUs: nothing to hide there.
   log "start $image (arch $(podman image inspect "$image" --format '{{.Architecture}}')) under emulation on 127.0.0.1:$port"
   podman run -d --name "$container" --read-only --tmpfs /tmp -v "$models:/models:ro" -v "$work/data-arm64:/data" \
+    -v "$work/no-cpu-topology:/sys/devices/system/cpu:ro" \
     -e CVSERVE_MODELS_FETCH=off "${podman_env[@]}" -p "127.0.0.1:$port:8080" "$image" >/dev/null
   candidate_info() { podman exec "$container" node -p 'process.arch + " " + process.version + " uid " + process.getuid()'; }
   candidate_rss() { podman exec "$container" sh -c 'grep -E "VmRSS|VmHWM" /proc/1/status' | tr -s ' \t' ' ' | tr '\n' ' '; }
