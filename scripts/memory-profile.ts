@@ -58,6 +58,8 @@ export const SMALL_BOARD_PROFILE: Record<string, string> = {
   // A 3-megapixel photo's Haar search as calls of at most 2 M pyramid pixels: the OpenCV heap ends near 154 MiB, not 344 (same answer).
   CVSERVE_DETECT_PYRAMID_PIXELS_PER_CALL: '2000000',
   CVSERVE_OCR_PRELOAD: 'off',
+  // ONNX Runtime frees each run's buffers (with the mmap threshold below they leave the process).
+  CVSERVE_ONNX_MEMORY_ARENA: 'off',
   MALLOC_ARENA_MAX: '2',
   // glibc: buffers over 128 KiB (decoded photos) get their own mapping, returned to the system when
   // freed, instead of the main heap that grows with fragmentation (measured: 174 → 49 MiB [heap]).
