@@ -154,7 +154,7 @@ export class AlprResource implements Resource<typeof params> {
     } else {
       quads = (await this.text.detect(this.name, input, { maxSide: p.maxSide, maxBoxes: p.maxBoxes }, ctx.signal)).boxes.map((b) => b.quad);
     }
-    const read = await this.text.recognize(this.name, await input.rgb(), quads, { charset: LATIN_CHARSET, alternatives: 3 }, ctx.signal);
+    const read = await this.text.recognize(this.name, input, quads, { charset: LATIN_CHARSET, alternatives: 3 }, ctx.signal);
     const onto = await vehicles;
     const plates = read.lines
       .map((line, i) => readPlate(line, quads[i]!, p.region ?? this.defaultRegion, onto))

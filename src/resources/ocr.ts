@@ -86,7 +86,7 @@ export class OcrResource implements Resource<typeof params> {
   async run(input: ImageInput, p: z.output<typeof params>, ctx: RunContext): Promise<ResourceResult> {
     const found = await this.text.detect(this.name, input, { maxSide: p.maxSide, maxBoxes: p.maxBoxes }, ctx.signal);
     const quads = found.boxes.map((b) => b.quad);
-    const read = await this.text.recognize(this.name, await input.rgb(), quads, { charset: p.charset === 'latin' ? LATIN_CHARSET : undefined, alternatives: 0 }, ctx.signal);
+    const read = await this.text.recognize(this.name, input, quads, { charset: p.charset === 'latin' ? LATIN_CHARSET : undefined, alternatives: 0 }, ctx.signal);
     const result = read.lines
       .map((line, i) => ({ text: line.text.trim(), confidence: round3(line.confidence), box: quadBox(quads[i]!), polygon: quadPolygon(quads[i]!) }))
       .filter((l) => l.text !== '' && l.confidence >= p.minConfidence);
