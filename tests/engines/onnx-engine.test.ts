@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { OnnxEngine } from '../../src/engines/onnx/engine.js';
+import { sessionOptions } from '../../src/engines/onnx/session-options.js';
 import { AppError } from '../../src/errors.js';
 import { constant, encodeModel } from './onnx-graph.js';
 import { MODELS_DIR } from './onnx-fixtures.js';
@@ -127,6 +128,11 @@ describe('OnnxEngine with the CPU memory arena off (CVSERVE_ONNX_MEMORY_ARENA=of
   });
   after(async () => {
     await Promise.all([arena.close(), noArena.close()]);
+  });
+
+  test("reaches the session: ONNX Runtime's enableCpuMemArena follows the setting", () => {
+    assert.equal(sessionOptions({ intraOpNumThreads: 2, memoryArena: false }).enableCpuMemArena, false);
+    assert.equal(sessionOptions({ intraOpNumThreads: 2, memoryArena: true }).enableCpuMemArena, true);
   });
 
   test('gives the same outputs, run after run and for a batch after a single run', async () => {

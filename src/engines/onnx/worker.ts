@@ -4,6 +4,7 @@ import * as ort from 'onnxruntime-node';
 import { transferResult } from '../transfer.js';
 import { textTask } from './text/worker-tasks.js';
 import { freeModelDims } from './free-dims.js';
+import { sessionOptions } from './session-options.js';
 import { tensorBuffers, type Feeds, type LoadResult, type OnnxTask, type OnnxWorkerData, type Outputs, type RunResult, type WarmupInput } from './protocol.js';
 
 /**
@@ -36,22 +37,7 @@ function zeros(inputs: Record<string, WarmupInput>): Feeds {
 
 async function createSession(): Promise<ort.InferenceSession> {
   const source = modelSource();
-  const options: ort.InferenceSession.SessionOptions = {
-    executionProviders: ['cpu'],
-    intraOpNumThreads: data.intraOpNumThreads,
-    interOpNumThreads: 1,
-    enableCpuMemArena: data.memoryArena,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-    // Old exporters trigger harmless warnings ("Initializer appears in graph inputs").
-    logSeverityLevel: 3,
-    // int8 models: on x64 CPUs without VNNI (AVX2 only) the fast u8s8 kernels saturate and shift
-    // the logits (MobileNetV2-int8 ranks car.jpg "convertible" over "sports car"); the exact
-    // u8u8 kernels give the same answers as VNNI machines.
-    // No spin-waiting between ops: ORT's intra-op threads otherwise burn a core polling for work,
-    // which on a small machine takes it from the other workers (OpenCV, other models).
-    extra: { session: { x64quantprecision: '1', intra_op: { allow_spinning: '0' } } },
-  };
+  const options = sessionOptions(data);
   const s = typeof source === 'string' ? await ort.InferenceSession.create(source, options) : await ort.InferenceSession.create(source, options);
   for (const inputs of [data.warmup, ...(data.extraWarmups ?? [])]) await s.run(toOrt(zeros(inputs)));
   return s;
