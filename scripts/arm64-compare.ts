@@ -18,7 +18,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { Agent, fetch, FormData } from 'undici';
-import { placePlate, plateQuad, renderPlate } from '../tests/helpers/plates.js';
+import { usPlateIn } from '../tests/helpers/plates.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const { values } = parseArgs({
@@ -41,11 +41,7 @@ const car = photo('car.jpg');
 // A 200x150 crop for the super-resolution routes: one model tile, so emulation stays bearable.
 const faceCrop = await sharp(face).extract({ left: 200, top: 60, width: 200, height: 150 }).jpeg({ quality: 95 }).toBuffer();
 // Plates and text: a US plate rendered here (DejaVu fonts), placed into a sample photo, as scripts/image-checks.ts does.
-const usPlate = await renderPlate('7ABC123', 'us', 520);
-const platePhoto = await placePlate(readFileSync(path.join(root, 'data/coffee.jpg')), usPlate, {
-  quad: plateQuad(250, 260, 280, usPlate.width / usPlate.height, 0, 0),
-  quality: 92,
-});
+const platePhoto = await usPlateIn(readFileSync(path.join(root, 'data/coffee.jpg')));
 const USER = 'arm64-compare';
 
 interface Answer {

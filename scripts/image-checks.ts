@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { boxIoU, edgeIoU, grayPixels } from '../tests/helpers/images.js';
 import { image, REPO_ROOT, reference } from '../tests/helpers/paths.js';
-import { placePlate, plateQuad, renderPlate } from '../tests/helpers/plates.js';
+import { usPlateIn } from '../tests/helpers/plates.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -374,8 +374,7 @@ async function checks(port: number): Promise<void> {
   });
 
   // Plates and text (PP-OCRv4 from the npm package inside the image): a US plate rendered here, placed into a sample photo.
-  const usPlate = await renderPlate('7ABC123', 'us', 520);
-  const platePhoto = await placePlate(sample('coffee.jpg'), usPlate, { quad: plateQuad(250, 260, 280, usPlate.width / usPlate.height, 0, 0), quality: 92 });
+  const platePhoto = await usPlateIn(sample('coffee.jpg'));
   await check('/alpr, multipart: plate 7ABC123 (region us)', async () => {
     const a = await postForm('/alpr?region=us', { image: platePhoto });
     ok(a, '/alpr');

@@ -18,7 +18,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { placePlate, plateQuad, renderPlate } from '../tests/helpers/plates.js';
+import { usPlateIn } from '../tests/helpers/plates.js';
 import { runLoad, type LoadRequest } from './lib/load.js';
 import { startServerProcess, type ServerProcess } from './lib/server-process.js';
 
@@ -112,11 +112,7 @@ const nonFaceRoutes: [string, (i: number) => LoadRequest][] = [
 ];
 const nonFaceMix = nonFaceRoutes.map(([, r]) => r);
 // Plates and text: a US plate rendered (DejaVu fonts) into data/coffee.jpg, as scripts/image-checks.ts does.
-const usPlate = await renderPlate('7ABC123', 'us', 520);
-const platePhoto = await placePlate(readFileSync(path.join(root, 'data/coffee.jpg')), usPlate, {
-  quad: plateQuad(250, 260, 280, usPlate.width / usPlate.height, 0, 0),
-  quality: 92,
-});
+const platePhoto = await usPlateIn(readFileSync(path.join(root, 'data/coffee.jpg')));
 const textMix: ((i: number) => LoadRequest)[] = [
   () => ({ path: '/ocr', headers: jpeg, body: platePhoto }),
   () => ({ path: '/alpr?region=us', headers: jpeg, body: platePhoto }),

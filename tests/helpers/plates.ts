@@ -97,6 +97,12 @@ export async function placePlate(photo: Buffer, plate: { data: Buffer; width: nu
   return out.jpeg({ quality: p.quality ?? 92 }).toBuffer();
 }
 
+/** The scripts' plate photo: a US plate reading 7ABC123, 280 px wide and upright, centred at (250, 260) of `photo` (data/coffee.jpg). */
+export async function usPlateIn(photo: Buffer): Promise<Buffer> {
+  const plate = await renderPlate('7ABC123', 'us', 520);
+  return placePlate(photo, plate, { quad: plateQuad(250, 260, 280, plate.width / plate.height, 0, 0), quality: 92 });
+}
+
 /** A small seeded PRNG (mulberry32): the degraded set is the same on every run. */
 export function prng(seed: number): () => number {
   let a = seed >>> 0;
