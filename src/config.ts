@@ -234,7 +234,7 @@ export const SETTINGS = {
     default: 'any',
     doc: 'Plate layout rules /alpr and /v1/vision/alpr apply when a request names no `region` (clients such as Blue Iris cannot send one): `us`, `eu` or `any` (none).',
   },
-  ocrPreload: { env: 'CVSERVE_OCR_PRELOAD', schema: bool, default: 'on', doc: 'Load the text detector and recognizer (/ocr, /alpr, their /v1 routes) at startup; off: on the first request that reads text (about 60 MB less until then, README "Raspberry Pi / small boards").' },
+  ocrPreload: { env: 'CVSERVE_OCR_PRELOAD', schema: bool, default: 'on', doc: 'Load the text detector and recognizer (/ocr, /alpr, their /v1 routes) at startup; off: on the first request that reads text (the small-board profile measured 19 MiB more RSS after the first /ocr with the ONNX arena off, 136 MiB with it on; README "Raspberry Pi / small boards").' },
   ocrThreads: { env: 'CVSERVE_OCR_THREADS', schema: int(1, 256), default: '1', doc: 'Intra-op threads of the text detector and recognizer sessions (measured: 2 doubled the CPU time for no gain in wall time).' },
 } as const;
 
