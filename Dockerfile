@@ -16,14 +16,15 @@
 ARG NODE_IMAGE=node:20-bookworm-slim
 
 # 0. toolchain: better-sqlite3 (the face gallery) builds its native addon with node-gyp when no
-# prebuilt binary for the platform can be downloaded: python3, make and g++, installed only when
-# the base image lacks them. Only the build stages use it; the runtime image has no compiler.
+# prebuilt binary for the platform can be downloaded, and so does cvserve's JPEG decoder
+# (native/jpeg, on libjpeg-turbo): python3, make, g++ and libjpeg's headers, installed only when the
+# base image lacks them. Only the build stages use it; the runtime image has no compiler.
 # node-gyp compiles against the headers the base image ships with its Node (/usr/local/include/node)
 # instead of downloading them: behind a registry mirror neither that download nor better-sqlite3's
 # prebuilt one (both outside the npm registry) is reachable.
 FROM ${NODE_IMAGE} AS toolchain
-RUN (command -v python3 && command -v make && command -v g++) >/dev/null \
- || (apt-get update -qq && apt-get install -y -qq --no-install-recommends python3 make g++)
+RUN (command -v python3 && command -v make && command -v g++ && test -f /usr/include/jpeglib.h) >/dev/null \
+ || (apt-get update -qq && apt-get install -y -qq --no-install-recommends python3 make g++ libjpeg62-turbo-dev)
 ENV npm_config_nodedir=/usr/local
 
 # 1. build: every dependency, then TypeScript → dist/
@@ -37,6 +38,9 @@ ENV ONNXRUNTIME_NODE_INSTALL=skip
 ARG NODE_EXTRA_CA_CERTS
 WORKDIR /app
 COPY package.json package-lock.json ./
+# npm ci's install step builds native/jpeg (scripts/build-native.mjs).
+COPY scripts/build-native.mjs ./scripts/
+COPY native ./native
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
@@ -46,7 +50,9 @@ RUN npm run build
 # and no second compile of better-sqlite3: under emulation, as for linux/arm64, each costs many
 # minutes), and without what this platform never loads: onnxruntime-node's binaries for other
 # systems and CPUs (about 245 MB), better-sqlite3's sources and compiler output but its addon
-# (about 25 MB), source maps (about 210 MB, mostly TensorFlow.js's browser bundles').
+# (about 25 MB), source maps (about 210 MB, mostly TensorFlow.js's browser bundles'). The JPEG
+# decoder keeps its addon, with the build stage's libjpeg copied beside it: the runtime image has
+# no libjpeg of its own (sharp brings its own, linked in).
 FROM build AS deps
 RUN npm prune --omit=dev --no-audit --no-fund \
  && arch="$(node -p process.arch)" \
@@ -57,7 +63,10 @@ RUN npm prune --omit=dev --no-audit --no-fund \
  && mv "$sqlite/build/Release/better_sqlite3.node" "$sqlite/" \
  && rm -rf "$sqlite/build" "$sqlite/deps" "$sqlite/src" \
  && mkdir -p "$sqlite/build/Release" && mv "$sqlite/better_sqlite3.node" "$sqlite/build/Release/" \
- && find node_modules -name '*.map' -type f -delete
+ && find node_modules -name '*.map' -type f -delete \
+ && jpeg=native/jpeg/build/Release \
+ && cp -L "$(ldd "$jpeg/cvserve_jpeg.node" | awk '/libjpeg\.so/ { print $3 }')" "$jpeg/" \
+ && rm -rf "$jpeg/obj.target" "$jpeg/.deps"
 
 # 3. runtime: production dependencies, compiled code, the model manifest; non-root
 FROM ${NODE_IMAGE} AS runtime
@@ -71,6 +80,8 @@ ENV NODE_ENV=production \
     CVSERVE_DATA_DIR=/data
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
+# The JPEG decoder and the libjpeg-turbo it was linked with (found beside it: RUNPATH $ORIGIN).
+COPY --from=deps /app/native/jpeg/build/Release ./native/jpeg/build/Release
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY models ./models

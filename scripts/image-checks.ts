@@ -217,12 +217,14 @@ async function checks(port: number): Promise<void> {
     assert.ok(health?.Test.join(' ').includes('/healthz'), 'HEALTHCHECK kept (docker format)');
   });
 
-  await check('image contents: production dependencies only, compiled code only, the build-time models sha256-checked', () => {
+  await check('image contents: production dependencies only, compiled code only, the build-time models sha256-checked, the JPEG addon loads', () => {
     const r = podman(['run', '--rm', '--read-only', '--tmpfs', '/tmp', '--network', 'none', '--no-healthcheck', IMAGE, 'sh', '-c', [
       'for dev in typescript tsx supertest dockerfile-ast; do test ! -e node_modules/$dev || echo "dev dependency $dev"; done',
       'test ! -e src || echo "TypeScript sources"',
       'test "$(stat -c %u "$CVSERVE_MODELS_DIR")" = 1000 || echo "$CVSERVE_MODELS_DIR not uid 1000"',
       'node dist/src/cli.js models --check >/tmp/check.log 2>&1 || { echo "models --check failed"; tail -5 /tmp/check.log; }',
+      // The JPEG decoder's addon loads with the libjpeg beside it (else sharp decodes, at twice the CPU).
+      'node --input-type=module -e "const m = await import(\'/app/dist/src/image/jpeg-decoder.js\'); const p = m.jpegAddonProblem(); if (p) console.log(\'jpeg addon: \' + p)"',
     ].join('; ')], { allowFail: true });
     assert.equal(`${r.out}${r.err}`, '');
     assert.equal(r.code, 0);

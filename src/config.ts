@@ -75,6 +75,12 @@ export const SETTINGS = {
   urlMaxLength: { env: 'CVSERVE_URL_MAX_LENGTH', schema: int(64, 65536), default: '2048', doc: 'Longest `?url=` (and redirect target) accepted → 400.' },
   urlMaxRedirects: { env: 'CVSERVE_URL_MAX_REDIRECTS', schema: int(0, 20), default: '3', doc: 'Redirects followed for `?url=`; each hop is checked again.' },
   opencvWorkers: { env: 'CVSERVE_OPENCV_WORKERS', schema: int(1, 256), default: String(cores), shownDefault: 'cores', doc: 'OpenCV wasm worker threads (default: number of cores).' },
+  jpegDecoder: {
+    env: 'CVSERVE_JPEG_DECODER',
+    schema: z.enum(['libjpeg', 'sharp']),
+    default: 'libjpeg',
+    doc: 'Who decodes an upright JPEG (gray or YCbCr, no ICC profile to apply) to pixels: `libjpeg`, cvserve\'s addon on the system\'s libjpeg-turbo (native/jpeg, built by `npm ci`; the same pixels as sharp and OpenCV in about half the CPU time), or `sharp`. Where the addon is not built, sharp decodes (the startup log says why).',
+  },
   opencvBuild: {
     env: 'CVSERVE_OPENCV_BUILD',
     schema: z.enum(['simd', 'npm']),

@@ -3,6 +3,7 @@ import { createApp, type CvServe } from './app.js';
 import type { Config } from './config.js';
 import { answerClientErrorsAsJson } from './http/client-error.js';
 import { handleExpectContinue } from './http/expect.js';
+import { jpegAddonProblem } from './image/jpeg-decoder.js';
 import { createLogger } from './logger.js';
 
 /**
@@ -24,6 +25,8 @@ export async function startServer(config: Config): Promise<{ server: Server; ser
   const address = server.address();
   const url = typeof address === 'object' && address ? browsableUrl(address.address, address.port) : String(address);
   log.info({ address }, `cvserve listening on ${url} (open it in a browser for the playground; API docs at ${url}docs)`);
+  const jpegProblem = config.jpegDecoder === 'libjpeg' ? jpegAddonProblem() : undefined;
+  if (jpegProblem) log.warn({ reason: jpegProblem }, `JPEGs are decoded by sharp (about twice the CPU of libjpeg): ${jpegProblem}`);
   if (config.allowPrivateNetworks) {
     log.warn('CVSERVE_ALLOW_PRIVATE_NETWORKS is on: ?url= may fetch loopback, private and link-local addresses (this machine, its network, cloud metadata); only for local development');
   }

@@ -10,6 +10,7 @@
  * Privacy: nothing here logs; descriptors and photo bytes never leave this module except into the
  * gallery (descriptors and the photo's sha256, never the photo).
  */
+import type { JpegDecoderChoice } from '../image/jpeg-decoder.js';
 import { createHash } from 'node:crypto';
 import type { Config } from '../config.js';
 import type { FaceBox, FaceDescription, FaceEngine } from '../engines/face/engine.js';
@@ -79,6 +80,8 @@ export interface FaceServiceOptions {
   maxImages: number;
   /** Largest decoded image (width × height), as for every route. */
   maxPixels: number;
+  /** Who decodes plain JPEGs, as for every route (default libjpeg). */
+  jpegDecoder?: JpegDecoderChoice;
   /** Images are searched for faces at most this long a side. */
   maxSide: number;
   /** Most faces described per image. */
@@ -104,6 +107,7 @@ export function faceServiceOptions(config: Config, engine: FaceEngine): FaceServ
     limits: { maxUsers: config.faceMaxUsers, maxDescriptorsPerUser: config.faceMaxPhotosPerUser },
     maxImages: config.faceMaxImages,
     maxPixels: config.maxPixels,
+    jpegDecoder: config.jpegDecoder,
     maxSide: config.faceMaxSide,
     maxFaces: config.faceMaxFaces,
     threshold: config.faceMatchThreshold,
@@ -165,7 +169,7 @@ export class FaceGalleryService {
       let faces: FaceDescription[];
       let detected: number;
       try {
-        const input = await openImage(bytes, { maxPixels: this.options.maxPixels });
+        const input = await openImage(bytes, { maxPixels: this.options.maxPixels, jpegDecoder: this.options.jpegDecoder });
         ({ faces, detected } = await this.describe(input, signal, { largestOnly: true }));
       } catch (err) {
         if (!isImageError(err)) throw err;
@@ -230,7 +234,7 @@ export class FaceGalleryService {
       signal.throwIfAborted();
       let input: ImageInput;
       try {
-        input = await openImage(bytes, { maxPixels: this.options.maxPixels });
+        input = await openImage(bytes, { maxPixels: this.options.maxPixels, jpegDecoder: this.options.jpegDecoder });
       } catch (err) {
         if (!isImageError(err)) throw err;
         throw new AppError(err.code, { publicMessage: `${name}: ${err.publicMessage}`, detail: err.detail, cause: err });

@@ -1,11 +1,14 @@
 import sharp, { type Metadata, type Sharp } from 'sharp';
 import { AppError } from '../errors.js';
-import { readJpegHeader } from './jpeg-header.js';
+import { decodeJpegRgb, type JpegDecoderChoice } from './jpeg-decoder.js';
+import { readJpegHeader, type JpegHeader } from './jpeg-header.js';
 import { sniffImageType } from './sniff.js';
 import type { ImageInput, RawImage } from './types.js';
 
 export interface DecodeLimits {
   maxPixels: number;
+  /** Who decodes a plain JPEG to RGB: libjpeg (cvserve's addon, where built; the default) or sharp. */
+  jpegDecoder?: JpegDecoderChoice;
 }
 
 // libvips shares a thread pool across requests; keep its cache small, the service never reuses images.
@@ -47,6 +50,12 @@ export async function openImage(bytes: Buffer, limits: DecodeLimits): Promise<Im
   const width = swapped ? frameHeight : meta.width;
   const height = swapped ? meta.width : frameHeight;
 
+  // libjpeg takes a JPEG that needs nothing but decoding: upright, gray or YCbCr/RGB; for rgb(), no
+  // ICC profile to apply either. Anything else, or anything libjpeg refuses, goes to sharp.
+  const libjpeg = (limits.jpegDecoder ?? 'libjpeg') === 'libjpeg' && jpeg !== null && plainJpeg(jpeg);
+  const decode = (asStored: boolean) =>
+    libjpeg && (asStored || !jpeg.icc) ? decodeJpegOrSharp(bytes, jpeg, () => pipeline(asStored)) : decodeRgb(pipeline(asStored));
+
   let decoded: Promise<RawImage> | undefined;
   let decodedAsStored: Promise<RawImage> | undefined;
   return {
@@ -56,15 +65,28 @@ export async function openImage(bytes: Buffer, limits: DecodeLimits): Promise<Im
     height,
     pipeline: () => pipeline(),
     rgb() {
-      decoded ??= decodeRgb(pipeline());
+      decoded ??= decode(false);
       return decoded;
     },
     analysisPipeline: () => pipeline(true),
     analysisRgb() {
-      decodedAsStored ??= decodeRgb(pipeline(true));
+      decodedAsStored ??= decode(true);
       return decodedAsStored;
     },
+    takeAnalysisRgb() {
+      const taken = decodedAsStored ?? decode(true);
+      decodedAsStored = undefined;
+      return taken;
+    },
   };
+}
+
+function plainJpeg(header: JpegHeader): boolean {
+  return header.orientation === 1 && (header.components === 1 || header.components === 3);
+}
+
+async function decodeJpegOrSharp(bytes: Buffer, header: JpegHeader, fallback: () => Sharp): Promise<RawImage> {
+  return (await decodeJpegRgb(bytes, header.width, header.height)) ?? decodeRgb(fallback());
 }
 
 /** Runs a sharp pipeline to raw RGB, mapping decoder failures to 422. */

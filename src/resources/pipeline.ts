@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { AppError } from '../errors.js';
 import { openImage } from '../image/decode.js';
+import type { JpegDecoderChoice } from '../image/jpeg-decoder.js';
 import { formatAnswer, plannedImageAnswer, preferredAnswer, type Answer, type InputWay } from './answer.js';
 import { ResponseCache } from './answer-cache.js';
 import type { AnyResource, CostItem, ImageHeader } from './contract.js';
@@ -28,6 +29,8 @@ export interface ResourceRequest {
 /** What the pipeline is given rather than reaching for. */
 export interface PipelineServices {
   limits: CostLimits & { maxPixels: number };
+  /** Who decodes plain JPEGs (default libjpeg). */
+  jpegDecoder?: JpegDecoderChoice;
   /** Downloads a `?url=` image under the service's URL rules. */
   fetchUrl(url: string, signal: AbortSignal): Promise<Buffer>;
   cache?: ResponseCache;
@@ -70,7 +73,7 @@ export function executeResource(resource: AnyResource, request: ResourceRequest,
     const cached = cacheKey && services.cache!.get(cacheKey);
     if (cached) return { answer: cached, cache: 'hit' as const };
 
-    const input = await openImage(bytes, { maxPixels: services.limits.maxPixels });
+    const input = await openImage(bytes, { maxPixels: services.limits.maxPixels, jpegDecoder: services.jpegDecoder });
     const header: ImageHeader = { width: input.width, height: input.height, format: input.format };
     const planned = plannedImageAnswer(resource, params, header, wish);
     const items: CostItem[] = [...(resource.cost?.(header, params) ?? [])];

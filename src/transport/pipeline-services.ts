@@ -8,6 +8,7 @@ import type { PipelineServices } from '../resources/pipeline.js';
 export function createPipelineServices(config: Config, urlHooks?: UrlFetchHooks): PipelineServices {
   return {
     limits: { ...costLimits(config), maxPixels: config.maxPixels },
+    jpegDecoder: config.jpegDecoder,
     fetchUrl: createUrlFetcher(config, urlHooks),
     cache: config.responseCacheMb > 0 ? new ResponseCache(config.responseCacheMb * 1024 * 1024) : undefined,
   };

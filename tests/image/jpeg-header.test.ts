@@ -11,7 +11,7 @@ const PHOTOS = [image('car.jpg'), image('cat_small.jpg'), image('test_face_proce
 
 async function sharpHeader(bytes: Buffer) {
   const m = await sharp(bytes).metadata();
-  return { width: m.width, height: m.height, orientation: m.orientation ?? 1 };
+  return { width: m.width, height: m.height, orientation: m.orientation ?? 1, components: m.channels, icc: m.icc !== undefined };
 }
 
 test('size and orientation equal sharp.metadata() on the photos, progressive and baseline', async () => {

@@ -1,0 +1,75 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { RawImage } from './types.js';
+
+/**
+ * JPEG to RGB with the system's libjpeg-turbo through cvserve's own addon (native/jpeg, built by
+ * `npm ci` where libjpeg's headers are installed), on libuv's thread pool. Exact integer IDCT and
+ * fancy upsampling: the same pixels as sharp and as OpenCV's imdecode (tests/image/jpeg-decoder.test.ts),
+ * in about half sharp's CPU time (test_face_processing.jpg 6.3 → 3.5 ms, car.jpg 18.1 → 9.5 ms;
+ * bench/NOTES.md, issue 24). No npm package fits: @julusian/jpeg-turbo always decodes with
+ * TJFLAG_FASTDCT, which moves Canny edges and Haar boxes.
+ */
+interface JpegAddon {
+  decodeRgb(jpeg: Uint8Array, out: Uint8Array, width: number, height: number): Promise<void>;
+}
+
+export type JpegDecoderChoice = 'libjpeg' | 'sharp';
+
+const ADDON = path.join('native', 'jpeg', 'build', 'Release', 'cvserve_jpeg.node');
+
+let addon: JpegAddon | null | undefined;
+let loadError: string | undefined;
+
+/** native/jpeg's addon of the checkout or install this file belongs to (src/… under tsx, dist/src/… compiled). */
+function findAddon(): string | undefined {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const candidate = path.join(dir, ADDON);
+    if (existsSync(candidate)) return candidate;
+    dir = path.dirname(dir);
+  }
+  return undefined;
+}
+
+/** The addon, or null where it was not built or cannot load (then sharp decodes every JPEG). */
+export function jpegAddon(): JpegAddon | null {
+  if (addon === undefined) {
+    const file = findAddon();
+    try {
+      if (!file) throw new Error(`${ADDON} is not built (npm ci builds it where libjpeg's headers are installed)`);
+      addon = createRequire(import.meta.url)(file) as JpegAddon;
+    } catch (err) {
+      loadError = (err as Error).message;
+      addon = null;
+    }
+  }
+  return addon;
+}
+
+/** Why the addon is not in use, for the startup log; undefined when it loaded. */
+export function jpegAddonProblem(): string | undefined {
+  jpegAddon();
+  return loadError;
+}
+
+/**
+ * The JPEG as RGB when libjpeg decodes it cleanly at exactly width x height; null otherwise (no
+ * addon, a colour space or precision it does not handle, any warning such as truncated data): the
+ * caller then decodes with sharp, whose answer stands. The caller has checked the size against its
+ * pixel limit: the output buffer is allocated here from it.
+ */
+export async function decodeJpegRgb(jpeg: Buffer, width: number, height: number): Promise<RawImage | null> {
+  const decoder = jpegAddon();
+  if (!decoder) return null;
+  // A buffer of its own (not from Buffer's pool, not zero-filled: every byte is written), so it can move to a worker.
+  const data = Buffer.allocUnsafeSlow(width * height * 3);
+  try {
+    await decoder.decodeRgb(jpeg, data, width, height);
+  } catch {
+    return null;
+  }
+  return { data, width, height, channels: 3 };
+}
