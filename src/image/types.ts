@@ -43,4 +43,9 @@ export interface ImageInput {
   analysisPipeline(): Sharp;
   /** analysisPipeline() as RGB, decoded once and cached. */
   analysisRgb(): Promise<RawImage>;
+  /**
+   * analysisRgb() handed over: the caller may move its pixels to a worker (unusable here after),
+   * and the input forgets them, so a later analysisRgb() decodes again.
+   */
+  takeAnalysisRgb(): Promise<RawImage>;
 }

@@ -34,8 +34,9 @@ export class CannyResource implements Resource<typeof params> {
   }
 
   async run(input: ImageInput, p: z.output<typeof params>, ctx: RunContext) {
-    const rgb = await input.analysisRgb();
-    const edges = await this.opencv!.canny(rgb, p.threshold1, p.threshold2, ctx.signal);
+    // The decode is needed for nothing else: its pixels move to the worker instead of being copied.
+    const rgb = await input.takeAnalysisRgb();
+    const edges = await this.opencv!.canny(rgb, p.threshold1, p.threshold2, ctx.signal, true);
     return { kind: 'image' as const, image: edges, format: p.format };
   }
 

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { OpenCvEngine } from '../../src/engines/opencv/engine.js';
 import { OPENCV_BUILDS } from '../../src/engines/opencv/load.js';
 import { AppError } from '../../src/errors.js';
+import { openImage } from '../../src/image/decode.js';
 import type { RawImage } from '../../src/image/types.js';
+import { image } from '../helpers/paths.js';
 import { assertSameBoxes, CAT_CASCADE, FACE_CASCADE, modelsDir, reference, rgbOf } from '../resources/haar-reference.js';
 
 const DEFAULTS = { scaleFactor: 1.1, minNeighbors: 5, minSize: 25 };
@@ -102,5 +105,17 @@ describe(`OpenCvEngine.detect (Haar cascades in the wasm worker, ${build} build)
     let edgePixels = 0;
     for (const v of edges.data) if (v) edgePixels++;
     assert.equal(edgePixels, reference.images['car.jpg'].canny_edge_pixels, 'native OpenCV 4.6 marks exactly as many edge pixels');
+  });
+
+  test('canny with handOver moves a decode\'s pixels to the worker instead of copying them', async () => {
+    const input = await openImage(readFileSync(image('cat_small.jpg')), { maxPixels: 40_000_000 });
+    const rgb = await input.takeAnalysisRgb();
+    const edges = await engine.canny(rgb, 100, 200, undefined, true);
+    assert.equal(rgb.data.byteLength, 0, 'moved: detached here');
+    let edgePixels = 0;
+    for (const v of edges.data) if (v) edgePixels++;
+    assert.equal(edgePixels, reference.images['cat_small.jpg'].canny_edge_pixels, 'native OpenCV\'s edge count');
+    const again = await input.analysisRgb();
+    assert.equal(again.data.byteLength, 1000 * 1334 * 3, 'the input decodes again after handing its pixels over');
   });
 });
