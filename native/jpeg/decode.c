@@ -4,7 +4,7 @@
  * libuv's thread pool; the caller owns both buffers and has checked the header against its limits.
  *
  * decodeRgb(jpeg: Uint8Array, out: Uint8Array, width: number, height: number): Promise<void>
- * rejects when the file is not a clean 8-bit JPEG of exactly width x height with 1 or 3
+ * (decodeRgbSync, below, for worker threads) rejects when the file is not a clean 8-bit JPEG of exactly width x height with 1 or 3
  * components, or libjpeg emits any warning (truncated or corrupt data): the caller then decodes
  * with sharp, whose answer (pixels or error) stands.
  */
@@ -165,9 +165,33 @@ static napi_value decode_rgb_js(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+/* decodeRgbSync(jpeg, out, width, height): string | null, for a worker thread decoding straight into
+ * memory it owns (a WebAssembly heap): null when decoded, else why not. */
+static napi_value decode_rgb_sync_js(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], result;
+  decode_task task;
+  uint32_t width, height;
+  memset(&task, 0, sizeof task);
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 4 || !byte_view(env, argv[0], (unsigned char **)&task.input, &task.input_length) || !byte_view(env, argv[1], &task.output, &task.output_length) ||
+      napi_get_value_uint32(env, argv[2], &width) != napi_ok || napi_get_value_uint32(env, argv[3], &height) != napi_ok) {
+    napi_throw_type_error(env, NULL, "decodeRgbSync(jpeg: Uint8Array, out: Uint8Array, width: number, height: number)");
+    return NULL;
+  }
+  task.width = width;
+  task.height = height;
+  decode_rgb(&task);
+  if (task.error[0]) napi_create_string_utf8(env, task.error, NAPI_AUTO_LENGTH, &result);
+  else napi_get_null(env, &result);
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "decodeRgb", NAPI_AUTO_LENGTH, decode_rgb_js, NULL, &fn);
   napi_set_named_property(env, exports, "decodeRgb", fn);
+  napi_create_function(env, "decodeRgbSync", NAPI_AUTO_LENGTH, decode_rgb_sync_js, NULL, &fn);
+  napi_set_named_property(env, exports, "decodeRgbSync", fn);
   return exports;
 }

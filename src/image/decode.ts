@@ -61,6 +61,7 @@ export async function openImage(bytes: Buffer, limits: DecodeLimits): Promise<Im
   return {
     bytes,
     format,
+    decodableByLibjpeg: libjpeg,
     width,
     height,
     pipeline: () => pipeline(),

@@ -14,6 +14,8 @@ import type { RawImage } from './types.js';
  */
 interface JpegAddon {
   decodeRgb(jpeg: Uint8Array, out: Uint8Array, width: number, height: number): Promise<void>;
+  /** The same, blocking (for a worker thread decoding into memory it owns): null when decoded, else why not. */
+  decodeRgbSync(jpeg: Uint8Array, out: Uint8Array, width: number, height: number): string | null;
 }
 
 export type JpegDecoderChoice = 'libjpeg' | 'sharp';
@@ -72,4 +74,13 @@ export async function decodeJpegRgb(jpeg: Buffer, width: number, height: number)
     return null;
   }
   return { data, width, height, channels: 3 };
+}
+
+/**
+ * Decodes into `out` (width x height x 3 bytes, e.g. an OpenCV Mat in a worker's WebAssembly heap),
+ * blocking the calling thread: true when decoded, false when the addon is missing or refuses the file.
+ */
+export function decodeJpegRgbInto(jpeg: Uint8Array, out: Uint8Array, width: number, height: number): boolean {
+  const decoder = jpegAddon();
+  return decoder !== null && decoder.decodeRgbSync(jpeg, out, width, height) === null;
 }

@@ -20,6 +20,7 @@ interface JpegTurbo {
   SAMP_GRAY: number;
   SAMP_420: number;
   compress(raw: Buffer, options: { format: number; width: number; height: number; subsampling: number; quality: number }): Promise<Buffer>;
+  compressSync(raw: Buffer, options: { format: number; width: number; height: number; subsampling: number; quality: number }): Buffer;
 }
 
 let binding: JpegTurbo | null | undefined;
@@ -40,13 +41,21 @@ export function jpegTurbo(): JpegTurbo | null {
 export async function turboJpeg(image: RawImage, quality: number): Promise<Buffer | null> {
   const turbo = jpegTurbo();
   if (!turbo || (image.channels !== 1 && image.channels !== 3)) return null;
-  const raw = Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength);
+  return turbo.compress(view(image), options(turbo, image, quality));
+}
+
+/** turboJpeg blocking the calling thread (a worker encoding from memory it owns), with the same bytes. */
+export function turboJpegSync(image: RawImage, quality: number): Buffer | null {
+  const turbo = jpegTurbo();
+  if (!turbo || (image.channels !== 1 && image.channels !== 3)) return null;
+  return turbo.compressSync(view(image), options(turbo, image, quality));
+}
+
+function view(image: RawImage): Buffer {
+  return Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength);
+}
+
+function options(turbo: JpegTurbo, image: RawImage, quality: number) {
   const gray = image.channels === 1;
-  return turbo.compress(raw, {
-    format: gray ? turbo.FORMAT_GRAY : turbo.FORMAT_RGB,
-    width: image.width,
-    height: image.height,
-    subsampling: gray ? turbo.SAMP_GRAY : turbo.SAMP_420,
-    quality,
-  });
+  return { format: gray ? turbo.FORMAT_GRAY : turbo.FORMAT_RGB, width: image.width, height: image.height, subsampling: gray ? turbo.SAMP_GRAY : turbo.SAMP_420, quality };
 }

@@ -28,6 +28,11 @@ export interface DrawBox {
 export interface ImageInput {
   readonly bytes: Buffer;
   readonly format: InputFormat;
+  /**
+   * Whether cvserve's libjpeg addon decodes this image as stored: an upright gray or YCbCr JPEG,
+   * with the addon chosen (CVSERVE_JPEG_DECODER). It may still refuse the file (corrupt data).
+   */
+  readonly decodableByLibjpeg: boolean;
   /** Dimensions after EXIF orientation. */
   readonly width: number;
   readonly height: number;

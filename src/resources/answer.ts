@@ -105,9 +105,15 @@ export async function formatAnswer(
     return { kind: 'json', body: result.body };
   }
 
-  const fallback = result.format === 'input' ? inputFormatOr(input, 'png') : (result.format ?? 'png');
-  const format = pickFormat(params.format, accept, fallback);
-  const bytes = await encodeImage(result.image, format);
+  let format: OutputFormat;
+  let bytes: Buffer;
+  if (result.kind === 'encoded-image') {
+    ({ format, bytes } = result);
+  } else {
+    const fallback = result.format === 'input' ? inputFormatOr(input, 'png') : (result.format ?? 'png');
+    format = pickFormat(params.format, accept, fallback);
+    bytes = await encodeImage(result.image, format);
+  }
   const wantsJson = source === 'json' ? acceptedImageFormat(accept) === undefined : acceptsJsonExplicitly(accept);
   if (wantsJson) return { kind: 'json', body: { imageBase64: bytes.toString('base64'), format } };
   return image(bytes, format);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import type { CostItem, ImageHeader, InitContext, Resource, ResourceStatus, RunContext } from './contract.js';
+import type { CostItem, ImageHeader, InitContext, Resource, ResourceResult, ResourceStatus, RunContext } from './contract.js';
+import { assertEncodable, JPEG_OPTIONS } from '../image/encode.js';
 import type { ImageInput } from '../image/types.js';
 import type { OpenCvEngine } from '../engines/opencv/engine.js';
 import { formatParam, param } from './params.js';
@@ -33,7 +34,14 @@ export class CannyResource implements Resource<typeof params> {
     return [{ limit: 'maxOutputPixels', amount: image.width * image.height, what: `the ${image.width}x${image.height} edge map`, size }];
   }
 
-  async run(input: ImageInput, p: z.output<typeof params>, ctx: RunContext) {
+  async run(input: ImageInput, p: z.output<typeof params>, ctx: RunContext): Promise<ResourceResult> {
+    // A JPEG answered as JPEG: the worker decodes, detects and encodes (the same bytes, no pixels
+    // crossing threads). Otherwise, or when the worker cannot decode the file, the general way.
+    if (ctx.imageFormat === 'jpeg' && input.format === 'jpeg' && input.decodableByLibjpeg) {
+      assertEncodable(input.width, input.height, 'jpeg');
+      const jpeg = await this.opencv!.cannyJpeg(input.bytes, input, p.threshold1, p.threshold2, JPEG_OPTIONS.quality, ctx.signal);
+      if (jpeg) return { kind: 'encoded-image', bytes: jpeg, format: 'jpeg' };
+    }
     // The decode is needed for nothing else: its pixels move to the worker instead of being copied.
     const rgb = await input.takeAnalysisRgb();
     const edges = await this.opencv!.canny(rgb, p.threshold1, p.threshold2, ctx.signal, true);

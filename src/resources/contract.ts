@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import type { Config } from '../config.js';
 import type { Engines } from '../engines/engines.js';
 import type { FaceGalleryService } from '../faces/service.js';
-import type { DrawBox, ImageInput, InputFormat, RawImage } from '../image/types.js';
+import type { DrawBox, ImageInput, InputFormat, OutputFormat, RawImage } from '../image/types.js';
 import type { Readiness } from '../readiness.js';
 
 /**
@@ -94,12 +94,16 @@ export interface RunContext {
   log: Logger;
   /** The face of the answer the caller asked for (Accept, or a JSON request), if any. */
   prefers?: 'json' | 'image';
+  /** The format an image answer will be encoded in, when already decided before the run. */
+  imageFormat?: OutputFormat;
   /** Reports progress of long work (e.g. tiles done of total), for callers that show it. */
   progress?(done: number, total: number): void;
 }
 
 export type ResourceResult =
   | { kind: 'json'; body: Record<string, unknown>; boxes?: DrawBox[] }
-  | { kind: 'image'; image: RawImage; /** Preferred output format when the client names none. */ format?: 'jpeg' | 'png' | 'webp' | 'input' };
+  | { kind: 'image'; image: RawImage; /** Preferred output format when the client names none. */ format?: 'jpeg' | 'png' | 'webp' | 'input' }
+  /** An image already encoded in `ctx.imageFormat` (a resource that encodes inside its engine). */
+  | { kind: 'encoded-image'; bytes: Buffer; format: OutputFormat };
 
 export type AnyResource = Resource<z.ZodObject>;

@@ -80,7 +80,7 @@ export function executeResource(resource: AnyResource, request: ResourceRequest,
     if (planned?.drawn) items.push({ limit: 'maxOutputPixels', amount: header.width * header.height, what: `the ${header.width}x${header.height} image with the results drawn`, size: header });
     checkCost(resource.name, items, services.limits, planned?.format);
     const started = performance.now();
-    const result = await resource.run(input, params, { signal, log: options.log, prefers: preferredAnswer(wish), progress: options.progress });
+    const result = await resource.run(input, params, { signal, log: options.log, prefers: preferredAnswer(wish), imageFormat: planned?.drawn ? undefined : planned?.format, progress: options.progress });
     const runMs = performance.now() - started;
     signal.throwIfAborted();
     const answer = await formatAnswer(resource, result, params, input, wish);

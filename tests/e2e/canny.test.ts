@@ -5,6 +5,8 @@ import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import type { CvServe } from '../../src/app.js';
 import { TASK_CHANNEL, type TaskEvent } from '../../src/engines/pool.js';
+import { openImage } from '../../src/image/decode.js';
+import { encodeImage } from '../../src/image/encode.js';
 import { createCannyResource } from '../../src/resources/canny.js';
 import { createTestApp } from '../helpers/app.js';
 import { appWithHeldOpenCv } from '../helpers/gates.js';
@@ -124,6 +126,48 @@ describe('/canny', () => {
     }
     const pool = svc.engines.opencv.stats().id;
     assert.deepEqual(events.filter((e) => e.poolId === pool).map((e) => [e.pool, e.op, e.ok]), [['opencv', 'canny', true]]);
+  });
+});
+
+describe('/canny JPEG to JPEG inside the worker', () => {
+  let svc: CvServe;
+  before(async () => {
+    svc = await createTestApp();
+  });
+  after(() => svc.close());
+
+  /** The answer the general way gives: sharp's decode as stored, canny(), encodeImage(). */
+  async function generalWay(bytes: Buffer): Promise<Buffer> {
+    const rgb = await (await openImage(bytes, { maxPixels: 40_000_000, jpegDecoder: 'sharp' })).analysisRgb();
+    return encodeImage(await svc.engines.opencv.canny(rgb, 100, 200), 'jpeg');
+  }
+
+  for (const name of PHOTOS) {
+    it(`answers ${name} as JPEG from one worker task, byte for byte the general way's answer`, async () => {
+      const events: TaskEvent[] = [];
+      const onTask = (m: unknown) => events.push(m as TaskEvent);
+      const photo = readFileSync(image(name));
+      diagnostics.subscribe(TASK_CHANNEL, onTask);
+      let res: request.Response;
+      try {
+        res = await request(svc.app).post('/canny').attach('image', photo, name);
+      } finally {
+        diagnostics.unsubscribe(TASK_CHANNEL, onTask);
+      }
+      assert.equal(res.status, 200, brief(res));
+      assert.equal(res.type, 'image/jpeg');
+      const pool = svc.engines.opencv.stats().id;
+      assert.deepEqual(events.filter((e) => e.poolId === pool).map((e) => [e.op, e.ok]), [['canny-jpeg', true]]);
+      assert.ok((res.body as Buffer).equals(await generalWay(photo)), 'same bytes');
+    });
+  }
+
+  it('takes the general way for a file the worker refuses, and answers the same error', async () => {
+    const truncated = readFileSync(image('car.jpg')).subarray(0, 200_000);
+    const res = await request(svc.app).post('/canny').attach('image', truncated, 'car.jpg');
+    assert.equal(res.status, 422, brief(res));
+    const png = await request(svc.app).post('/canny?format=png').attach('image', truncated, 'car.jpg');
+    assert.deepEqual(res.body, png.body);
   });
 });
 

@@ -1,7 +1,7 @@
 import type { RawImage } from '../../image/types.js';
 import { siblingModule, WorkerPool, type PoolStats } from '../pool.js';
 import type { OpenCvBuild } from './load.js';
-import type { Box, CannyResult, DetectOptions, DetectResult, OpenCvInfo } from './protocol.js';
+import type { Box, CannyJpegResult, CannyResult, DetectOptions, DetectResult, OpenCvInfo } from './protocol.js';
 import { groupRectangles, planScaleRanges, type Rect, type ScaleRange } from './split.js';
 
 export type { Box, DetectOptions } from './protocol.js';
@@ -62,6 +62,16 @@ export class OpenCvEngine {
     const [pixels, transferList] = handOver && ownsItsBuffer(image.data) ? [image, [image.data.buffer as ArrayBuffer]] : ownCopy(image);
     const result = await this.pool.run<CannyResult>({ op: 'canny', image: pixels, threshold1, threshold2 }, { signal, transferList });
     return result.image;
+  }
+
+  /**
+   * Edge map of a JPEG as a gray JPEG of `quality`, decoded and encoded inside the worker (the same
+   * bytes as canny() then encodeImage()); null when the worker cannot decode the file (no addon,
+   * or libjpeg refuses it): decode it another way and call canny().
+   */
+  async cannyJpeg(jpeg: Buffer, size: { width: number; height: number }, threshold1: number, threshold2: number, quality: number, signal?: AbortSignal): Promise<Buffer | null> {
+    const result = await this.pool.run<CannyJpegResult>({ op: 'canny-jpeg', jpeg, width: size.width, height: size.height, threshold1, threshold2, quality }, { signal });
+    return result.jpeg && Buffer.from(result.jpeg.buffer, result.jpeg.byteOffset, result.jpeg.byteLength);
   }
 
   /**

@@ -8,6 +8,26 @@ export interface CannyTask {
   threshold2: number;
 }
 
+/**
+ * Canny from JPEG bytes to JPEG bytes: the worker decodes into its own heap and encodes the edge
+ * map there, so neither the pixels nor the map cross threads (and the main thread's garbage
+ * collector never sees them).
+ */
+export interface CannyJpegTask {
+  op: 'canny-jpeg';
+  jpeg: Uint8Array;
+  width: number;
+  height: number;
+  threshold1: number;
+  threshold2: number;
+  quality: number;
+}
+
+/** The edge map as JPEG, or null when the worker could not decode the file (the caller decodes it another way). */
+export interface CannyJpegResult {
+  jpeg: Uint8Array | null;
+}
+
 /** A box in pixel coordinates: [x1, y1, x2, y2] with x2 = x + width, y2 = y + height. */
 export type Box = [number, number, number, number];
 
@@ -44,7 +64,7 @@ export interface OpenCvInfo {
   simd: boolean;
 }
 
-export type OpenCvTask = CannyTask | DetectTask | InfoTask;
+export type OpenCvTask = CannyTask | CannyJpegTask | DetectTask | InfoTask;
 
 export interface CannyResult {
   image: RawImage;

@@ -1,10 +1,12 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { workerData } from 'node:worker_threads';
+import { decodeJpegRgbInto } from '../../image/jpeg-decoder.js';
+import { turboJpegSync } from '../../image/jpeg-turbo.js';
 import { transferResult } from '../transfer.js';
 import { CASCADES, cascadeWindow, isCascadeFileName } from './cascades.js';
 import { chooseOpenCvBuild, loadOpenCv, type CV, type OpenCvBuild } from './load.js';
-import type { Box, CannyResult, CannyTask, DetectResult, DetectTask, OpenCvInfo, OpenCvTask } from './protocol.js';
+import type { Box, CannyJpegResult, CannyJpegTask, CannyResult, CannyTask, DetectResult, DetectTask, OpenCvInfo, OpenCvTask } from './protocol.js';
 
 const { modelsDir = '.', build } = (workerData ?? {}) as { modelsDir?: string; build?: OpenCvBuild };
 
@@ -101,6 +103,25 @@ function canny(cv: CV, task: CannyTask): unknown {
   }
 }
 
+function cannyJpeg(cv: CV, task: CannyJpegTask): unknown {
+  const src = new cv.Mat(task.height, task.width, cv.CV_8UC3);
+  const gray = new cv.Mat();
+  const edges = new cv.Mat();
+  try {
+    if (!decodeJpegRgbInto(task.jpeg, src.data as Uint8Array, task.width, task.height)) return { jpeg: null } satisfies CannyJpegResult;
+    cv.cvtColor(src, gray, cv.COLOR_RGB2GRAY);
+    cv.Canny(gray, edges, task.threshold1, task.threshold2);
+    const jpeg = turboJpegSync({ data: edges.data as Uint8Array, width: task.width, height: task.height, channels: 1 }, task.quality);
+    if (!jpeg) return { jpeg: null } satisfies CannyJpegResult;
+    const result: CannyJpegResult = { jpeg };
+    return transferResult(result, [jpeg.buffer as ArrayBuffer]);
+  } finally {
+    src.delete();
+    gray.delete();
+    edges.delete();
+  }
+}
+
 function detect(cv: CV, task: DetectTask): DetectResult {
   const { image } = task;
   const classifier = cascade(cv, task.cascade);
@@ -133,6 +154,8 @@ export default async function handle(task: OpenCvTask): Promise<unknown> {
   switch (task.op) {
     case 'canny':
       return canny(cv, task);
+    case 'canny-jpeg':
+      return cannyJpeg(cv, task);
     case 'detect':
       return detect(cv, task);
     case 'info':
