@@ -47,8 +47,8 @@ describe('/metrics', () => {
 
   it('reports inference time per pool and op, and the pools\' queue, utilisation, rejections and heap', async () => {
     const text = (await request(a.app).get('/metrics').expect(200)).text;
-    assert.equal(sample(text, 'cvserve_inference_seconds_count{pool="opencv",op="canny",outcome="ok"}'), 2);
-    assert.ok(sample(text, 'cvserve_inference_seconds_sum{pool="opencv",op="canny",outcome="ok"}')! > 0);
+    assert.equal(sample(text, 'cvserve_inference_seconds_count{pool="opencv",op="canny-jpeg",outcome="ok"}'), 2);
+    assert.ok(sample(text, 'cvserve_inference_seconds_sum{pool="opencv",op="canny-jpeg",outcome="ok"}')! > 0);
     assert.equal(sample(text, 'cvserve_pool_size{pool="opencv"}'), 1);
     assert.equal(sample(text, 'cvserve_pool_workers{pool="opencv"}'), 1);
     assert.equal(sample(text, 'cvserve_pool_up{pool="opencv"}'), 1);
@@ -72,7 +72,7 @@ describe('/metrics', () => {
 
   it('keeps each app\'s figures apart when several live in one process', async () => {
     const text = (await request(b.app).get('/metrics').expect(200)).text;
-    assert.equal(sample(text, 'cvserve_inference_seconds_count{pool="opencv",op="canny",outcome="ok"}'), undefined);
+    assert.equal(sample(text, 'cvserve_inference_seconds_count{pool="opencv",op="canny-jpeg",outcome="ok"}'), undefined);
     assert.equal(sample(text, 'cvserve_http_requests_total{method="POST",route="/canny",status="200"}'), undefined);
     assert.equal(sample(text, 'cvserve_pool_tasks_total{pool="opencv",outcome="completed"}'), 0);
   });
