@@ -1,4 +1,4 @@
-import type { Sharp } from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { decodeError } from './decode.js';
 import type { ImageInput } from './types.js';
 
@@ -76,6 +76,19 @@ async function rawRgb(pipeline: Sharp): Promise<{ data: Buffer; width: number; h
   }
 }
 
+/**
+ * The pipeline a resize to `target` starts from. libvips shrinks a JPEG on load (decoding at 1/2, 1/4
+ * or 1/8 size, far cheaper) when the resize halves it or more: that stays sharp's. Below that it
+ * decodes at full size, which libjpeg does in about half the time with the same pixels, so the
+ * resize then starts from libjpeg's decode (the same output, tests/image/preprocess-libjpeg.test.ts).
+ */
+async function resizeSource(input: ImageInput, target: Size): Promise<Sharp> {
+  const shrinksOnLoad = target.width * 2 <= input.width || target.height * 2 <= input.height;
+  if (!input.decodableByLibjpeg || shrinksOnLoad) return input.analysisPipeline();
+  const rgb = await input.analysisRgb();
+  return sharp(rgb.data, { raw: { width: rgb.width, height: rgb.height, channels: rgb.channels } });
+}
+
 /** Copies a w×h window at (x, y) of an RGB image into (dx, dy) of a larger RGB canvas. */
 function blit(src: Uint8Array, srcWidth: number, x: number, y: number, w: number, h: number, dst: Uint8Array, dstWidth: number, dx: number, dy: number): void {
   for (let row = 0; row < h; row++) {
@@ -96,7 +109,8 @@ export async function prepareImage(input: ImageInput, resize: ResizeSpec, size: 
   switch (resize.mode) {
     case 'shorter-side-center-crop': {
       // sharp's `outside` fit: the shorter side becomes shorterSide, the other keeps the aspect ratio.
-      const resized = await rawRgb(input.analysisPipeline().resize(resize.shorterSide, resize.shorterSide, { fit: 'outside', kernel: resize.kernel }));
+      const from = await resizeSource(input, resizeTarget(resize, source, size));
+      const resized = await rawRgb(from.resize(resize.shorterSide, resize.shorterSide, { fit: 'outside', kernel: resize.kernel }));
       if (resized.width < tw || resized.height < th) throw new Error(`shorterSide ${resize.shorterSide} is smaller than the crop ${tw}x${th}`);
       const x = Math.floor((resized.width - tw) / 2);
       const y = Math.floor((resized.height - th) / 2);
@@ -110,7 +124,7 @@ export async function prepareImage(input: ImageInput, resize: ResizeSpec, size: 
       const { width: w, height: h } = resizeTarget(resize, source, size);
       // Already the size wanted (a frame at a size the model also runs at): decoded, not resampled.
       const same = w === source.width && h === source.height;
-      const resized = await rawRgb(same ? input.analysisPipeline() : input.analysisPipeline().resize(w, h, { fit: 'fill', kernel: resize.kernel }));
+      const resized = same ? await input.analysisRgb() : await rawRgb((await resizeSource(input, { width: w, height: h })).resize(w, h, { fit: 'fill', kernel: resize.kernel }));
       const dx = resize.align === 'center' ? Math.floor((tw - w) / 2) : 0;
       const dy = resize.align === 'center' ? Math.floor((th - h) / 2) : 0;
       const rgb = new Uint8Array(tw * th * 3).fill(resize.fill);
@@ -119,7 +133,7 @@ export async function prepareImage(input: ImageInput, resize: ResizeSpec, size: 
       return { rgb, width: tw, height: th, transform: { scaleX: r, scaleY: r, offsetX: dx, offsetY: dy, source } };
     }
     case 'stretch': {
-      const resized = await rawRgb(input.analysisPipeline().resize(tw, th, { fit: 'fill', kernel: resize.kernel }));
+      const resized = await rawRgb((await resizeSource(input, size)).resize(tw, th, { fit: 'fill', kernel: resize.kernel }));
       return {
         rgb: resized.data,
         width: tw,
