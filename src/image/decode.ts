@@ -1,6 +1,6 @@
 import sharp, { type Metadata, type Sharp } from 'sharp';
 import { AppError } from '../errors.js';
-import { decodeJpegRgb, type JpegDecoderChoice } from './jpeg-decoder.js';
+import { decodeJpegRgb, jpegAddon, type JpegDecoderChoice } from './jpeg-decoder.js';
 import { readJpegHeader, type JpegHeader } from './jpeg-header.js';
 import { sniffImageType } from './sniff.js';
 import type { ImageInput, RawImage } from './types.js';
@@ -52,7 +52,7 @@ export async function openImage(bytes: Buffer, limits: DecodeLimits): Promise<Im
 
   // libjpeg takes a JPEG that needs nothing but decoding: upright, gray or YCbCr/RGB; for rgb(), no
   // ICC profile to apply either. Anything else, or anything libjpeg refuses, goes to sharp.
-  const libjpeg = (limits.jpegDecoder ?? 'libjpeg') === 'libjpeg' && jpeg !== null && plainJpeg(jpeg);
+  const libjpeg = (limits.jpegDecoder ?? 'libjpeg') === 'libjpeg' && jpeg !== null && plainJpeg(jpeg) && jpegAddon() !== null;
   const decode = (asStored: boolean) =>
     libjpeg && (asStored || !jpeg.icc) ? decodeJpegOrSharp(bytes, jpeg, () => pipeline(asStored)) : decodeRgb(pipeline(asStored));
 

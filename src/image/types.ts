@@ -30,7 +30,7 @@ export interface ImageInput {
   readonly format: InputFormat;
   /**
    * Whether cvserve's libjpeg addon decodes this image as stored: an upright gray or YCbCr JPEG,
-   * with the addon chosen (CVSERVE_JPEG_DECODER). It may still refuse the file (corrupt data).
+   * with the addon chosen (CVSERVE_JPEG_DECODER) and built. It may still refuse the file (corrupt data).
    */
   readonly decodableByLibjpeg: boolean;
   /** Dimensions after EXIF orientation. */
