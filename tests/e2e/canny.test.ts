@@ -156,6 +156,7 @@ describe('/canny JPEG to JPEG inside the worker', () => {
       }
       assert.equal(res.status, 200, brief(res));
       assert.equal(res.type, 'image/jpeg');
+      assert.equal(res.headers.etag, undefined, 'no ETag hashed over the answer');
       const pool = svc.engines.opencv.stats().id;
       assert.deepEqual(events.filter((e) => e.poolId === pool).map((e) => [e.op, e.ok]), [['canny-jpeg', true]]);
       assert.ok((res.body as Buffer).equals(await generalWay(photo)), 'same bytes');

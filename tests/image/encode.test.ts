@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import sharp from 'sharp';
 import { encodeImage } from '../../src/image/encode.js';
-import { jpegTurbo } from '../../src/image/jpeg-turbo.js';
+import { jpegTurbo, turboJpegSync } from '../../src/image/jpeg-turbo.js';
 import { reference } from '../helpers/paths.js';
 
 /** Peak signal-to-noise ratio of a decoded JPEG against the pixels it was made from. */
@@ -52,4 +52,20 @@ test('RGBA (alpha) still goes through sharp, and too large a side is still refus
   const meta = await sharp(await encodeImage(rgba, 'jpeg')).metadata();
   assert.deepEqual([meta.format, meta.width, meta.channels], ['jpeg', 8, 3]);
   await assert.rejects(encodeImage({ data: new Uint8Array(0), width: 70_000, height: 1, channels: 1 }, 'jpeg'), { code: 'OUTPUT_TOO_LARGE' });
+});
+
+test('JPEG answers own exactly their bytes, and a reused output buffer never changes an earlier answer', async () => {
+  const edges = await edgeMap();
+  const inverted = { ...edges, data: edges.data.map((v) => 255 - v) };
+  const first = await encodeImage(edges, 'jpeg');
+  const copyOfFirst = Buffer.from(first);
+  const [second, third] = await Promise.all([encodeImage(inverted, 'jpeg'), encodeImage(edges, 'jpeg')]);
+  const inWorker = turboJpegSync(inverted, 90)!;
+  for (const [name, jpeg] of [['first', first], ['second', second], ['third', third], ['sync', inWorker]] as const) {
+    assert.equal(jpeg.buffer.byteLength, jpeg.byteLength, `${name}: no worst-case buffer kept alive behind it`);
+  }
+  assert.ok(first.equals(copyOfFirst), 'the first answer is unchanged after later encodes');
+  assert.ok(third.equals(first), 'same pixels, same bytes');
+  assert.ok(inWorker.equals(second), 'the blocking encoder gives the same bytes');
+  assert.ok(!second.equals(first));
 });
