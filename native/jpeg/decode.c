@@ -133,29 +133,35 @@ static int byte_view(napi_env env, napi_value value, unsigned char **data, size_
   return type == napi_uint8_array;
 }
 
-static napi_value decode_rgb_js(napi_env env, napi_callback_info info) {
+/* (jpeg: Uint8Array, out: Uint8Array, width: number, height: number) into `task`; false (a TypeError
+ * thrown) when the arguments are not that. */
+static int read_args(napi_env env, napi_callback_info info, napi_value argv[4], decode_task *task) {
   size_t argc = 4;
-  napi_value argv[4], promise, name;
-  unsigned char *input, *output;
-  size_t input_length, output_length;
   uint32_t width, height;
+  unsigned char *input;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 4 || !byte_view(env, argv[0], &input, &input_length) || !byte_view(env, argv[1], &output, &output_length) ||
+  if (argc < 4 || !byte_view(env, argv[0], &input, &task->input_length) || !byte_view(env, argv[1], &task->output, &task->output_length) ||
       napi_get_value_uint32(env, argv[2], &width) != napi_ok || napi_get_value_uint32(env, argv[3], &height) != napi_ok) {
-    napi_throw_type_error(env, NULL, "decodeRgb(jpeg: Uint8Array, out: Uint8Array, width: number, height: number)");
-    return NULL;
+    napi_throw_type_error(env, NULL, "expected (jpeg: Uint8Array, out: Uint8Array, width: number, height: number)");
+    return 0;
   }
+  task->input = input;
+  task->width = width;
+  task->height = height;
+  return 1;
+}
+
+static napi_value decode_rgb_js(napi_env env, napi_callback_info info) {
+  napi_value argv[4], promise, name;
   decode_task *task = calloc(1, sizeof *task);
   if (task == NULL) {
     napi_throw_error(env, NULL, "out of memory");
     return NULL;
   }
-  task->input = input;
-  task->input_length = input_length;
-  task->output = output;
-  task->output_length = output_length;
-  task->width = width;
-  task->height = height;
+  if (!read_args(env, info, argv, task)) {
+    free(task);
+    return NULL;
+  }
   napi_create_reference(env, argv[0], 1, &task->input_ref);
   napi_create_reference(env, argv[1], 1, &task->output_ref);
   napi_create_promise(env, &task->deferred, &promise);
@@ -168,19 +174,10 @@ static napi_value decode_rgb_js(napi_env env, napi_callback_info info) {
 /* decodeRgbSync(jpeg, out, width, height): string | null, for a worker thread decoding straight into
  * memory it owns (a WebAssembly heap): null when decoded, else why not. */
 static napi_value decode_rgb_sync_js(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4], result;
   decode_task task;
-  uint32_t width, height;
   memset(&task, 0, sizeof task);
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 4 || !byte_view(env, argv[0], (unsigned char **)&task.input, &task.input_length) || !byte_view(env, argv[1], &task.output, &task.output_length) ||
-      napi_get_value_uint32(env, argv[2], &width) != napi_ok || napi_get_value_uint32(env, argv[3], &height) != napi_ok) {
-    napi_throw_type_error(env, NULL, "decodeRgbSync(jpeg: Uint8Array, out: Uint8Array, width: number, height: number)");
-    return NULL;
-  }
-  task.width = width;
-  task.height = height;
+  if (!read_args(env, info, argv, &task)) return NULL;
   decode_rgb(&task);
   if (task.error[0]) napi_create_string_utf8(env, task.error, NAPI_AUTO_LENGTH, &result);
   else napi_get_null(env, &result);
