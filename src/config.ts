@@ -99,6 +99,12 @@ export const SETTINGS = {
     default: '4000000',
     doc: 'Haar detection: most search-pyramid pixels one detectMultiScale call lays out in an OpenCV worker\'s wasm heap, which starts at 128 MiB and never shrinks; a larger search runs as several calls by scale, grouped once (identical answer). car.jpg (3.2 MP) with the cat-face cascade leaves a 344 MiB heap at 16 M, 162 MiB at 4 M, 154 MiB at 2 M (README "Raspberry Pi / small boards").',
   },
+  opencvPrefetch: {
+    env: 'CVSERVE_OPENCV_PREFETCH',
+    schema: int(0, 8),
+    default: '1',
+    doc: 'Tasks a busy OpenCV worker holds besides the one it runs, so it starts the next one without waiting for the main thread to hand it over; a held task moves to a worker that falls idle first. It counts against CVSERVE_OPENCV_MAX_QUEUE. 0: workers take tasks one at a time.',
+  },
   opencvMaxQueue: { env: 'CVSERVE_OPENCV_MAX_QUEUE', schema: int(0, 100_000), default: '64', doc: 'Tasks waiting for an OpenCV worker before requests get 503 + Retry-After.' },
   onnxWorkers: { env: 'CVSERVE_ONNX_WORKERS', schema: int(1, 256), default: '1', doc: 'ONNX Runtime worker threads (each holds one session per model).' },
   onnxThreads: { env: 'CVSERVE_ONNX_THREADS', schema: int(1, 256), default: String(cores), shownDefault: 'cores', doc: 'Intra-op threads per ONNX session. Keep workers × threads ≈ cores.' },

@@ -30,6 +30,7 @@ export function createEngines(config: Config): Engines {
     opencv: new OpenCvEngine({
       workers: config.opencvWorkers,
       maxQueue: config.opencvMaxQueue,
+      prefetch: config.opencvPrefetch,
       modelsDir: config.modelsDir,
       maxHeapBytes: config.workerMaxHeapMb * 1024 * 1024,
       splitMinPixels: config.detectSplitMinPixels,

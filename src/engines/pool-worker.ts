@@ -1,11 +1,14 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { parentPort, type Transferable } from 'node:worker_threads';
+import { claimTask } from './task-claims.js';
 import { unwrapTransfer } from './transfer.js';
 
 /**
  * The entry of every pool worker thread. It imports the task module named by the pool, waits for
- * its optional `ready` promise, then runs tasks one at a time through the module's default export.
+ * its optional `ready` promise, then runs tasks one at a time, in the order they arrived, through
+ * the module's default export. A task may wait here behind the running one (the pool's prefetch):
+ * before it starts, the worker claims it in shared memory, and skips it if the pool took it back.
  *
  * A task module may export:
  * - `default(task)`: the handler (required);
@@ -24,13 +27,18 @@ export interface InitMessage {
   module: string;
   /** Retire after a task once heapBytes() exceeds this (0: never). */
   maxHeapBytes: number;
+  /** The claim cells this worker shares with the pool (see TaskMessage.claim). */
+  claims: SharedArrayBuffer;
 }
 
 export interface TaskMessage {
   type: 'task';
   id: number;
   task: unknown;
+  /** The claim cell holding `id` while the task waits; the worker swaps in -id as it starts. */
+  claim: number;
 }
+
 
 /** An error as it crosses the thread boundary: enough to rebuild an AppError or log the cause. */
 export interface WorkerError {
@@ -46,11 +54,17 @@ export type WorkerReply =
   | { type: 'ready'; heapBytes: number }
   | { type: 'startup-failed'; error: WorkerError }
   | { type: 'result'; id: number; value: unknown; heapBytes: number; retire: boolean }
-  | { type: 'error'; id: number; error: WorkerError; heapBytes: number; retire: boolean };
+  | { type: 'error'; id: number; error: WorkerError; heapBytes: number; retire: boolean }
+  | { type: 'skipped'; id: number; heapBytes: number };
 
 const port = parentPort!;
 let mod: TaskModule;
 let maxHeapBytes = 0;
+let claims: Int32Array;
+const waiting: TaskMessage[] = [];
+let draining = false;
+/** Set once this worker told the pool to retire it: it takes no further task. */
+let retiring = false;
 
 function describe(err: unknown): WorkerError {
   if (err instanceof Error) {
@@ -94,6 +108,7 @@ async function runTask(message: TaskMessage): Promise<void> {
     const trapped = err instanceof WebAssembly.RuntimeError;
     reply = { type: 'error', id: message.id, error: describe(err), heapBytes: heap, retire: trapped || (maxHeapBytes > 0 && heap > maxHeapBytes) };
   }
+  if (reply.retire) retiring = true;
   try {
     port.postMessage(reply, transfer);
   } catch (err) {
@@ -102,12 +117,25 @@ async function runTask(message: TaskMessage): Promise<void> {
   }
 }
 
+/** Runs the waiting tasks in arrival order, one at a time. */
+async function drain(): Promise<void> {
+  draining = true;
+  while (waiting.length > 0 && !retiring) {
+    const message = waiting.shift()!;
+    if (claimTask(claims, message.claim, message.id)) await runTask(message);
+    else port.postMessage({ type: 'skipped', id: message.id, heapBytes: heapBytes() } satisfies WorkerReply);
+  }
+  draining = false;
+}
+
 port.on('message', (message: InitMessage | TaskMessage) => {
   if (message.type === 'task') {
-    void runTask(message);
+    waiting.push(message);
+    if (!draining) void drain();
     return;
   }
   maxHeapBytes = message.maxHeapBytes;
+  claims = new Int32Array(message.claims);
   (async () => {
     mod = await importTaskModule(message.module);
     if (typeof mod.default !== 'function') throw new Error(`${message.module} has no default export function`);

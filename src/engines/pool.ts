@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker, type Transferable } from 'node:worker_threads';
 import { AppError, ERRORS, type ErrorCode } from '../errors.js';
 import type { InitMessage, TaskMessage, WorkerError, WorkerReply } from './pool-worker.js';
+import { revokeTask } from './task-claims.js';
 
 export interface WorkerPoolOptions {
   /** Name used in errors, logs and metrics (e.g. "opencv", "onnx"). */
@@ -18,6 +19,13 @@ export interface WorkerPoolOptions {
   maxOldGenerationSizeMb?: number;
   /** Retire a worker between tasks once its module's heapBytes() passes this; 0 or unset: never. */
   maxHeapBytes?: number;
+  /**
+   * Tasks a busy worker may hold besides the one it runs (0 or unset: none), so it starts the next
+   * one without waiting for the main thread to hand it over. A held task is sent as a copy (its
+   * transfer list is kept), so that until it starts it can still move: to a worker that falls idle,
+   * or back to the queue when its worker is replaced.
+   */
+  prefetch?: number;
 }
 
 export interface RunOptions {
@@ -31,7 +39,7 @@ export interface PoolStats {
   /** Distinguishes pools with the same name (several apps in one process). */
   id: number;
   size: number;
-  /** Tasks on a worker, including ones whose caller already gave up. */
+  /** Tasks on a worker (running, or held for it by prefetch), including ones whose caller already gave up. */
   running: number;
   /** Tasks waiting for a worker. */
   queued: number;
@@ -84,6 +92,8 @@ export const WORKER_CHANNEL = 'cvserve:pool-worker';
 const workerChannel = diagnostics.channel(WORKER_CHANNEL);
 
 interface Job {
+  /** The id of its latest hand-over to a worker. */
+  id: number;
   task: unknown;
   transferList?: Transferable[];
   op: string;
@@ -94,10 +104,23 @@ interface Job {
   cleanup: () => void;
 }
 
+/** A task handed to a worker: the job, or a stand-in for one moved elsewhere whose `skipped` reply is still due. */
+interface Handed {
+  id: number;
+  claim: number;
+  job?: Job;
+  /** Its buffers moved to the worker: it can run there only. */
+  transferred: boolean;
+}
+
 interface Slot {
   worker?: Worker;
   state: 'starting' | 'idle' | 'busy' | 'waiting-restart';
-  job?: Job;
+  /** What the worker was handed, in order: the first runs (or is about to), the rest wait. */
+  handed: Handed[];
+  /** Claim cells shared with the worker; a task uses cell `seq % CLAIM_CELLS`. */
+  claims: Int32Array;
+  seq: number;
   heapBytes: number;
   /** Startup failures in a row, for the restart backoff. */
   startupFailures: number;
@@ -115,6 +138,9 @@ const BOOTSTRAP_SCRIPT = BOOTSTRAP.pathname.endsWith('.ts')
   : `import(${JSON.stringify(BOOTSTRAP.href)});`;
 const MAX_RESTART_DELAY_MS = 30_000;
 const OP_NAME = /^[A-Za-z][\w.-]{0,47}$/;
+/** More cells than tasks a worker can hold at once (1 + prefetch, with stand-ins). */
+const CLAIM_CELLS = 64;
+const MAX_PREFETCH = 8;
 let nextPoolId = 1;
 
 /**
@@ -153,7 +179,17 @@ export class WorkerPool {
     this.name = options.name;
     this.size = options.size;
     this.maxQueue = options.maxQueue;
-    this.slots = Array.from({ length: options.size }, () => ({ state: 'starting' as const, heapBytes: 0, startupFailures: 0 }));
+    if (!(Number.isInteger(options.prefetch ?? 0) && (options.prefetch ?? 0) >= 0 && (options.prefetch ?? 0) <= MAX_PREFETCH)) {
+      throw new Error(`prefetch must be an integer from 0 to ${MAX_PREFETCH}`);
+    }
+    this.slots = Array.from({ length: options.size }, () => ({
+      state: 'starting' as const,
+      handed: [],
+      claims: new Int32Array(new SharedArrayBuffer(CLAIM_CELLS * Int32Array.BYTES_PER_ELEMENT)),
+      seq: 0,
+      heapBytes: 0,
+      startupFailures: 0,
+    }));
     for (const slot of this.slots) this.start(slot);
   }
 
@@ -164,7 +200,7 @@ export class WorkerPool {
       name: this.name,
       id: this.id,
       size: this.size,
-      running: this.slots.filter((s) => s.state === 'busy').length,
+      running: this.onWorkers(),
       queued: this.pending.length,
       rejected: this.counts.rejected,
       dropped: this.counts.dropped,
@@ -193,8 +229,7 @@ export class WorkerPool {
     if (this.closed) return Promise.reject(new AppError('SHUTTING_DOWN', { detail: `${this.name} pool is closed` }));
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const running = this.slots.filter((s) => s.state === 'busy').length;
-    if (running + this.pending.length >= this.size + this.maxQueue) {
+    if (this.onWorkers() + this.pending.length >= this.size + this.maxQueue) {
       this.counts.rejected++;
       return Promise.reject(
         new AppError('QUEUE_FULL', { detail: `${this.name} queue full (${this.maxQueue} waiting)`, headers: { 'Retry-After': '1' } }),
@@ -202,6 +237,7 @@ export class WorkerPool {
     }
     return new Promise<T>((resolve, reject) => {
       const job: Job = {
+        id: 0,
         task,
         transferList: options.transferList,
         op: opName(task),
@@ -216,7 +252,7 @@ export class WorkerPool {
         if (queuedAt >= 0) {
           this.pending.splice(queuedAt, 1);
           this.counts.dropped++;
-        }
+        } else if (this.takeBack(job)) this.counts.dropped++;
         settle(job, () => reject(signal!.reason));
       };
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -240,10 +276,9 @@ export class WorkerPool {
     await Promise.all(
       this.slots.map(async (slot) => {
         clearTimeout(slot.restartTimer);
-        if (slot.job) settle(slot.job, () => slot.job!.reject(shuttingDown()));
+        for (const { job } of slot.handed.splice(0)) if (job) settle(job, () => job.reject(shuttingDown()));
         const worker = slot.worker;
         slot.worker = undefined;
-        slot.job = undefined;
         slot.state = 'waiting-restart';
         if (worker) await worker.terminate().catch(() => {});
       }),
@@ -282,6 +317,9 @@ export class WorkerPool {
     slot.worker = worker;
     slot.state = 'starting';
     slot.heapBytes = 0;
+    slot.handed = [];
+    // A fresh worker starts from clean cells: a stale id must never be claimable.
+    slot.claims.fill(0);
     let lastError: Error | undefined;
     worker.on('message', (reply: WorkerReply) => {
       if (slot.worker === worker) this.onReply(slot, reply);
@@ -293,7 +331,7 @@ export class WorkerPool {
       if (slot.worker !== worker) return; // retired on purpose, or stopped by close()
       this.onWorkerDied(slot, lastError?.message ?? `worker exited with code ${code}`);
     });
-    worker.postMessage({ type: 'init', module: this.options.filename.href, maxHeapBytes: this.options.maxHeapBytes ?? 0 } satisfies InitMessage);
+    worker.postMessage({ type: 'init', module: this.options.filename.href, maxHeapBytes: this.options.maxHeapBytes ?? 0, claims: slot.claims.buffer as SharedArrayBuffer } satisfies InitMessage);
   }
 
   private onReply(slot: Slot, reply: WorkerReply): void {
@@ -313,10 +351,18 @@ export class WorkerPool {
       case 'startup-failed':
         this.onStartupFailed(slot, `${reply.error.name}: ${reply.error.message}`);
         return;
+      case 'skipped': {
+        const at = slot.handed.findIndex((h) => h.id === reply.id);
+        if (at >= 0) slot.handed.splice(at, 1);
+        slot.heapBytes = reply.heapBytes;
+        this.afterReply(slot);
+        return;
+      }
       case 'result':
       case 'error': {
-        const job = slot.job!;
-        slot.job = undefined;
+        const at = slot.handed.findIndex((h) => h.id === reply.id);
+        const job = at >= 0 ? slot.handed.splice(at, 1)[0]!.job : undefined;
+        if (!job) return;
         slot.heapBytes = reply.heapBytes;
         const seconds = (performance.now() - job.started) / 1000;
         this.counts.busySeconds += seconds;
@@ -330,39 +376,135 @@ export class WorkerPool {
         if (taskChannel.hasSubscribers) {
           taskChannel.publish({ poolId: this.id, pool: this.name, op: job.op, seconds, ok: reply.type === 'result' } satisfies TaskEvent);
         }
-        if (reply.retire) this.retire(slot, reply.type === 'error' && reply.error.name === 'RuntimeError' ? `wasm trap: ${reply.error.message}` : `heap ${reply.heapBytes} bytes`);
-        else {
-          slot.state = 'idle';
-          slot.worker!.unref();
-        }
-        this.dispatch();
-        this.notifyIfIdle();
+        if (reply.retire) {
+          const reason = reply.type === 'error' && reply.error.name === 'RuntimeError' ? `wasm trap: ${reply.error.message}` : `heap ${reply.heapBytes} bytes`;
+          for (const held of this.evacuate(slot)) {
+            this.counts.failed++;
+            settle(held, () => held.reject(engineFailed(`${this.name} worker retired: ${reason}`)));
+          }
+          this.retire(slot, reason);
+          this.dispatch();
+          this.notifyIfIdle();
+        } else this.afterReply(slot);
         return;
       }
     }
   }
 
-  /** Hands queued jobs to idle workers, oldest first. */
+  /** The worker's next held task (if any) is now the one running; an emptied worker is idle. */
+  private afterReply(slot: Slot): void {
+    const next = slot.handed.find((h) => h.job !== undefined);
+    if (next) next.job!.started = performance.now();
+    if (slot.handed.length === 0) {
+      slot.state = 'idle';
+      slot.worker!.unref();
+    }
+    this.dispatch();
+    this.notifyIfIdle();
+  }
+
+  /** Tasks on workers, running or held. */
+  private onWorkers(): number {
+    let n = 0;
+    for (const slot of this.slots) for (const h of slot.handed) if (h.job) n++;
+    return n;
+  }
+
+  /**
+   * Takes a held task back from its worker before it starts (its caller gave up, or another worker
+   * is free): the worker will skip it. False if it is running, or on no worker.
+   */
+  private takeBack(job: Job): boolean {
+    for (const slot of this.slots) {
+      const handed = slot.handed.find((h) => h.job === job);
+      if (!handed) continue;
+      if (!revokeTask(slot.claims, handed.claim, handed.id)) return false;
+      handed.job = undefined; // a stand-in until the worker's `skipped` reply
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * Empties the hands of a worker being replaced: tasks it has not started go back to the front of
+   * the queue; one it is running, or whose buffers it already owns, fails with ENGINE_FAILED (503).
+   * Returns the failed jobs for the caller to reject with its reason.
+   */
+  private evacuate(slot: Slot): Job[] {
+    const failed: Job[] = [];
+    const requeued: Job[] = [];
+    for (const h of slot.handed.splice(0)) {
+      if (!h.job || h.job.settled) continue;
+      if (revokeTask(slot.claims, h.claim, h.id) && !h.transferred) requeued.push(h.job);
+      else failed.push(h.job);
+    }
+    this.pending.unshift(...requeued);
+    return failed;
+  }
+
+  /**
+   * Hands queued jobs to idle workers, oldest first; with prefetch, then to busy workers holding
+   * fewest. A worker left idle with nothing queued takes over a task another worker holds.
+   */
   private dispatch(): void {
     while (this.pending.length > 0) {
-      const slot = this.slots.find((s) => s.state === 'idle');
+      const slot = this.slots.find((s) => s.state === 'idle') ?? this.prefetchSlot();
       if (!slot) return;
-      const job = this.pending.shift()!;
-      const id = this.nextTaskId++;
-      slot.state = 'busy';
-      slot.job = job;
-      job.started = performance.now();
-      slot.worker!.ref();
-      try {
-        slot.worker!.postMessage({ type: 'task', id, task: job.task } satisfies TaskMessage, job.transferList);
-      } catch (err) {
-        // Not cloneable: the caller's fault, and the worker never saw it.
-        slot.job = undefined;
+      this.handTo(slot, this.pending.shift()!);
+    }
+    for (const idle of this.slots.filter((s) => s.state === 'idle')) {
+      const job = this.stealWaiting();
+      if (!job) return;
+      this.handTo(idle, job);
+    }
+  }
+
+  /** The busy worker with the fewest held tasks, if it may hold one more. */
+  private prefetchSlot(): Slot | undefined {
+    const limit = 1 + (this.options.prefetch ?? 0);
+    let best: Slot | undefined;
+    for (const s of this.slots) {
+      if (s.state !== 'busy' || s.handed.length >= limit) continue;
+      if (!best || s.handed.length < best.handed.length) best = s;
+    }
+    return best;
+  }
+
+  /** A held task that has not started, taken back from its worker (the oldest hand-over first). */
+  private stealWaiting(): Job | undefined {
+    const candidates = this.slots
+      .filter((s) => s.state === 'busy')
+      .flatMap((s) => s.handed.slice(1).filter((h) => h.job && !h.job.settled))
+      .sort((a, b) => a.id - b.id);
+    for (const h of candidates) {
+      const job = h.job!;
+      if (!h.transferred && this.takeBack(job)) return job;
+    }
+    return undefined;
+  }
+
+  private handTo(slot: Slot, job: Job): void {
+    const id = this.nextTaskId++;
+    const claim = slot.seq++ % CLAIM_CELLS;
+    job.id = id;
+    Atomics.store(slot.claims, claim, id);
+    const runsNow = slot.handed.length === 0;
+    slot.handed.push({ id, claim, job, transferred: runsNow && (job.transferList?.length ?? 0) > 0 });
+    if (runsNow) job.started = performance.now();
+    slot.state = 'busy';
+    slot.worker!.ref();
+    try {
+      slot.worker!.postMessage({ type: 'task', id, task: job.task, claim } satisfies TaskMessage, runsNow ? job.transferList : undefined);
+    } catch (err) {
+      // Not cloneable: the caller's fault, and the worker never saw it.
+      Atomics.store(slot.claims, claim, 0);
+      slot.handed.pop();
+      if (slot.handed.length === 0) {
         slot.state = 'idle';
         slot.worker!.unref();
-        this.counts.failed++;
-        settle(job, () => job.reject(new AppError('INTERNAL', { detail: `${this.name} task could not be sent: ${(err as Error).message}`, cause: err })));
       }
+      this.counts.failed++;
+      settle(job, () => job.reject(new AppError('INTERNAL', { detail: `${this.name} task could not be sent: ${(err as Error).message}`, cause: err })));
     }
   }
 
@@ -377,8 +519,7 @@ export class WorkerPool {
   }
 
   private onWorkerDied(slot: Slot, reason: string): void {
-    const job = slot.job;
-    slot.job = undefined;
+    const failed = this.evacuate(slot);
     slot.worker = undefined;
     if (slot.state === 'starting') {
       this.onStartupFailed(slot, reason);
@@ -386,11 +527,12 @@ export class WorkerPool {
     }
     this.counts.crashed++;
     this.publishWorkerEvent('crashed', reason);
-    if (job) {
+    for (const job of failed) {
       this.counts.failed++;
       settle(job, () => job.reject(engineFailed(`${this.name} worker died: ${reason}`)));
     }
     this.start(slot);
+    this.dispatch();
     this.notifyIfIdle();
   }
 

@@ -13,7 +13,7 @@ const FIXTURE = new URL('./fixtures/pool-task.ts', import.meta.url);
 const BROKEN = new URL('./fixtures/broken-task.ts', import.meta.url);
 
 const pools: WorkerPool[] = [];
-function pool(options: { size?: number; maxQueue?: number; maxHeapBytes?: number; filename?: URL; workerData?: unknown } = {}): WorkerPool {
+function pool(options: { size?: number; maxQueue?: number; maxHeapBytes?: number; filename?: URL; workerData?: unknown; prefetch?: number } = {}): WorkerPool {
   const p = new WorkerPool({ name: 'fixture', filename: options.filename ?? FIXTURE, size: options.size ?? 1, maxQueue: options.maxQueue ?? 4, ...options });
   pools.push(p);
   return p;
@@ -235,6 +235,102 @@ describe('WorkerPool', () => {
     await p.close(20);
     await running;
     assert.deepEqual([p.stats().up, p.stats().workers], [false, 0]);
+  });
+});
+
+describe('WorkerPool with prefetch', { timeout: 30_000 }, () => {
+  it('hands a busy worker its next task, which starts while the main thread is blocked', async () => {
+    const p = pool({ size: 1, prefetch: 1 });
+    await p.ready();
+    const gates = new WorkerGates();
+    const first = gates.task();
+    const second = gates.task();
+    const done = [p.run(first.task), p.run(second.task)];
+    await gates.entered(first.index);
+    assert.deepEqual([p.stats().running, p.stats().queued], [2, 0], 'the second task is on the worker, not queued');
+    gates.open(first.index);
+    // The main thread waits here without running its event loop: only the worker can start the task.
+    const cells = new Int32Array(gates.cells);
+    Atomics.wait(cells, second.index * 2, 0, 10_000);
+    assert.equal(gates.isEntered(second.index), true, 'the worker started its held task by itself');
+    gates.open(second.index);
+    await Promise.all(done);
+    assert.equal(p.stats().completed, 2);
+  });
+
+  it('takes a held task back when its caller aborts: the worker skips it', async () => {
+    const p = pool({ size: 1, prefetch: 1 });
+    await p.ready();
+    const gates = new WorkerGates();
+    const first = gates.task();
+    const held = gates.task();
+    const leaving = new AbortController();
+    const running = p.run(first.task);
+    const abandoned = p.run(held.task, { signal: leaving.signal });
+    await gates.entered(first.index);
+    leaving.abort(new Error('client left'));
+    await assert.rejects(abandoned, /client left/);
+    assert.equal(p.stats().dropped, 1);
+    gates.open(first.index);
+    await running;
+    // Had the worker run the abandoned task it would still hold its closed gate, and this could not answer.
+    assert.equal((await run(p, { op: 'echo', value: 'next' })).value, 'next');
+    assert.equal(gates.isEntered(held.index), false);
+    assert.deepEqual([p.stats().completed, p.stats().running], [2, 0]);
+  });
+
+  it('moves a held task, its transferred buffer intact, to a worker that falls idle', async () => {
+    const p = pool({ size: 2, prefetch: 1 });
+    await p.ready();
+    const gates = new WorkerGates();
+    const long = gates.task();
+    const short = gates.task();
+    const longRun = p.run<{ threadId: number }>(long.task);
+    const shortRun = p.run<{ threadId: number }>(short.task);
+    await Promise.all([gates.entered(long.index), gates.entered(short.index)]);
+    const bytes = new Uint8Array([1, 2, 3, 250]);
+    const moved = p.run<{ value: Uint8Array; threadId: number }>({ op: 'echo', value: bytes }, { transferList: [bytes.buffer] });
+    assert.deepEqual([p.stats().running, p.stats().queued], [3, 0]);
+    // Whichever worker holds it, the other one freeing up takes it over while the long task still runs.
+    gates.open(short.index);
+    const { threadId: freed } = await shortRun;
+    const answer = await moved;
+    assert.deepEqual([...answer.value], [1, 2, 3, 250]);
+    assert.equal(answer.threadId, freed);
+    assert.equal(gates.isEntered(long.index) && p.stats().running, 1, 'the long task still holds its worker');
+    gates.open(long.index);
+    await longRun;
+  });
+
+  it('sends a held task to the replacement of a worker retired at the heap cap', async () => {
+    const p = pool({ size: 1, prefetch: 1, maxHeapBytes: 1 << 20 });
+    await p.ready();
+    const gates = new WorkerGates();
+    const first = gates.task();
+    const running = p.run(first.task);
+    await gates.entered(first.index);
+    const growing = run(p, { op: 'grow', bytes: 2 << 20 });
+    const behind = run<{ threadId: number }>(p, { op: 'thread' });
+    gates.open(first.index);
+    const [{ threadId: retiredThread }, { threadId: next }] = await Promise.all([growing, behind]);
+    await running;
+    assert.notEqual(next, retiredThread, 'the task behind ran on the new worker');
+    assert.deepEqual([p.stats().retired, p.stats().failed], [1, 0]);
+  });
+
+  it('fails only the running task of a worker that dies; the held one runs on its replacement', async () => {
+    const p = pool({ size: 1, prefetch: 1 });
+    await p.ready();
+    const crashing = run(p, { op: 'uncaught' });
+    const held = run(p, { op: 'echo', value: 'held' });
+    assert.deepEqual([p.stats().running, p.stats().queued], [2, 0]);
+    await rejectsWith(crashing, 'ENGINE_FAILED');
+    assert.equal((await held).value, 'held');
+    assert.deepEqual([p.stats().crashed, p.stats().failed, p.stats().completed], [1, 1, 1]);
+  });
+
+  it('refuses a prefetch it cannot honour', () => {
+    assert.throws(() => pool({ prefetch: 9 }), /prefetch must be an integer from 0 to 8/);
   });
 });
 

@@ -9,6 +9,8 @@ export type { Box, DetectOptions } from './protocol.js';
 export interface OpenCvEngineOptions {
   workers: number;
   maxQueue: number;
+  /** Tasks a busy worker holds besides the one it runs (WorkerPoolOptions.prefetch). */
+  prefetch?: number;
   modelsDir: string;
   /** A worker whose wasm heap passes this is replaced between tasks (0 or unset: never). */
   maxHeapBytes?: number;
@@ -47,6 +49,7 @@ export class OpenCvEngine {
       filename: siblingModule(import.meta.url, 'worker'),
       size: options.workers,
       maxQueue: options.maxQueue,
+      prefetch: options.prefetch,
       workerData: { modelsDir: options.modelsDir, build: options.build },
       maxHeapBytes: options.maxHeapBytes,
     });
