@@ -55,6 +55,17 @@ describe('model manifest', () => {
     assert.equal(modelForRoute(m, 'nope'), undefined);
   });
 
+  test('threads: the shipped classifier runs on one thread, the others on the engine\'s; a count is a positive integer', () => {
+    const m = loadManifest();
+    assert.equal(modelForRoute(m, 'predict')!.threads, 1);
+    assert.equal(modelForRoute(m, 'catdetection')!.threads, undefined);
+    for (const bad of [0, 1.5, '2']) {
+      const broken = builtin();
+      (broken.models as Record<string, unknown>[])[0]!.threads = bad;
+      assert.throws(() => parseManifest(broken, 'threads.json'), /models\.0\.threads/, `threads ${String(bad)}`);
+    }
+  });
+
   test('problems are reported with their path', () => {
     const broken = builtin();
     const files = broken.files as Record<string, unknown>[];

@@ -103,6 +103,7 @@ export class OnnxModelBinding<M extends ModelEntry> {
           batchable: typeof model.input.shape[0] === 'string',
           freeDims: spatialDims(model),
           extraWarmups: sizeWarmups(model),
+          threads: model.threads,
         });
         ctx.log.info({ model: model.id, ms: Math.round(performance.now() - t0), workers: engine.loadTimes(model.id).map(Math.round) }, `/${this.route}: ${model.file} loaded`);
       },
