@@ -271,6 +271,16 @@ export class WorkerPool {
     this.closed = true;
     const shuttingDown = () => new AppError('SHUTTING_DOWN', { detail: `${this.name} pool closed` });
     for (const job of this.pending.splice(0)) settle(job, () => job.reject(shuttingDown()));
+    // Held tasks not started yet are queued work too.
+    for (const slot of this.slots) {
+      for (const h of slot.handed) {
+        const job = h.job;
+        if (job && revokeTask(slot.claims, h.claim, h.id)) {
+          h.job = undefined;
+          settle(job, () => job.reject(shuttingDown()));
+        }
+      }
+    }
     for (const w of this.readyWaiters.splice(0)) w.reject(new Error(`${this.name} pool closed`));
     await this.runningDone(graceMs);
     await Promise.all(

@@ -329,6 +329,24 @@ describe('WorkerPool with prefetch', { timeout: 30_000 }, () => {
     assert.deepEqual([p.stats().crashed, p.stats().failed, p.stats().completed], [1, 1, 1]);
   });
 
+  it('on close fails a held task that has not started, as queued work, and lets the running one finish', async () => {
+    const p = pool({ size: 1, prefetch: 1 });
+    await p.ready();
+    const gates = new WorkerGates();
+    const first = gates.task();
+    const second = gates.task();
+    const running = p.run<{ held: number }>(first.task);
+    const held = rejectsWith(p.run(second.task), 'SHUTTING_DOWN');
+    await gates.entered(first.index);
+    assert.equal(p.stats().running, 2);
+    const closing = p.close();
+    await held;
+    gates.open(first.index);
+    await closing;
+    assert.equal((await running).held, first.index);
+    assert.equal(gates.isEntered(second.index), false, 'the held task never ran');
+  });
+
   it('refuses a prefetch it cannot honour', () => {
     assert.throws(() => pool({ prefetch: 9 }), /prefetch must be an integer from 0 to 8/);
   });
