@@ -45,6 +45,8 @@ const { values } = parseArgs({
  */
 export const SMALL_BOARD_PROFILE: Record<string, string> = {
   CVSERVE_OPENCV_WORKERS: '1',
+  // A held task is a copy of its image: none waits on the worker.
+  CVSERVE_OPENCV_PREFETCH: '0',
   CVSERVE_ONNX_WORKERS: '1',
   CVSERVE_ONNX_THREADS: '2',
   CVSERVE_ONNX_BATCH_MAX: '1',
