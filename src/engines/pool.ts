@@ -179,7 +179,8 @@ export class WorkerPool {
     this.name = options.name;
     this.size = options.size;
     this.maxQueue = options.maxQueue;
-    if (!(Number.isInteger(options.prefetch ?? 0) && (options.prefetch ?? 0) >= 0 && (options.prefetch ?? 0) <= MAX_PREFETCH)) {
+    const prefetch = options.prefetch ?? 0;
+    if (!Number.isInteger(prefetch) || prefetch < 0 || prefetch > MAX_PREFETCH) {
       throw new Error(`prefetch must be an integer from 0 to ${MAX_PREFETCH}`);
     }
     this.slots = Array.from({ length: options.size }, () => ({

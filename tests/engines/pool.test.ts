@@ -238,7 +238,8 @@ describe('WorkerPool', () => {
   });
 });
 
-describe('WorkerPool with prefetch', { timeout: 30_000 }, () => {
+// The bounds here only turn a hang (a held task that never moves) into a failure.
+describe('WorkerPool with prefetch', { timeout: 600_000 }, () => {
   it('hands a busy worker its next task, which starts while the main thread is blocked', async () => {
     const p = pool({ size: 1, prefetch: 1 });
     await p.ready();
@@ -251,7 +252,7 @@ describe('WorkerPool with prefetch', { timeout: 30_000 }, () => {
     gates.open(first.index);
     // The main thread waits here without running its event loop: only the worker can start the task.
     const cells = new Int32Array(gates.cells);
-    Atomics.wait(cells, second.index * 2, 0, 10_000);
+    Atomics.wait(cells, second.index * 2, 0, 600_000);
     assert.equal(gates.isEntered(second.index), true, 'the worker started its held task by itself');
     gates.open(second.index);
     await Promise.all(done);
