@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jpeglib.h>
+#include "enlarge.h"
 
 typedef struct {
   struct jpeg_error_mgr pub;
@@ -190,5 +191,6 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "decodeRgb", fn);
   napi_create_function(env, "decodeRgbSync", NAPI_AUTO_LENGTH, decode_rgb_sync_js, NULL, &fn);
   napi_set_named_property(env, exports, "decodeRgbSync", fn);
+  register_enlarge(env, exports);
   return exports;
 }

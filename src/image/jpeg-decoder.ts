@@ -16,6 +16,8 @@ interface JpegAddon {
   decodeRgb(jpeg: Uint8Array, out: Uint8Array, width: number, height: number): Promise<void>;
   /** The same, blocking (for a worker thread decoding into memory it owns): null when decoded, else why not. */
   decodeRgbSync(jpeg: Uint8Array, out: Uint8Array, width: number, height: number): string | null;
+  /** sharp's bicubic enlargement of 3-channel pixels, on libuv's thread pool (native/jpeg/enlarge.c; see enlarge.ts). */
+  enlargeBicubic?(src: Uint8Array, width: number, height: number, out: Uint8Array, outWidth: number, outHeight: number): Promise<void>;
 }
 
 export type JpegDecoderChoice = 'libjpeg' | 'sharp';

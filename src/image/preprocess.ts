@@ -1,5 +1,6 @@
 import sharp, { type Sharp } from 'sharp';
 import { decodeError } from './decode.js';
+import { enlarge, enlargesLikeSharp } from './enlarge.js';
 import type { ImageInput } from './types.js';
 
 /**
@@ -89,6 +90,18 @@ async function resizeSource(input: ImageInput, target: Size): Promise<Sharp> {
   return sharp(rgb.data, { raw: { width: rgb.width, height: rgb.height, channels: rgb.channels } });
 }
 
+/**
+ * The image resized to exactly `to` (sharp's `fit: 'fill'`). A JPEG that grows on both sides is
+ * enlarged by cvserve's addon from libjpeg's decode: sharp's pixels, a fifth of the CPU (enlarge.ts).
+ */
+async function resizeTo(input: ImageInput, to: Size, kernel: Kernel): Promise<{ data: Uint8Array; width: number; height: number }> {
+  if (input.decodableByLibjpeg && enlargesLikeSharp(input, to, kernel)) {
+    const enlarged = await enlarge(await input.analysisRgb(), to);
+    if (enlarged) return enlarged;
+  }
+  return rawRgb((await resizeSource(input, to)).resize(to.width, to.height, { fit: 'fill', kernel }));
+}
+
 /** Copies a w×h window at (x, y) of an RGB image into (dx, dy) of a larger RGB canvas. */
 function blit(src: Uint8Array, srcWidth: number, x: number, y: number, w: number, h: number, dst: Uint8Array, dstWidth: number, dx: number, dy: number): void {
   for (let row = 0; row < h; row++) {
@@ -124,7 +137,7 @@ export async function prepareImage(input: ImageInput, resize: ResizeSpec, size: 
       const { width: w, height: h } = resizeTarget(resize, source, size);
       // Already the size wanted (a frame at a size the model also runs at): decoded, not resampled.
       const same = w === source.width && h === source.height;
-      const resized = same ? await input.analysisRgb() : await rawRgb((await resizeSource(input, { width: w, height: h })).resize(w, h, { fit: 'fill', kernel: resize.kernel }));
+      const resized = same ? await input.analysisRgb() : await resizeTo(input, { width: w, height: h }, resize.kernel);
       const dx = resize.align === 'center' ? Math.floor((tw - w) / 2) : 0;
       const dy = resize.align === 'center' ? Math.floor((th - h) / 2) : 0;
       const rgb = new Uint8Array(tw * th * 3).fill(resize.fill);
@@ -133,7 +146,7 @@ export async function prepareImage(input: ImageInput, resize: ResizeSpec, size: 
       return { rgb, width: tw, height: th, transform: { scaleX: r, scaleY: r, offsetX: dx, offsetY: dy, source } };
     }
     case 'stretch': {
-      const resized = await rawRgb((await resizeSource(input, size)).resize(tw, th, { fit: 'fill', kernel: resize.kernel }));
+      const resized = await resizeTo(input, size, resize.kernel);
       return {
         rgb: resized.data,
         width: tw,

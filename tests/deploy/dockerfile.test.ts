@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { createRequire } from 'node:module';
@@ -133,5 +133,9 @@ describe('Dockerfile (static checks)', () => {
     }
     for (const f of manifest.files.filter((e) => e.bundled)) assert.ok(context.has(`models/${f.file}`), `bundled models/${f.file} in the context`);
     assert.ok(context.has('src/server.ts'));
+    // The addon's install step compiles every source next to binding.gyp.
+    const sources = readdirSync(path.join(REPO_ROOT, 'native', 'jpeg')).filter((f) => /\.(c|h|gyp)$/.test(f));
+    assert.ok(sources.includes('enlarge.c'));
+    for (const f of sources) assert.ok(context.has(`native/jpeg/${f}`), `native/jpeg/${f} in the context`);
   });
 });
