@@ -2,8 +2,8 @@
   "targets": [
     {
       "target_name": "cvserve_jpeg",
-      "sources": ["decode.c", "enlarge.c"],
-      "cflags": ["-O3", "-Wall", "-Wextra"],
+      "sources": ["decode.c", "enlarge.c", "pack.c"],
+      "cflags": ["-O3", "-ffp-contract=off", "-Wall", "-Wextra"],
       "defines": ["NAPI_VERSION=8"],
       "libraries": ["-ljpeg"],
       "ldflags": ["-Wl,-rpath,'$$ORIGIN'"]

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <jpeglib.h>
 #include "enlarge.h"
+#include "pack.h"
 
 typedef struct {
   struct jpeg_error_mgr pub;
@@ -192,5 +193,6 @@ NAPI_MODULE_INIT() {
   napi_create_function(env, "decodeRgbSync", NAPI_AUTO_LENGTH, decode_rgb_sync_js, NULL, &fn);
   napi_set_named_property(env, exports, "decodeRgbSync", fn);
   register_enlarge(env, exports);
+  register_pack(env, exports);
   return exports;
 }

@@ -1,6 +1,7 @@
 import sharp, { type Sharp } from 'sharp';
 import { decodeError } from './decode.js';
 import { enlarge, enlargesLikeSharp } from './enlarge.js';
+import { jpegAddon } from './jpeg-decoder.js';
 import type { ImageInput } from './types.js';
 
 /**
@@ -169,12 +170,28 @@ export interface PackSpec {
 
 /**
  * Packs interleaved RGB pixels into one image of a batch tensor. `out` holds `batch` images;
- * `index` says which one this is. Returns `out`.
+ * `index` says which one this is. Returns `out`. Float inputs are packed by cvserve's addon where it
+ * is built (native/jpeg/pack.c: the same floats, an eighth of the main thread's time), else here.
  */
 export function packImage<T extends Float32Array | Uint8Array>(rgb: Uint8Array, pixels: number, spec: PackSpec, out: T, index = 0): T {
+  const native = jpegAddon()?.packFloat32;
+  if (!native || spec.dtype !== 'float32' || !(out instanceof Float32Array)) return packImageInJs(rgb, pixels, spec, out, index);
+  const [s0, s1, s2] = sourceChannels(spec);
+  const [a0, a1, a2] = [0, 1, 2].map((c) => spec.scale / spec.std[c]!);
+  const [b0, b1, b2] = [0, 1, 2].map((c) => -spec.mean[c]! / spec.std[c]!);
+  native(rgb, pixels, out, index * pixels * 3, spec.layout === 'NCHW', s0, s1, s2, a0!, a1!, a2!, b0!, b1!, b2!);
+  return out;
+}
+
+/** The source channel feeding each model channel. */
+function sourceChannels(spec: PackSpec): [number, number, number] {
+  return spec.channels === 'RGB' ? [0, 1, 2] : [2, 1, 0];
+}
+
+/** packImage in JavaScript: uint8 inputs, and float ones where the addon is not built. */
+export function packImageInJs<T extends Float32Array | Uint8Array>(rgb: Uint8Array, pixels: number, spec: PackSpec, out: T, index = 0): T {
   const base = index * pixels * 3;
-  // Source channel feeding model channel c.
-  const from = spec.channels === 'RGB' ? [0, 1, 2] : [2, 1, 0];
+  const from = sourceChannels(spec);
   if (spec.dtype === 'uint8') {
     if (!(out instanceof Uint8Array)) throw new Error('uint8 input needs a Uint8Array');
     for (let c = 0; c < 3; c++) {

@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import sharp from 'sharp';
+import { jpegAddon } from '../../src/image/jpeg-decoder.js';
+import { allocateBatch, packImage, packImageInJs, type PackSpec } from '../../src/image/preprocess.js';
+import { image } from '../helpers/paths.js';
+
+const CLASSIFIER: PackSpec = { channels: 'RGB', scale: 1 / 255, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], layout: 'NCHW', dtype: 'float32' };
+const DETECTOR: PackSpec = { channels: 'BGR', scale: 1, mean: [0, 0, 0], std: [1, 1, 1], layout: 'NCHW', dtype: 'float32' };
+const TEXT: PackSpec = { channels: 'BGR', scale: 1 / 255, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], layout: 'NHWC', dtype: 'float32' };
+
+test('the addon packs float inputs to exactly the floats JavaScript computes', async () => {
+  assert.ok(jpegAddon()?.packFloat32, 'the addon packs');
+  const { data: photo, info } = await sharp(readFileSync(image('cat_small.jpg'))).resize(61, 37, { fit: 'fill' }).raw().toBuffer({ resolveWithObject: true });
+  const every = Uint8Array.from({ length: 256 * 3 }, (_, i) => (i * 7) % 256);
+  for (const [name, rgb, pixels] of [['photo', photo, info.width * info.height], ['every value', every, 256]] as const) {
+    for (const [specName, spec] of [['classifier', CLASSIFIER], ['detector', DETECTOR], ['text NHWC', TEXT]] as const) {
+      for (const index of [0, 1]) {
+        const ours = packImage(rgb, pixels, spec, allocateBatch('float32', 2, pixels) as Float32Array, index);
+        const theirs = packImageInJs(rgb, pixels, spec, allocateBatch('float32', 2, pixels) as Float32Array, index);
+        assert.ok(Buffer.from(ours.buffer).equals(Buffer.from(theirs.buffer)), `${name}, ${specName}, image ${index}: same floats`);
+        assert.notDeepEqual([...ours.subarray(index * pixels * 3, index * pixels * 3 + 4)], [0, 0, 0, 0], 'written where asked');
+      }
+    }
+  }
+});
+
+test('the addon refuses an output too small for the pixels', () => {
+  const pack = jpegAddon()!.packFloat32!;
+  assert.throws(() => pack(new Uint8Array(30), 10, new Float32Array(29), 0, true, 0, 1, 2, 1, 1, 1, 0, 0, 0), RangeError);
+  assert.throws(() => pack(new Uint8Array(30), 10, new Float32Array(30), 1, true, 0, 1, 2, 1, 1, 1, 0, 0, 0), RangeError);
+  assert.throws(() => pack(new Uint8Array(29), 10, new Float32Array(30), 0, true, 0, 1, 2, 1, 1, 1, 0, 0, 0), RangeError);
+  assert.throws(() => pack(new Uint8Array(30), 10, new Float32Array(30), 0, true, 0, 1, 3, 1, 1, 1, 0, 0, 0), TypeError);
+});
+
+test('uint8 inputs are packed in JavaScript', () => {
+  const rgb = Uint8Array.from([1, 2, 3, 4, 5, 6]);
+  const out = packImage(rgb, 2, { ...DETECTOR, dtype: 'uint8' }, new Uint8Array(6));
+  assert.deepEqual([...out], [3, 6, 2, 5, 1, 4]);
+});
