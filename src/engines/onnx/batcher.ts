@@ -93,8 +93,6 @@ export class DynamicBatcher {
   private inFlight = 0;
   private timer?: unknown;
   private readonly clock: BatchTimer;
-  /** Batch sizes sent so far, for stats and tests. */
-  readonly sizes: number[] = [];
 
   constructor(
     private readonly runBatch: BatchRunner,
@@ -159,7 +157,6 @@ export class DynamicBatcher {
     });
     for (const item of batch) if (item.onAbort) item.signal!.removeEventListener('abort', item.onAbort);
     this.inFlight++;
-    this.sizes.push(size);
     void this.send(batch, size, () => {
       // The lane is free before anyone hears back, so a caller answered now may send again at once.
       this.inFlight--;
