@@ -20,6 +20,8 @@ interface JpegAddon {
   enlargeBicubic?(src: Uint8Array, width: number, height: number, out: Uint8Array, outWidth: number, outHeight: number): Promise<void>;
   /** packImage's float arithmetic, blocking (native/jpeg/pack.c; see preprocess.ts). */
   packFloat32?(rgb: Uint8Array, pixels: number, out: Float32Array, offset: number, nchw: boolean, from0: number, from1: number, from2: number, a0: number, a1: number, a2: number, b0: number, b1: number, b2: number): void;
+  /** packSpaceToDepth's arithmetic and layout, blocking (native/jpeg/pack.c). */
+  packFloat32SpaceToDepth?(rgb: Uint8Array, width: number, height: number, out: Float32Array, offset: number, blocks: Int32Array, from0: number, from1: number, from2: number, a0: number, a1: number, a2: number, b0: number, b1: number, b2: number): void;
 }
 
 export type JpegDecoderChoice = 'libjpeg' | 'sharp';

@@ -211,6 +211,44 @@ export function packImageInJs<T extends Float32Array | Uint8Array>(rgb: Uint8Arr
   return out;
 }
 
+/** A space-to-depth layer's blocks in its channel order: [dy, dx], each 0 or 1. */
+export type SpaceToDepthBlocks = ReadonlyArray<readonly [number, number]>;
+
+/**
+ * packImage's values laid out as a graph's space-to-depth layer leaves them (YOLOX's Focus): planar,
+ * 4 blocks × 3 channels of (width / 2) × (height / 2), block g holding the pixels at
+ * (2y + dy, 2x + dx). The graph is then fed past that layer (free-dims.ts `feedFrom`). By the
+ * addon where it is built, else here.
+ */
+export function packSpaceToDepth(rgb: Uint8Array, width: number, height: number, spec: PackSpec, blocks: SpaceToDepthBlocks, out: Float32Array, index = 0): Float32Array {
+  const native = jpegAddon()?.packFloat32SpaceToDepth;
+  if (!native) return packSpaceToDepthInJs(rgb, width, height, spec, blocks, out, index);
+  const [s0, s1, s2] = sourceChannels(spec);
+  const [a0, a1, a2] = [0, 1, 2].map((c) => spec.scale / spec.std[c]!);
+  const [b0, b1, b2] = [0, 1, 2].map((c) => -spec.mean[c]! / spec.std[c]!);
+  native(rgb, width, height, out, index * width * height * 3, Int32Array.from(blocks.flat()), s0, s1, s2, a0!, a1!, a2!, b0!, b1!, b2!);
+  return out;
+}
+
+/** packSpaceToDepth in JavaScript, where the addon is not built. */
+export function packSpaceToDepthInJs(rgb: Uint8Array, width: number, height: number, spec: PackSpec, blocks: SpaceToDepthBlocks, out: Float32Array, index = 0): Float32Array {
+  const w2 = width / 2;
+  const h2 = height / 2;
+  const from = sourceChannels(spec);
+  for (const [g, [dy, dx]] of blocks.entries()) {
+    for (let c = 0; c < 3; c++) {
+      const a = spec.scale / spec.std[c]!;
+      const b = -spec.mean[c]! / spec.std[c]!;
+      let o = index * width * height * 3 + (g * 3 + c) * w2 * h2;
+      for (let y = 0; y < h2; y++) {
+        const row = ((2 * y + dy) * width + dx) * 3 + from[c]!;
+        for (let x = 0; x < w2; x++) out[o++] = rgb[row + 6 * x]! * a + b;
+      }
+    }
+  }
+  return out;
+}
+
 /** A tensor buffer for `batch` images of `pixels` pixels and 3 channels. */
 export function allocateBatch(dtype: 'float32' | 'uint8', batch: number, pixels: number): Float32Array | Uint8Array {
   return dtype === 'uint8' ? new Uint8Array(batch * pixels * 3) : new Float32Array(batch * pixels * 3);

@@ -65,6 +65,19 @@ const inputSpec = z.strictObject({
    * when the model is loaded (src/engines/onnx/free-dims.ts).
    */
   sizes: z.array(z.number().int().min(32).max(4096)).optional(),
+  /**
+   * The graph starts by rearranging its input into 2x2 blocks (YOLOX's Focus: four strided Slices
+   * and a Concat into `tensor`). cvserve packs the input in that layout itself and feeds `tensor`,
+   * dropping those layers as the model loads: the same numbers, without ONNX Runtime's strided
+   * copies. `blocks` gives each block's [dy, dx] in the Concat's order. A test must show the
+   * outputs equal the whole graph's.
+   */
+  spaceToDepth: z
+    .strictObject({
+      tensor: z.string().min(1),
+      blocks: z.array(z.tuple([z.number().int().min(0).max(1), z.number().int().min(0).max(1)])).length(4),
+    })
+    .optional(),
 });
 
 const kernel = z.enum(['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3']).default('lanczos3');
@@ -289,6 +302,18 @@ export const manifestSchema = z
       }
       if ((model.task === 'classify' || model.task === 'detect') && !spatialSize(model.input)) {
         ctx.addIssue({ code: 'custom', message: `model ${model.id}: classify/detect inputs need a fixed height and width` });
+      }
+      if (model.input.spaceToDepth) {
+        const { input } = model;
+        const size = spatialSize(input);
+        const blocks = new Set(input.spaceToDepth!.blocks.map((b) => b.join()));
+        if (model.task !== 'detect' && model.task !== 'classify') {
+          ctx.addIssue({ code: 'custom', message: `model ${model.id}: spaceToDepth is for detect and classify models` });
+        } else if (input.layout !== 'NCHW' || input.dtype !== 'float32' || input.shape[1] !== 3 || !size || size.width % 2 || size.height % 2) {
+          ctx.addIssue({ code: 'custom', message: `model ${model.id}: spaceToDepth needs a float32 NCHW input of 3 channels and even height and width` });
+        } else if (blocks.size !== 4) {
+          ctx.addIssue({ code: 'custom', message: `model ${model.id}: spaceToDepth blocks must be the four offsets [0,0], [0,1], [1,0], [1,1] in some order` });
+        }
       }
       if (model.input.sizes) {
         const size = spatialSize(model.input);

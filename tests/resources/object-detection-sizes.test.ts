@@ -105,8 +105,9 @@ describe("YOLOX-nano at a 320x320 frame's own size", () => {
     await detections(own, frame);
     await detections(own, await frigateFrame(readFileSync(image('car.jpg')), 416));
     await detections(fixed, frame);
-    assert.deepEqual(own.dims, [[1, 3, 320, 320], [1, 3, 416, 416]]);
-    assert.deepEqual(fixed.dims, [[1, 3, 416, 416]]);
+    // Fed past YOLOX's Focus layer (the manifest's spaceToDepth): 12 channels at half the size.
+    assert.deepEqual(own.dims, [[1, 12, 160, 160], [1, 12, 208, 208]]);
+    assert.deepEqual(fixed.dims, [[1, 12, 208, 208]]);
   });
 
   // The shipped manifest declares 320 for YOLOX-nano only if its answers there are equivalent to

@@ -38,6 +38,8 @@ export interface OnnxModelSpec {
   text?: TextWorkerConfig;
   /** Input dims to free in the graph as it is loaded (a detector that also runs at other sizes). */
   freeDims?: FreeDims;
+  /** Feed the graph at this tensor, with these dims, instead of its input (free-dims.ts `feedFrom`), after freeing dims. */
+  feedFrom?: { tensor: string; dims: Array<number | string> };
   /** More warm-up runs, one per other input size: ONNX Runtime plans each new shape on its first run. */
   extraWarmups?: Record<string, WarmupInput>[];
 }
@@ -87,6 +89,7 @@ export class OnnxEngine {
       warmup: spec.warmup,
       text: spec.text,
       freeDims: spec.freeDims,
+      feedFrom: spec.feedFrom,
       extraWarmups: spec.extraWarmups,
     };
     const pool = new WorkerPool({

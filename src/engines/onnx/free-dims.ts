@@ -1,12 +1,12 @@
 /**
- * Rewrites an ONNX model's declared input and output dimensions from fixed numbers to named
- * (free) ones, in the serialized ModelProto, without any protobuf library: only the few fields on
- * the path ModelProto.graph → input/output → type.tensor_type.shape.dim are decoded and re-encoded;
- * every other byte is copied as it is. graph.value_info (the exporter's shape hints for
- * intermediate tensors, which would pin them to the exported size) is dropped: ONNX Runtime infers
- * those shapes itself. A fully convolutional model then runs at other input sizes; whether its
- * answers stay right there is for a test against the model's own size to show (see the manifest's
- * `sizes`).
+ * Edits of an ONNX model's graph as it is loaded, in the serialized ModelProto, without any
+ * protobuf library: only the fields on the path to what changes are decoded and re-encoded; every
+ * other byte is copied as it is. freeModelDims rewrites the declared input and output dimensions
+ * from fixed numbers to named (free) ones; feedFrom feeds the graph past its first layers. Both
+ * drop graph.value_info (the exporter's shape hints for intermediate tensors, which would pin them
+ * to the exported size): ONNX Runtime infers those shapes itself. A fully convolutional model then
+ * runs at other input sizes; whether its answers stay right there is for a test against the
+ * model's own size to show (see the manifest's `sizes`).
  */
 
 // Field numbers from onnx/onnx.proto.
@@ -159,4 +159,76 @@ export function freeModelDims(model: Uint8Array, inputs: FreeDims): Uint8Array {
   const wanted = Object.keys(inputs).length;
   if (seen !== wanted) throw new Error(`the model declares ${seen} of the ${wanted} inputs named to free`);
   return out;
+}
+
+const GRAPH_NODE = 1;
+const GRAPH_INITIALIZER = 5;
+const TENSOR_NAME = 8;
+const NODE_INPUT = 1;
+const NODE_OUTPUT = 2;
+const TYPE_ELEM_TYPE = 1;
+const DIM_VALUE = 1;
+const FLOAT = 1;
+
+const decodeText = (bytes: Uint8Array | undefined) => (bytes ? new TextDecoder().decode(bytes) : '');
+const varintField = (field: number, value: number) => Uint8Array.from([...varint(field << 3), ...varint(value)]);
+
+/** A float tensor ValueInfoProto: `dims` numbers are fixed, strings named (free). */
+function floatValueInfo(name: string, dims: ReadonlyArray<number | string>): Uint8Array {
+  const shape = concat(
+    dims.map((d) => lengthDelimited(SHAPE_DIM, typeof d === 'number' ? varintField(DIM_VALUE, d) : lengthDelimited(DIM_PARAM, new TextEncoder().encode(d)))),
+  );
+  const tensor = concat([varintField(TYPE_ELEM_TYPE, FLOAT), lengthDelimited(TENSOR_SHAPE, shape)]);
+  return concat([lengthDelimited(VALUE_INFO_NAME, new TextEncoder().encode(name)), lengthDelimited(VALUE_INFO_TYPE, lengthDelimited(TYPE_TENSOR, tensor))]);
+}
+
+/**
+ * The model fed at `tensor` instead of at its graph input: the nodes `tensor` is computed from
+ * (and only those) are dropped, and `tensor` becomes the one float input, with `dims`. For a graph
+ * whose first layers only rearrange the input (YOLOX's Focus: four strided Slices and a Concat),
+ * the caller then packs that arrangement itself. Throws when `tensor` is not a node output, when
+ * a dropped node's output is used elsewhere, or when the graph has other inputs.
+ */
+export function feedFrom(model: Uint8Array, tensor: string, dims: ReadonlyArray<number | string>): Uint8Array {
+  return rewrite(model, MODEL_GRAPH, (graph) => {
+    const fields = parse(graph);
+    const nodes = fields.filter((f) => f.field === GRAPH_NODE && f.body).map((f) => {
+      const parts = parse(f.body!);
+      return { field: f, inputs: parts.filter((p) => p.field === NODE_INPUT).map((p) => decodeText(p.body)), outputs: parts.filter((p) => p.field === NODE_OUTPUT).map((p) => decodeText(p.body)) };
+    });
+    const producer = new Map(nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
+    if (!producer.has(tensor)) throw new Error(`no node computes ${tensor}`);
+    const dropped = new Set<(typeof nodes)[number]>();
+    const visit = (name: string) => {
+      const node = producer.get(name);
+      if (!node || dropped.has(node)) return;
+      dropped.add(node);
+      node.inputs.forEach(visit);
+    };
+    visit(tensor);
+    const inputs = fields.filter((f) => f.field === GRAPH_INPUT && f.body).map((f) => valueName(f.body!));
+    const initializers = new Set(fields.filter((f) => f.field === GRAPH_INITIALIZER && f.body).map((f) => decodeText(parse(f.body!).find((p) => p.field === TENSOR_NAME)?.body)));
+    const fed = inputs.filter((i) => !initializers.has(i));
+    if (fed.length !== 1) throw new Error('only a graph with one input can be fed elsewhere');
+    // What the kept nodes may no longer read: the dropped nodes' outputs, and the replaced input.
+    const gone = new Set([...[...dropped].flatMap((n) => n.outputs), fed[0]!]);
+    for (const n of nodes) {
+      if (dropped.has(n)) continue;
+      const used = n.inputs.find((i) => gone.has(i) && i !== tensor);
+      if (used) throw new Error(`${used} is used past ${tensor}: the graph cannot be fed there`);
+    }
+    let replaced = false;
+    return concat(
+      fields.flatMap((f) => {
+        if (f.field === GRAPH_NODE && [...dropped].some((n) => n.field === f)) return [];
+        if (f.field === GRAPH_VALUE_INFO) return [];
+        if (f.field === GRAPH_INPUT && f.body && !initializers.has(valueName(f.body))) {
+          if (replaced) return [];
+          replaced = true;
+          return [lengthDelimited(GRAPH_INPUT, floatValueInfo(tensor, dims))];
+        }
+        return [f.raw];
+      }),
+    );
+  });
 }

@@ -34,6 +34,8 @@ export interface OnnxWorkerData {
   text?: TextWorkerConfig;
   /** Input dims to free as the model is loaded (src/engines/onnx/free-dims.ts). */
   freeDims?: Record<string, readonly number[]>;
+  /** The tensor (and its dims) to feed the graph at instead of its input, once the dims are freed. */
+  feedFrom?: { tensor: string; dims: Array<number | string> };
   /** One more warm-up run for each (another input size). */
   extraWarmups?: Record<string, WarmupInput>[];
 }

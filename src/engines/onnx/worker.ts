@@ -3,7 +3,7 @@ import { threadId, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { transferResult } from '../transfer.js';
 import { textTask } from './text/worker-tasks.js';
-import { freeModelDims } from './free-dims.js';
+import { feedFrom, freeModelDims } from './free-dims.js';
 import { sessionOptions } from './session-options.js';
 import { tensorBuffers, type Feeds, type LoadResult, type OnnxTask, type OnnxWorkerData, type Outputs, type RunResult, type WarmupInput } from './protocol.js';
 
@@ -21,9 +21,12 @@ function toOrt(feeds: Feeds): Record<string, ort.Tensor> {
   return out;
 }
 
-/** The model as ONNX Runtime gets it: the file's path, or its bytes with the declared input dims freed. */
+/** The model as ONNX Runtime gets it: the file's path, or its bytes with the declared input dims freed and fed where declared. */
 function modelSource(): string | Uint8Array {
-  return data.freeDims ? freeModelDims(readFileSync(data.modelPath), data.freeDims) : data.modelPath;
+  if (!data.freeDims && !data.feedFrom) return data.modelPath;
+  let bytes: Uint8Array = readFileSync(data.modelPath);
+  if (data.freeDims) bytes = freeModelDims(bytes, data.freeDims);
+  return data.feedFrom ? feedFrom(bytes, data.feedFrom.tensor, data.feedFrom.dims) : bytes;
 }
 
 function zeros(inputs: Record<string, WarmupInput>): Feeds {

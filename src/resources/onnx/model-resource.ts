@@ -4,7 +4,7 @@ import type { Outputs, WarmupInput } from '../../engines/onnx/protocol.js';
 import { unavailable } from '../pipeline.js';
 import { findModel, modelFiles, modelForRoute, spatialSize, type ClassifyModel, type DetectModel, type ModelEntry } from '../../models/manifest.js';
 import type { ModelGate, ModelStore } from '../../models/store.js';
-import { allocateBatch, batchDims, packImage, prepareImage, resizeTarget, type PreparedImage, type Size } from '../../image/preprocess.js';
+import { allocateBatch, batchDims, packImage, packSpaceToDepth, prepareImage, resizeTarget, type PreparedImage, type Size } from '../../image/preprocess.js';
 import type { ImageInput } from '../../image/types.js';
 import type { CostItem, ImageHeader, InitContext, ResourceStatus } from '../contract.js';
 
@@ -22,9 +22,34 @@ export async function readLabels(file: string): Promise<string[]> {
   return lines;
 }
 
+/**
+ * The tensor one image at `size` is fed as: the model's input, or, for a graph fed past its
+ * space-to-depth layer, that layer's output (4 × the channels at half the height and width).
+ */
+export function feedOf(model: ModelEntry, size: Size): { name: string; dims: number[] } {
+  const { input } = model;
+  const s2d = input.spaceToDepth;
+  if (s2d) return { name: s2d.tensor, dims: [1, 12, size.height / 2, size.width / 2] };
+  return { name: input.name, dims: batchDims(input.layout, 1, size) };
+}
+
+/** The space-to-depth output fed instead of the input, with free height and width when the model runs at other sizes. */
+function spaceToDepthFeed(model: ModelEntry): { tensor: string; dims: Array<number | string> } | undefined {
+  const s2d = model.input.spaceToDepth;
+  const size = spatialSize(model.input);
+  if (!s2d || !size) return undefined;
+  const free = Boolean(model.input.sizes?.length);
+  return { tensor: s2d.tensor, dims: [1, 12, free ? `${s2d.tensor}_height` : size.height / 2, free ? `${s2d.tensor}_width` : size.width / 2] };
+}
+
 /** Zero inputs for the warm-up run: free dimensions become 1 (batch) or the tile size (spatial). */
 export function warmupInputs(model: ModelEntry): Record<string, WarmupInput> {
   const { input } = model;
+  const size = spatialSize(input);
+  if (input.spaceToDepth && size) {
+    const { name, dims } = feedOf(model, size);
+    return { [name]: { dims, dtype: input.dtype } };
+  }
   const tile = model.task === 'superres' ? model.superres.tile : 1;
   const dims = input.shape.map((d, i) => (typeof d === 'number' ? d : i === 0 ? 1 : tile));
   return { [input.name]: { dims, dtype: input.dtype } };
@@ -39,6 +64,10 @@ export function spatialDims(model: ModelEntry): Record<string, number[]> | undef
 /** One warm-up per other declared size (each new input shape is planned on its first run). */
 export function sizeWarmups(model: ModelEntry): Record<string, WarmupInput>[] {
   return (model.input.sizes ?? []).map((side) => {
+    if (model.input.spaceToDepth) {
+      const { name, dims } = feedOf(model, { width: side, height: side });
+      return { [name]: { dims, dtype: model.input.dtype } };
+    }
     const [name, w] = Object.entries(warmupInputs(model))[0]!;
     const dims = [...w.dims];
     const [h, x] = model.input.layout === 'NCHW' ? [2, 3] : [1, 2];
@@ -102,6 +131,7 @@ export class OnnxModelBinding<M extends ModelEntry> {
           warmup: warmupInputs(model),
           batchable: typeof model.input.shape[0] === 'string',
           freeDims: spatialDims(model),
+          feedFrom: spaceToDepthFeed(model),
           extraWarmups: sizeWarmups(model),
           threads: model.threads,
         });
@@ -186,8 +216,11 @@ export abstract class OnnxModelResource<M extends ModelEntry> {
     const prepared = await prepareImage(input, model.preprocess.resize, size);
     const pixels = size.width * size.height;
     const spec = { ...model.preprocess, layout: model.input.layout, dtype: model.input.dtype };
-    const data = packImage(prepared.rgb, pixels, spec, allocateBatch(model.input.dtype, 1, pixels));
-    const result = await engine.run(model.id, { [model.input.name]: { data, dims: batchDims(model.input.layout, 1, size) } }, { signal, outputs });
+    const blocks = model.input.spaceToDepth?.blocks;
+    const tensor = allocateBatch(model.input.dtype, 1, pixels);
+    const data = blocks ? packSpaceToDepth(prepared.rgb, size.width, size.height, spec, blocks, tensor as Float32Array) : packImage(prepared.rgb, pixels, spec, tensor);
+    const feed = feedOf(model, size);
+    const result = await engine.run(model.id, { [feed.name]: { data, dims: feed.dims } }, { signal, outputs });
     return { outputs: result, prepared, size };
   }
 
