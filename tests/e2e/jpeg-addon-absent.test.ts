@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import type { CvServe } from '../../src/app.js';
 import { jpegAddon } from '../../src/image/jpeg-decoder.js';
+import { frigateFrame } from '../../scripts/deepstack-clients.js';
 import { startServerProcess, type ServerProcess } from '../../scripts/lib/server-process.js';
 import { createTestApp } from '../helpers/app.js';
 import { guardedEnv } from '../helpers/net.js';
@@ -12,8 +13,8 @@ import { MODELS_DIR, REPO_ROOT } from '../helpers/paths.js';
 
 /**
  * A server whose JPEG addon cannot load (an install without a compiler or libjpeg's headers) says so
- * at startup and answers as one with it: sharp decodes, to the same pixels, so the answers are the
- * same bytes.
+ * at startup and answers as one with it: sharp decodes and enlarges, JavaScript packs model inputs,
+ * to the same pixels and floats, so the answers are the same bytes.
  */
 
 const PRELOAD = path.join(REPO_ROOT, 'tests', 'helpers', 'preload', 'no-jpeg-addon.cjs');
@@ -63,6 +64,21 @@ describe('without the JPEG addon', { timeout: 600_000 }, () => {
     const predictSharp = await fetch(`${server.url}/predict`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: COFFEE });
     const predictAddon = await request(svc.app).post('/predict').set('content-type', 'image/jpeg').send(COFFEE);
     assert.deepEqual(await predictSharp.json(), predictAddon.body);
+  });
+
+  it('answers Frigate\'s frame on /v1/vision/detection as the addon does: sharp enlarges, JavaScript packs', async () => {
+    const frame = await frigateFrame(COFFEE, 320);
+    const ask = (base: string) => {
+      const form = new FormData();
+      form.append('image', new Blob([frame], { type: 'image/jpeg' }), 'image');
+      return fetch(`${base}/v1/vision/detection`, { method: 'POST', body: form });
+    };
+    const withoutAddon = await ask(server.url);
+    assert.equal(withoutAddon.status, 200);
+    const withAddon = await request(svc.app).post('/v1/vision/detection').attach('image', frame, 'image');
+    const answer = (await withoutAddon.json()) as { predictions: unknown[] };
+    assert.deepEqual(answer.predictions, (withAddon.body as typeof answer).predictions);
+    assert.ok(answer.predictions.length > 0, 'something was found');
   });
 
   it('warned at startup, naming why', async () => {
