@@ -70,7 +70,7 @@ describe('without the JPEG addon', { timeout: 600_000 }, () => {
     const frame = await frigateFrame(COFFEE, 320);
     const ask = (base: string) => {
       const form = new FormData();
-      form.append('image', new Blob([frame], { type: 'image/jpeg' }), 'image');
+      form.append('image', new Blob([new Uint8Array(frame)], { type: 'image/jpeg' }), 'image');
       return fetch(`${base}/v1/vision/detection`, { method: 'POST', body: form });
     };
     const withoutAddon = await ask(server.url);
