@@ -1,6 +1,10 @@
 import { jpegAddon } from './jpeg-decoder.js';
-import type { Kernel, Size } from './preprocess.js';
 import type { RawImage } from './types.js';
+
+interface Size {
+  width: number;
+  height: number;
+}
 
 /**
  * Enlargement without libvips' affine machinery: cvserve's addon (native/jpeg/enlarge.c) computes
@@ -17,7 +21,7 @@ const scale = (from: number, to: number) => 1 / (from / to);
  * produce, with a kernel vips_resize maps to its bicubic interpolator (nearest and linear have
  * interpolators of their own).
  */
-export function enlargesLikeSharp(from: Size, to: Size, kernel: Kernel): boolean {
+export function enlargesLikeSharp(from: Size, to: Size, kernel: string): boolean {
   if (kernel === 'nearest' || kernel === 'linear') return false;
   const h = scale(from.width, to.width);
   const v = scale(from.height, to.height);
