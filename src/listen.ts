@@ -25,8 +25,10 @@ export async function startServer(config: Config): Promise<{ server: Server; ser
   const address = server.address();
   const url = typeof address === 'object' && address ? browsableUrl(address.address, address.port) : String(address);
   log.info({ address }, `cvserve listening on ${url} (open it in a browser for the playground; API docs at ${url}docs)`);
-  const jpegProblem = config.jpegDecoder === 'libjpeg' ? jpegAddonProblem() : undefined;
-  if (jpegProblem) log.warn({ reason: jpegProblem }, `JPEGs are decoded by sharp (about twice the CPU of libjpeg): ${jpegProblem}`);
+  const addonProblem = jpegAddonProblem();
+  if (addonProblem) {
+    log.warn({ reason: addonProblem }, `cvserve's addon (native/jpeg) did not load: sharp decodes JPEGs and enlarges model inputs, JavaScript packs them, the same results for more CPU (about twice on JPEG decoding): ${addonProblem}`);
+  }
   if (config.allowPrivateNetworks) {
     log.warn('CVSERVE_ALLOW_PRIVATE_NETWORKS is on: ?url= may fetch loopback, private and link-local addresses (this machine, its network, cloud metadata); only for local development');
   }

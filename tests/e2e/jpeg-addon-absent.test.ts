@@ -84,7 +84,7 @@ describe('without the JPEG addon', { timeout: 600_000 }, () => {
   it('warned at startup, naming why', async () => {
     // The log is one stream: by the line of a request it served, every startup line has been read.
     await server.waitForLine(/POST \/predict 200/);
-    const warnings = server.output.filter((l) => l.includes('JPEGs are decoded by sharp'));
+    const warnings = server.output.filter((l) => l.includes("cvserve's addon (native/jpeg) did not load"));
     assert.equal(warnings.length, 1, 'one startup warning');
     const line = JSON.parse(warnings[0]!) as { level: number; reason: string };
     assert.equal(line.level, 40);
