@@ -176,16 +176,22 @@ export interface PackSpec {
 export function packImage<T extends Float32Array | Uint8Array>(rgb: Uint8Array, pixels: number, spec: PackSpec, out: T, index = 0): T {
   const native = jpegAddon()?.packFloat32;
   if (!native || spec.dtype !== 'float32' || !(out instanceof Float32Array)) return packImageInJs(rgb, pixels, spec, out, index);
-  const [s0, s1, s2] = sourceChannels(spec);
-  const [a0, a1, a2] = [0, 1, 2].map((c) => spec.scale / spec.std[c]!);
-  const [b0, b1, b2] = [0, 1, 2].map((c) => -spec.mean[c]! / spec.std[c]!);
-  native(rgb, pixels, out, index * pixels * 3, spec.layout === 'NCHW', s0, s1, s2, a0!, a1!, a2!, b0!, b1!, b2!);
+  native(rgb, pixels, out, index * pixels * 3, spec.layout === 'NCHW', ...channelArgs(spec));
   return out;
 }
 
 /** The source channel feeding each model channel. */
 function sourceChannels(spec: PackSpec): [number, number, number] {
   return spec.channels === 'RGB' ? [0, 1, 2] : [2, 1, 0];
+}
+
+type ChannelArgs = [number, number, number, number, number, number, number, number, number];
+
+/** The addon's per-channel arguments: source channels, then each channel's a and b (value = pixel × a + b). */
+function channelArgs(spec: PackSpec): ChannelArgs {
+  const a = (c: number) => spec.scale / spec.std[c]!;
+  const b = (c: number) => -spec.mean[c]! / spec.std[c]!;
+  return [...sourceChannels(spec), a(0), a(1), a(2), b(0), b(1), b(2)];
 }
 
 /** packImage in JavaScript: uint8 inputs, and float ones where the addon is not built. */
@@ -223,10 +229,7 @@ export type SpaceToDepthBlocks = ReadonlyArray<readonly [number, number]>;
 export function packSpaceToDepth(rgb: Uint8Array, width: number, height: number, spec: PackSpec, blocks: SpaceToDepthBlocks, out: Float32Array, index = 0): Float32Array {
   const native = jpegAddon()?.packFloat32SpaceToDepth;
   if (!native) return packSpaceToDepthInJs(rgb, width, height, spec, blocks, out, index);
-  const [s0, s1, s2] = sourceChannels(spec);
-  const [a0, a1, a2] = [0, 1, 2].map((c) => spec.scale / spec.std[c]!);
-  const [b0, b1, b2] = [0, 1, 2].map((c) => -spec.mean[c]! / spec.std[c]!);
-  native(rgb, width, height, out, index * width * height * 3, Int32Array.from(blocks.flat()), s0, s1, s2, a0!, a1!, a2!, b0!, b1!, b2!);
+  native(rgb, width, height, out, index * width * height * 3, Int32Array.from(blocks.flat()), ...channelArgs(spec));
   return out;
 }
 

@@ -11,6 +11,15 @@
 
 // Field numbers from onnx/onnx.proto.
 const MODEL_GRAPH = 7;
+const GRAPH_NODE = 1;
+const GRAPH_INITIALIZER = 5;
+const TENSOR_NAME = 8;
+const NODE_INPUT = 1;
+const NODE_OUTPUT = 2;
+const TYPE_ELEM_TYPE = 1;
+const DIM_VALUE = 1;
+/** TensorProto.DataType FLOAT. */
+const FLOAT = 1;
 const GRAPH_INPUT = 11;
 const GRAPH_OUTPUT = 12;
 const GRAPH_VALUE_INFO = 13;
@@ -160,15 +169,6 @@ export function freeModelDims(model: Uint8Array, inputs: FreeDims): Uint8Array {
   if (seen !== wanted) throw new Error(`the model declares ${seen} of the ${wanted} inputs named to free`);
   return out;
 }
-
-const GRAPH_NODE = 1;
-const GRAPH_INITIALIZER = 5;
-const TENSOR_NAME = 8;
-const NODE_INPUT = 1;
-const NODE_OUTPUT = 2;
-const TYPE_ELEM_TYPE = 1;
-const DIM_VALUE = 1;
-const FLOAT = 1;
 
 const decodeText = (bytes: Uint8Array | undefined) => (bytes ? new TextDecoder().decode(bytes) : '');
 const varintField = (field: number, value: number) => Uint8Array.from([...varint(field << 3), ...varint(value)]);

@@ -33,13 +33,17 @@ export function feedOf(model: ModelEntry, size: Size): { name: string; dims: num
   return { name: input.name, dims: batchDims(input.layout, 1, size) };
 }
 
-/** The space-to-depth output fed instead of the input, with free height and width when the model runs at other sizes. */
+/**
+ * The space-to-depth output fed instead of the input: the input's batch dim (fixed or free), and
+ * free height and width when the model runs at other sizes.
+ */
 function spaceToDepthFeed(model: ModelEntry): { tensor: string; dims: Array<number | string> } | undefined {
   const s2d = model.input.spaceToDepth;
   const size = spatialSize(model.input);
   if (!s2d || !size) return undefined;
+  const batch = model.input.shape[0]!;
   const free = Boolean(model.input.sizes?.length);
-  return { tensor: s2d.tensor, dims: [1, 12, free ? `${s2d.tensor}_height` : size.height / 2, free ? `${s2d.tensor}_width` : size.width / 2] };
+  return { tensor: s2d.tensor, dims: [batch, 12, free ? `${s2d.tensor}_height` : size.height / 2, free ? `${s2d.tensor}_width` : size.width / 2] };
 }
 
 /** Zero inputs for the warm-up run: free dimensions become 1 (batch) or the tile size (spatial). */
