@@ -106,8 +106,20 @@ export const SETTINGS = {
     doc: 'Tasks a busy OpenCV worker holds besides the one it runs, so it starts the next one without waiting for the main thread to hand it over; a held task moves to a worker that falls idle first. It counts against CVSERVE_OPENCV_MAX_QUEUE. 0: workers take tasks one at a time.',
   },
   opencvMaxQueue: { env: 'CVSERVE_OPENCV_MAX_QUEUE', schema: int(0, 100_000), default: '64', doc: 'Tasks waiting for an OpenCV worker before requests get 503 + Retry-After.' },
-  onnxWorkers: { env: 'CVSERVE_ONNX_WORKERS', schema: int(1, 256), default: '1', doc: 'ONNX Runtime worker threads (each holds one session per model).' },
-  onnxThreads: { env: 'CVSERVE_ONNX_THREADS', schema: int(1, 256), default: String(cores), shownDefault: 'cores', doc: 'Intra-op threads per ONNX session. Keep workers × threads ≈ cores.' },
+  onnxWorkers: {
+    env: 'CVSERVE_ONNX_WORKERS',
+    schema: int(1, 256),
+    default: String(Math.min(cores, 2)),
+    shownDefault: 'min(cores, 2)',
+    doc: 'ONNX Runtime worker threads per model (a manifest entry\'s `workers` overrides it): how many runs of one model go at once.',
+  },
+  onnxThreads: { env: 'CVSERVE_ONNX_THREADS', schema: int(1, 256), default: String(cores), shownDefault: 'cores', doc: 'Intra-op threads of an ONNX run that starts while no other worker runs the same model (a lone request uses every core).' },
+  onnxBusyThreads: {
+    env: 'CVSERVE_ONNX_BUSY_THREADS',
+    schema: z.union([z.literal('auto'), int(1, 256)]),
+    default: 'auto',
+    doc: 'Intra-op threads of an ONNX run that starts while another worker runs the same model: each worker then holds a second session with this many threads (equal to CVSERVE_ONNX_THREADS: one session). auto: CVSERVE_ONNX_THREADS / CVSERVE_ONNX_WORKERS, at least 1.',
+  },
   onnxBatchMax: {
     env: 'CVSERVE_ONNX_BATCH_MAX',
     schema: int(1, 256),

@@ -40,6 +40,7 @@ export function createEngines(config: Config): Engines {
     onnx: new OnnxEngine({
       workers: config.onnxWorkers,
       threads: config.onnxThreads,
+      busyThreads: config.onnxBusyThreads === 'auto' ? Math.max(1, Math.floor(config.onnxThreads / config.onnxWorkers)) : config.onnxBusyThreads,
       maxQueue: config.onnxMaxQueue,
       modelsDir: config.modelsDir,
       batchMax: config.onnxBatchMax,

@@ -14,7 +14,8 @@ export interface WorkerPoolOptions {
   size: number;
   /** Tasks allowed to wait for a free worker; beyond that `run` rejects with QUEUE_FULL (503). */
   maxQueue: number;
-  workerData?: unknown;
+  /** What each worker gets as `workerData`; a function gets the worker's slot (0 … size − 1), the same for its replacements. */
+  workerData?: unknown | ((slot: number) => unknown);
   /** Per-worker V8 heap cap (MB); wasm memory is outside it. */
   maxOldGenerationSizeMb?: number;
   /** Retire a worker between tasks once its module's heapBytes() passes this; 0 or unset: never. */
@@ -322,7 +323,7 @@ export class WorkerPool {
     }
     const worker = new Worker(BOOTSTRAP_SCRIPT, {
       eval: true,
-      workerData: this.options.workerData,
+      workerData: typeof this.options.workerData === 'function' ? this.options.workerData(this.slots.indexOf(slot)) : this.options.workerData,
       resourceLimits: this.options.maxOldGenerationSizeMb ? { maxOldGenerationSizeMb: this.options.maxOldGenerationSizeMb } : undefined,
     });
     slot.worker = worker;

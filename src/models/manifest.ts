@@ -254,6 +254,11 @@ const modelBase = {
    * for 40% less CPU).
    */
   threads: z.number().int().min(1).max(256).optional(),
+  /**
+   * Worker threads (so sessions) of this model instead of CVSERVE_ONNX_WORKERS: 1 for a model whose
+   * sessions hold much memory and that gains little from running twice at once (ESPCN's tiles).
+   */
+  workers: z.number().int().min(1).max(256).optional(),
 };
 
 const modelEntry = z.discriminatedUnion('task', [

@@ -66,6 +66,17 @@ describe('model manifest', () => {
     }
   });
 
+  test('workers: the super-resolution and text models run on one worker, the others on the engine\'s; a count is a positive integer', () => {
+    const m = loadManifest();
+    const workers = Object.fromEntries(m.models.map((model) => [model.id, model.workers]));
+    assert.deepEqual(workers, { 'mobilenetv2-12-int8': undefined, 'yolox-nano': undefined, 'espcn-x3': 1, 'ppocr-v4-det': 1, 'ppocr-v4-rec': 1 });
+    for (const bad of [0, 1.5, '2']) {
+      const broken = builtin();
+      (broken.models as Record<string, unknown>[])[0]!.workers = bad;
+      assert.throws(() => parseManifest(broken, 'workers.json'), /models\.0\.workers/, `workers ${String(bad)}`);
+    }
+  });
+
   test('problems are reported with their path', () => {
     const broken = builtin();
     const files = broken.files as Record<string, unknown>[];

@@ -1,6 +1,7 @@
 import { AppError } from '../../errors.js';
 import { siblingModule, WorkerPool, type PoolStats } from '../pool.js';
 import { DynamicBatcher } from './batcher.js';
+import { RunningCells } from './running-cells.js';
 import type { TextDetectTask, TextRecognizeTask, TextWorkerConfig } from './text/protocol.js';
 import type { FreeDims } from './free-dims.js';
 import { tensorBuffers, type Feeds, type LoadResult, type OnnxWorkerData, type Outputs, type RunResult, type WarmupInput } from './protocol.js';
@@ -12,6 +13,11 @@ export interface OnnxEngineOptions {
   workers: number;
   /** Intra-op threads per session. */
   threads: number;
+  /**
+   * Intra-op threads of a run that starts while another worker of the same model runs (each worker
+   * then holds a second session with this many); unset or ≥ threads: one session per worker.
+   */
+  busyThreads?: number;
   /** Tasks allowed to wait per model before QUEUE_FULL. */
   maxQueue: number;
   modelsDir: string;
@@ -34,6 +40,8 @@ export interface OnnxModelSpec {
   batchable?: boolean;
   /** Intra-op threads for this model's sessions instead of the engine's (text models: 1). */
   threads?: number;
+  /** Worker threads for this model instead of the engine's. */
+  workers?: number;
   /** A text model: its workers also pack inputs and decode outputs (see `task`). */
   text?: TextWorkerConfig;
   /** Input dims to free in the graph as it is loaded (a detector that also runs at other sizes). */
@@ -52,6 +60,8 @@ export interface OnnxRunOptions {
 
 interface LoadedModel {
   pool: WorkerPool;
+  /** Which of its workers are running it (with two workers or more). */
+  running?: Int32Array;
   batcher?: DynamicBatcher;
   ready: Promise<void>;
   loadMs: number[];
@@ -81,10 +91,12 @@ export class OnnxEngine {
     if (this.closed) throw new AppError('SHUTTING_DOWN', { detail: 'ONNX engine is closed' });
     const existing = this.models.get(spec.id);
     if (existing) return existing.ready;
-    const workerData: OnnxWorkerData = {
+    const threads = spec.threads ?? this.options.threads;
+    const busyThreads = this.options.busyThreads !== undefined && this.options.busyThreads < threads ? this.options.busyThreads : undefined;
+    const shared: OnnxWorkerData = {
       modelId: spec.id,
       modelPath: spec.path,
-      intraOpNumThreads: spec.threads ?? this.options.threads,
+      intraOpNumThreads: threads,
       memoryArena: this.options.memoryArena ?? true,
       warmup: spec.warmup,
       text: spec.text,
@@ -92,14 +104,17 @@ export class OnnxEngine {
       feedFrom: spec.feedFrom,
       extraWarmups: spec.extraWarmups,
     };
+    const workers = spec.workers ?? this.options.workers;
+    const cells = workers > 1 ? RunningCells.buffer(workers) : undefined;
+    const workerData = (slot: number): OnnxWorkerData => (cells ? { ...shared, busyThreads, running: { cells, slot } } : shared);
     const pool = new WorkerPool({
       name: `onnx:${spec.id}`,
       filename: siblingModule(import.meta.url, 'worker'),
-      size: this.options.workers,
+      size: workers,
       maxQueue: this.options.maxQueue,
       workerData,
     });
-    const model: LoadedModel = { pool, ready: Promise.resolve(), loadMs: [] };
+    const model: LoadedModel = { pool, running: cells && new Int32Array(cells), ready: Promise.resolve(), loadMs: [] };
     const batchMax = this.options.batchMax ?? 1;
     if (spec.batchable && batchMax > 1) {
       model.batcher = new DynamicBatcher(
@@ -142,9 +157,17 @@ export class OnnxEngine {
     return this.models.get(id)?.loadMs ?? [];
   }
 
-  /** Worker threads per model: how many calls of one model can run at once. */
-  get workersPerModel(): number {
-    return this.options.workers;
+  /**
+   * The cells through which a model's workers see each other's runs (running-cells.ts): 1 while
+   * that worker runs. Undefined with one worker. A test marks a worker busy here.
+   */
+  runningCellsOf(id: string): Int32Array | undefined {
+    return this.models.get(id)?.running;
+  }
+
+  /** A loaded model's worker threads: how many of its calls can run at once (0: not loaded). */
+  workersOf(id: string): number {
+    return this.models.get(id)?.pool.size ?? 0;
   }
 
   /**
@@ -160,7 +183,7 @@ export class OnnxEngine {
     const model = this.models.get(id);
     if (!model) throw new AppError('MODEL_UNAVAILABLE', { detail: `ONNX model ${id} is not loaded` });
     await model.ready;
-    if (model.batcher) return { outputs: await model.batcher.run(feeds, options.outputs, options.signal), runMs: Number.NaN };
+    if (model.batcher) return { outputs: await model.batcher.run(feeds, options.outputs, options.signal), runMs: Number.NaN, threads: Number.NaN };
     return model.pool.run<RunResult>({ op: 'run', feeds, outputs: options.outputs }, { signal: options.signal, transferList: tensorBuffers(feeds) });
   }
 

@@ -26,6 +26,13 @@ export interface OnnxWorkerData {
   modelId: string;
   modelPath: string;
   intraOpNumThreads: number;
+  /**
+   * Intra-op threads of a run that starts while another worker of the model is running one: each
+   * worker then holds a second session with this many threads (unset: one session).
+   */
+  busyThreads?: number;
+  /** One cell per worker of the model's pool, 1 while that worker's session runs: how a worker sees the others'. */
+  running?: { cells: SharedArrayBuffer; slot: number };
   /** ONNX Runtime's CPU memory arena: on keeps the largest run's buffers for the next run. */
   memoryArena: boolean;
   /** Zero-filled inputs for the one warm-up run after the session is created. */
@@ -57,6 +64,8 @@ export interface RunResult {
   outputs: Outputs;
   /** session.run time in the worker. */
   runMs: number;
+  /** Intra-op threads of the session that ran (fewer while another worker of the model was running). */
+  threads: number;
 }
 
 /** The buffers of tensors, for a transfer list (each buffer once). */

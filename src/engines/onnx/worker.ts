@@ -4,6 +4,7 @@ import * as ort from 'onnxruntime-node';
 import { transferResult } from '../transfer.js';
 import { textTask } from './text/worker-tasks.js';
 import { feedFrom, freeModelDims } from './free-dims.js';
+import { RunningCells } from './running-cells.js';
 import { sessionOptions } from './session-options.js';
 import { tensorBuffers, type Feeds, type LoadResult, type OnnxTask, type OnnxWorkerData, type Outputs, type RunResult, type WarmupInput } from './protocol.js';
 
@@ -38,9 +39,8 @@ function zeros(inputs: Record<string, WarmupInput>): Feeds {
   return feeds;
 }
 
-async function createSession(): Promise<ort.InferenceSession> {
-  const source = modelSource();
-  const options = sessionOptions(data);
+async function createSession(source: string | Uint8Array, intraOpNumThreads: number): Promise<ort.InferenceSession> {
+  const options = sessionOptions({ ...data, intraOpNumThreads });
   const s = typeof source === 'string' ? await ort.InferenceSession.create(source, options) : await ort.InferenceSession.create(source, options);
   for (const inputs of [data.warmup, ...(data.extraWarmups ?? [])]) await s.run(toOrt(zeros(inputs)));
   return s;
@@ -55,13 +55,19 @@ function toFloat32(t: ort.Tensor): Float32Array {
   return out;
 }
 
-// The session is created (and warmed up) as the worker starts; the pool waits for `ready`.
+// The sessions are created (and warmed up) as the worker starts; the pool waits for `ready`.
 const started = performance.now();
 let loadMs = 0;
-const session = createSession().then((s) => {
+const running = data.running ? new RunningCells(data.running.cells, data.running.slot) : undefined;
+const busyThreads = running && data.busyThreads !== undefined && data.busyThreads < data.intraOpNumThreads ? data.busyThreads : undefined;
+const sessions = (async () => {
+  const source = modelSource();
+  const lone = await createSession(source, data.intraOpNumThreads);
+  const busy = busyThreads === undefined ? lone : await createSession(source, busyThreads);
   loadMs = performance.now() - started;
-  return s;
-});
+  return { lone, busy };
+})();
+const session = sessions.then((s) => s.lone);
 session.catch(() => {}); // reported through `ready` and every task, never as an unhandled rejection
 export const ready = session;
 
@@ -70,16 +76,27 @@ async function load(): Promise<LoadResult> {
   return { loadMs, threadId };
 }
 
+/**
+ * A lone run gets all the session's threads (a single request is fast); one that starts while
+ * another worker runs gets the busy session's (one thread each: two runs at once on two cores cost
+ * less CPU than two turns of a two-thread run, which is what throughput under load is made of).
+ */
 async function run(task: Extract<OnnxTask, { op: 'run' }>): Promise<unknown> {
-  const s = await session;
+  const { lone, busy } = await sessions;
+  const s = running?.enter() ? busy : lone;
   const t0 = performance.now();
-  const results = await s.run(toOrt(task.feeds), task.outputs ?? s.outputNames);
+  let results: ort.InferenceSession.ReturnType;
+  try {
+    results = await s.run(toOrt(task.feeds), task.outputs ?? s.outputNames);
+  } finally {
+    running?.exit();
+  }
   const runMs = performance.now() - t0;
   const outputs: Outputs = {};
   for (const [name, t] of Object.entries(results)) {
     outputs[name] = { data: toFloat32(t), dims: [...t.dims] };
   }
-  const result: RunResult = { outputs, runMs };
+  const result: RunResult = { outputs, runMs, threads: s === lone ? data.intraOpNumThreads : busyThreads! };
   // The largest output buffer moves instead of being copied; small ones (scores, counts) are cloned.
   const largest = tensorBuffers(outputs).sort((a, b) => b.byteLength - a.byteLength)[0];
   return largest ? transferResult(result, [largest]) : result;

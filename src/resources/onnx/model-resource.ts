@@ -138,6 +138,7 @@ export class OnnxModelBinding<M extends ModelEntry> {
           feedFrom: spaceToDepthFeed(model),
           extraWarmups: sizeWarmups(model),
           threads: model.threads,
+          workers: model.workers,
         });
         ctx.log.info({ model: model.id, ms: Math.round(performance.now() - t0), workers: engine.loadTimes(model.id).map(Math.round) }, `/${this.route}: ${model.file} loaded`);
       },

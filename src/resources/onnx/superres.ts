@@ -163,7 +163,7 @@ export async function upscaleImage(image: RawImage, options: UpscaleOptions): Pr
   // As many batches in flight as the model has workers; more would only wait in its queue.
   let next = 0;
   let done = 0;
-  const lanes = Array.from({ length: Math.min(options.engine.workersPerModel, batches.length) }, async () => {
+  const lanes = Array.from({ length: Math.min(Math.max(1, options.engine.workersOf(options.modelId)), batches.length) }, async () => {
     while (next < batches.length) {
       const batch = batches[next++]!;
       await runBatch(batch);

@@ -82,6 +82,7 @@ export class TextModels {
               id: det.id,
               path: store.path(det.file),
               threads,
+              workers: det.workers,
               warmup: { [det.input.name]: { dims: [1, 3, 64, 64], dtype: 'float32' } },
               text: { kind: 'db-text', input: det.input.name, output: det.decoder.output, pack: pack(det.preprocess), db: det.decoder },
             }),
@@ -89,6 +90,7 @@ export class TextModels {
               id: rec.id,
               path: store.path(rec.file),
               threads,
+              workers: rec.workers,
               warmup: { [rec.input.name]: { dims: [1, 3, rec.preprocess.height, 160], dtype: 'float32' } },
               text: {
                 kind: 'ctc',

@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { frigateFrame } from '../../scripts/deepstack-clients.js';
+import { OnnxEngine, type Feeds } from '../../src/engines/onnx/engine.js';
+import { RunningCells } from '../../src/engines/onnx/running-cells.js';
+import { packSpaceToDepth, prepareImage } from '../../src/image/preprocess.js';
+import { loadManifest, type DetectModel } from '../../src/models/manifest.js';
+import { createPredictResource } from '../../src/resources/predict.js';
+import { createUpscaleResource } from '../../src/resources/upscale.js';
+import { imageInput, MODELS_DIR, onnxEngines, silentLog } from './onnx-fixtures.js';
+import { image } from '../helpers/paths.js';
+
+const yolox = () => loadManifest().models.find((m) => m.id === 'yolox-nano') as DetectModel;
+const FEED_DIMS = [1, 12, 208, 208];
+
+/** YOLOX-nano as the service loads it (fed past its Focus layer), on an engine of the given sizing. */
+async function yoloxEngine(options: { workers: number; threads: number; busyThreads?: number }): Promise<OnnxEngine> {
+  const model = yolox();
+  const engine = new OnnxEngine({ ...options, maxQueue: 8, modelsDir: MODELS_DIR });
+  const input = { dims: FEED_DIMS, dtype: 'float32' as const };
+  await engine.load({ id: 'yolox', path: path.join(MODELS_DIR, model.file), warmup: { [model.input.spaceToDepth!.tensor]: input }, feedFrom: { tensor: model.input.spaceToDepth!.tensor, dims: FEED_DIMS } });
+  return engine;
+}
+
+/** Frigate's 320 frame of a photo, enlarged and packed as the service packs it. */
+async function frameFeed(photo: string): Promise<Feeds> {
+  const model = yolox();
+  const { rgb } = await prepareImage(await imageInput(await frigateFrame(readFileSync(photo), 320)), model.preprocess.resize, { width: 416, height: 416 });
+  const spec = { ...model.preprocess, layout: model.input.layout, dtype: model.input.dtype };
+  const data = packSpaceToDepth(rgb, 416, 416, spec, model.input.spaceToDepth!.blocks, new Float32Array(416 * 416 * 3));
+  return { [model.input.spaceToDepth!.tensor]: { data, dims: FEED_DIMS } };
+}
+
+const copy = (feeds: Feeds): Feeds => Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, { data: t.data.slice(), dims: t.dims }]));
+const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+
+describe('RunningCells', () => {
+  test('a worker sees whether another is running as its run starts', () => {
+    const buffer = RunningCells.buffer(3);
+    const [a, b] = [new RunningCells(buffer, 0), new RunningCells(buffer, 1)];
+    assert.equal(a.enter(), false, 'alone');
+    assert.equal(b.enter(), true, 'a runs');
+    a.exit();
+    b.exit();
+    assert.equal(b.enter(), false, 'both done');
+    b.exit();
+  });
+
+  test("a worker replacing one that died mid-run clears that slot's cell", () => {
+    const buffer = RunningCells.buffer(2);
+    new Int32Array(buffer)[1] = 1;
+    new RunningCells(buffer, 1);
+    assert.equal(new RunningCells(buffer, 0).enter(), false);
+    assert.throws(() => new RunningCells(buffer, 2), /slot 2/);
+  });
+});
+
+describe('ONNX workers with a busy session (CVSERVE_ONNX_BUSY_THREADS)', () => {
+  let adaptive: OnnxEngine;
+  let oneThread: OnnxEngine;
+
+  before(async () => {
+    [adaptive, oneThread] = await Promise.all([yoloxEngine({ workers: 2, threads: 2, busyThreads: 1 }), yoloxEngine({ workers: 1, threads: 1 })]);
+  });
+
+  after(async () => {
+    await Promise.all([adaptive?.close(), oneThread?.close()]);
+  });
+
+  test('a lone run gets every thread; one that starts while another worker runs gets the busy session', async () => {
+    const feeds = await frameFeed(image('car.jpg'));
+    const lone = await adaptive.runTimed('yolox', copy(feeds));
+    assert.equal(lone.threads, 2);
+    const cells = adaptive.runningCellsOf('yolox')!;
+    assert.equal(cells.length, 2);
+    // Both cells marked: whichever worker takes the run sees the other one running.
+    cells.fill(1);
+    try {
+      const busy = await adaptive.runTimed('yolox', copy(feeds));
+      assert.equal(busy.threads, 1);
+      assert.ok(bytes(busy.outputs.output!.data).equals(bytes(lone.outputs.output!.data)), 'same outputs');
+    } finally {
+      cells.fill(0);
+    }
+    assert.equal((await adaptive.runTimed('yolox', copy(feeds))).threads, 2, 'alone again');
+  });
+
+  test('one thread and two give bit-identical outputs on the reference frames (detections do not depend on the session)', async () => {
+    const photos = [image('car.jpg'), image('cat_small.jpg'), image('test_face_processing.jpg')];
+    for (const photo of photos) {
+      const feeds = await frameFeed(photo);
+      const [a, b] = await Promise.all([adaptive.run('yolox', copy(feeds)), oneThread.run('yolox', copy(feeds))]);
+      assert.ok(bytes(a.output!.data).equals(bytes(b.output!.data)), path.basename(photo));
+    }
+  });
+
+  test('one worker, or a busy thread count not below the threads, keeps one session per worker', async () => {
+    assert.equal(oneThread.runningCellsOf('yolox'), undefined);
+    const same = await yoloxEngine({ workers: 2, threads: 1, busyThreads: 1 });
+    try {
+      const cells = same.runningCellsOf('yolox')!;
+      cells.fill(1);
+      const r = await same.runTimed('yolox', await frameFeed(image('car.jpg')));
+      cells.fill(0);
+      assert.equal(r.threads, 1);
+      assert.equal(same.workersOf('yolox'), 2);
+    } finally {
+      await same.close();
+    }
+  });
+});
+
+test("a manifest entry's workers overrides the engine's: the shipped upscaler keeps one, the classifier gets the engine's two", async () => {
+  const env = onnxEngines({ config: { onnxWorkers: 2 } });
+  try {
+    const [upscale, predict] = [createUpscaleResource(), createPredictResource()];
+    await Promise.all([upscale.init({ config: env.config, engines: env.engines, log: silentLog }), predict.init({ config: env.config, engines: env.engines, log: silentLog })]);
+    assert.equal(env.engines.onnx.workersOf('espcn-x3'), 1);
+    assert.equal(env.engines.onnx.workersOf('mobilenetv2-12-int8'), 2);
+  } finally {
+    await env.close();
+  }
+});
