@@ -36,6 +36,8 @@ export interface KernelReport {
   threads: number;
   cores: number;
   kernels: Record<string, KernelTime>;
+  /** The ONNX kernels again at the intra-op threads of a run that starts while another runs (CVSERVE_ONNX_BUSY_THREADS), where that is fewer. */
+  busy?: { threads: number; kernels: Record<string, KernelTime> };
   /** Kernels that could not be measured (a missing model, a module not installed yet). */
   skipped: Record<string, string>;
 }
@@ -104,7 +106,7 @@ async function openCvKernels(report: KernelReport, modelsDir: string, imagesDir:
 
 type Ort = typeof import('onnxruntime-node');
 
-async function onnxKernels(report: KernelReport, modelsDir: string, threads: number, quick: boolean): Promise<void> {
+async function onnxKernels(report: KernelReport, modelsDir: string, threads: number, quick: boolean, into = report.kernels): Promise<void> {
   let ort: Ort;
   try {
     ort = await import('onnxruntime-node');
@@ -140,12 +142,12 @@ async function onnxKernels(report: KernelReport, modelsDir: string, threads: num
     for (let i = 0; i < data.length; i++) data[i] = ((i * 7919) % 255) / 255; // deterministic, image-like range
     const feeds = { [session.inputNames[0]!]: new ort.Tensor('float32', data, shape) };
     const t = await timeIt(async () => void (await session.run(feeds)), budget, 3);
-    report.kernels[name] = { ...t, what: `${what}, ${threads} intra-op threads`, perCall };
+    into[name] = { ...t, what: `${what}, ${threads} intra-op threads`, perCall };
     await session.release();
   }
 }
 
-export async function measureKernels(options: { quick?: boolean; threads?: number; modelsDir?: string; imagesDir?: string } = {}): Promise<KernelReport> {
+export async function measureKernels(options: { quick?: boolean; threads?: number; busyThreads?: number; modelsDir?: string; imagesDir?: string } = {}): Promise<KernelReport> {
   const cores = Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
   const threads = options.threads ?? cores;
   const modelsDir = options.modelsDir ?? path.join(sharedDir, 'models');
@@ -153,14 +155,20 @@ export async function measureKernels(options: { quick?: boolean; threads?: numbe
   const report: KernelReport = { threads, cores, kernels: {}, skipped: {} };
   await openCvKernels(report, modelsDir, imagesDir, options.quick ?? false);
   await onnxKernels(report, modelsDir, threads, options.quick ?? false);
+  if (options.busyThreads !== undefined && options.busyThreads < threads) {
+    report.busy = { threads: options.busyThreads, kernels: {} };
+    await onnxKernels(report, modelsDir, options.busyThreads, options.quick ?? false, report.busy.kernels);
+  }
   return report;
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const args = process.argv.slice(2);
   const threadsArg = args.find((a) => a.startsWith('--threads='));
+  const busyArg = args.find((a) => a.startsWith('--busy-threads='));
   const report = await measureKernels({
     quick: args.includes('--quick'),
+    busyThreads: busyArg ? Number(busyArg.split('=')[1]) : undefined,
     threads: threadsArg ? Number(threadsArg.split('=')[1]) : process.env.CVSERVE_ONNX_THREADS ? Number(process.env.CVSERVE_ONNX_THREADS) : undefined,
     modelsDir: process.env.CVSERVE_MODELS_DIR ? path.resolve(repoRoot, process.env.CVSERVE_MODELS_DIR) : undefined,
   });

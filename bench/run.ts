@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/config.js';
+import { loadManifest } from '../src/models/manifest.js';
 import type { KernelReport } from './kernels.js';
 import { runLoad, type LoadResult } from './load.js';
 import { frigateBody } from './deepstack.js';
@@ -136,7 +137,8 @@ function kernelsFor(args: Args): KernelReport | undefined {
   if (!args.kernels) return undefined;
   const config = loadConfig({ ...process.env, ...args.env });
   console.log(`measuring kernel times (one thread${args.quick ? ', quick' : ''})...`);
-  const out = execFileSync(process.execPath, ['--import', 'tsx', 'bench/kernels.ts', '--json', `--threads=${config.onnxThreads}`, ...(args.quick ? ['--quick'] : [])], {
+  const busy = onnxBusyThreads(config);
+  const out = execFileSync(process.execPath, ['--import', 'tsx', 'bench/kernels.ts', '--json', `--threads=${config.onnxThreads}`, `--busy-threads=${busy}`, ...(args.quick ? ['--quick'] : [])], {
     cwd: repoRoot,
     env: { ...process.env, CVSERVE_MODELS_DIR: path.join(shared, 'models') },
     maxBuffer: 1 << 24,
@@ -145,12 +147,28 @@ function kernelsFor(args: Args): KernelReport | undefined {
   return JSON.parse(out.toString()) as KernelReport;
 }
 
-/** Requests/s that `workers` threads could serve if each did nothing but the kernel. */
+/** The service's intra-op threads for a run that starts while another of the same model runs (src/engines/engines.ts). */
+function onnxBusyThreads(config: ReturnType<typeof loadConfig>): number {
+  return config.onnxBusyThreads === 'auto' ? Math.max(1, Math.floor(config.onnxThreads / config.onnxWorkers)) : config.onnxBusyThreads;
+}
+
+/** The manifest's model behind each ONNX kernel, for its own worker count. */
+const KERNEL_MODEL: Record<string, string> = { predict: 'mobilenetv2-12-int8', catdetection: 'yolox-nano', 'upscale cat300': 'espcn-x3' };
+
+/**
+ * Requests/s the workers could serve if each did nothing but the kernel. An ONNX model whose
+ * workers switch to fewer threads while others run (CVSERVE_ONNX_BUSY_THREADS) gets the better of
+ * one run at a time on all threads and every worker at once on the busy threads.
+ */
 function kernelLimit(s: Scenario, kernels: KernelReport | undefined, workers: { opencv: number; onnx: number }): number | undefined {
   const k = s.kernel ? kernels?.kernels[s.kernel] : undefined;
   if (!k) return undefined;
   const isOnnx = s.pool ? s.pool === 'onnx' : ['/predict', '/catdetection', '/upscale'].includes(s.route);
-  return ((isOnnx ? workers.onnx : workers.opencv) * 1000) / k.ms;
+  if (!isOnnx) return (workers.opencv * 1000) / k.ms;
+  const model = loadManifest().models.find((m) => m.id === KERNEL_MODEL[s.kernel!]);
+  const n = model?.workers ?? workers.onnx;
+  const busy = n > 1 && !model?.threads ? kernels?.busy?.kernels[s.kernel!] : undefined;
+  return busy ? Math.max(1000 / k.ms, (n * 1000) / busy.ms) : (n * 1000) / k.ms;
 }
 
 const fmt = (v: number, digits = 1) => (Number.isFinite(v) ? v.toFixed(digits) : '-');
@@ -307,10 +325,12 @@ async function main(): Promise<void> {
     const table = printTable(rows, scenarios, limits);
     console.log(`\n${table}\n`);
     if (kernels) {
-      console.log('kernel times (one thread; limit = workers / kernel time):');
-      for (const [name, k] of Object.entries(kernels.kernels)) console.log(`  ${name.padEnd(16)} ${fmt(k.ms, 2).padStart(8)} ms (cpu ${fmt(k.cpuMs, 2)} ms)  ${k.what}`);
+      console.log('kernel times (limit = workers / kernel time; ONNX with busy threads: the better of one run on all threads and every worker on the busy ones):');
+      for (const [name, k] of [...Object.entries(kernels.kernels), ...Object.entries(kernels.busy?.kernels ?? {}).map(([n, k]) => [`${n} busy`, k] as const)]) {
+        console.log(`  ${name.padEnd(16)} ${fmt(k.ms, 2).padStart(8)} ms (cpu ${fmt(k.cpuMs, 2)} ms)  ${k.what}`);
+      }
       for (const [name, why] of Object.entries(kernels.skipped)) console.log(`  ${name.padEnd(16)} skipped: ${why}`);
-      console.log(`  workers: opencv ${workers.opencv}, onnx ${workers.onnx} x ${config.onnxThreads} threads`);
+      console.log(`  workers: opencv ${workers.opencv}, onnx ${workers.onnx} x ${config.onnxThreads} threads (${onnxBusyThreads(config)} while another run of the model is in flight; manifest overrides apply)`);
     }
 
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
