@@ -66,6 +66,8 @@ export interface PoolStats {
   maxWorkerHeapBytes: number;
   /** Total time workers spent on tasks; rate(busySeconds) / size is the utilisation. */
   busySeconds: number;
+  /** ONNX pools: model runs by the session that ran them (all threads alone, fewer while another worker ran). */
+  runs?: { 'all-threads': number; 'busy-threads': number };
 }
 
 /** Published on `TASK_CHANNEL` after every task a worker finished. */

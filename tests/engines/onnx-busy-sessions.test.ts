@@ -85,6 +85,7 @@ describe('ONNX workers with a busy session (CVSERVE_ONNX_BUSY_THREADS)', () => {
       cells.fill(0);
     }
     assert.equal((await adaptive.runTimed('yolox', copy(feeds))).threads, 2, 'alone again');
+    assert.deepEqual(adaptive.stats()[0]!.runs, { 'all-threads': 2, 'busy-threads': 1 });
   });
 
   test('one thread and two give bit-identical outputs on the reference frames (detections do not depend on the session)', async () => {

@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import type { CvServe } from '../../src/app.js';
 import { createCannyResource } from '../../src/resources/canny.js';
+import { createPredictResource } from '../../src/resources/predict.js';
 import { createTestApp } from '../helpers/app.js';
 import { image } from '../helpers/paths.js';
 
@@ -75,5 +76,21 @@ describe('/metrics', () => {
     assert.equal(sample(text, 'cvserve_inference_seconds_count{pool="opencv",op="canny-jpeg",outcome="ok"}'), undefined);
     assert.equal(sample(text, 'cvserve_http_requests_total{method="POST",route="/canny",status="200"}'), undefined);
     assert.equal(sample(text, 'cvserve_pool_tasks_total{pool="opencv",outcome="completed"}'), 0);
+  });
+});
+
+describe('/metrics of ONNX models', () => {
+  let svc: CvServe;
+  before(async () => {
+    svc = await createTestApp({ onnxWorkers: 1 }, { resources: [createPredictResource()] });
+  });
+  after(() => svc.close());
+
+  it('counts model runs by the session that ran them', async () => {
+    await request(svc.app).post('/predict').attach('image', jpeg, 'a.jpg').expect(200);
+    const text = (await request(svc.app).get('/metrics').expect(200)).text;
+    assert.equal(sample(text, 'cvserve_onnx_runs_total{pool="onnx:mobilenetv2-12-int8",session="all-threads"}'), 1);
+    assert.equal(sample(text, 'cvserve_onnx_runs_total{pool="onnx:mobilenetv2-12-int8",session="busy-threads"}'), 0);
+    assert.equal(sample(text, 'cvserve_onnx_runs_total{pool="opencv",session="all-threads"}'), undefined, 'ONNX pools only');
   });
 });

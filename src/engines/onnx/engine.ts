@@ -65,6 +65,9 @@ interface LoadedModel {
   batcher?: DynamicBatcher;
   ready: Promise<void>;
   loadMs: number[];
+  /** Intra-op threads of its lone session. */
+  threads: number;
+  runs: { 'all-threads': number; 'busy-threads': number };
 }
 
 /**
@@ -114,11 +117,11 @@ export class OnnxEngine {
       maxQueue: this.options.maxQueue,
       workerData,
     });
-    const model: LoadedModel = { pool, running: cells && new Int32Array(cells), ready: Promise.resolve(), loadMs: [] };
+    const model: LoadedModel = { pool, running: cells && new Int32Array(cells), ready: Promise.resolve(), loadMs: [], threads, runs: { 'all-threads': 0, 'busy-threads': 0 } };
     const batchMax = this.options.batchMax ?? 1;
     if (spec.batchable && batchMax > 1) {
       model.batcher = new DynamicBatcher(
-        async (feeds, outputs, signal) => (await pool.run<RunResult>({ op: 'run', feeds, outputs }, { signal, transferList: tensorBuffers(feeds) })).outputs,
+        async (feeds, outputs, signal) => counted(model, await pool.run<RunResult>({ op: 'run', feeds, outputs }, { signal, transferList: tensorBuffers(feeds) })).outputs,
         {
           maxBatch: batchMax,
           maxWaitMs: this.options.batchWaitMs ?? 0,
@@ -184,7 +187,7 @@ export class OnnxEngine {
     if (!model) throw new AppError('MODEL_UNAVAILABLE', { detail: `ONNX model ${id} is not loaded` });
     await model.ready;
     if (model.batcher) return { outputs: await model.batcher.run(feeds, options.outputs, options.signal), runMs: Number.NaN, threads: Number.NaN };
-    return model.pool.run<RunResult>({ op: 'run', feeds, outputs: options.outputs }, { signal: options.signal, transferList: tensorBuffers(feeds) });
+    return counted(model, await model.pool.run<RunResult>({ op: 'run', feeds, outputs: options.outputs }, { signal: options.signal, transferList: tensorBuffers(feeds) }));
   }
 
   /**
@@ -199,7 +202,7 @@ export class OnnxEngine {
   }
 
   stats(): PoolStats[] {
-    return [...this.models.values()].map((m) => m.pool.stats());
+    return [...this.models.values()].map((m) => ({ ...m.pool.stats(), runs: { ...m.runs } }));
   }
 
   /** Closes one model's pool (e.g. before loading a replacement file). */
@@ -216,4 +219,10 @@ export class OnnxEngine {
     const ids = [...this.models.keys()];
     await Promise.all(ids.map((id) => this.unload(id)));
   }
+}
+
+/** Counts a finished run by the session that ran it. */
+function counted(model: LoadedModel, result: RunResult): RunResult {
+  model.runs[result.threads < model.threads ? 'busy-threads' : 'all-threads']++;
+  return result;
 }
