@@ -167,7 +167,12 @@ function kernelLimit(s: Scenario, kernels: KernelReport | undefined, workers: { 
   if (!isOnnx) return (workers.opencv * 1000) / k.ms;
   const model = loadManifest().models.find((m) => m.id === KERNEL_MODEL[s.kernel!]);
   const n = model?.workers ?? workers.onnx;
-  const busy = n > 1 && !model?.threads ? kernels?.busy?.kernels[s.kernel!] : undefined;
+  if (model?.threads !== undefined) {
+    // Its sessions run on the manifest's thread count, whatever the engine's: the kernel at that count.
+    const own = model.threads === kernels?.busy?.threads ? kernels.busy.kernels[s.kernel!] : model.threads === kernels?.threads ? k : undefined;
+    return own ? (n * 1000) / own.ms : undefined;
+  }
+  const busy = n > 1 ? kernels?.busy?.kernels[s.kernel!] : undefined;
   return busy ? Math.max(1000 / k.ms, (n * 1000) / busy.ms) : (n * 1000) / k.ms;
 }
 
