@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/config.js';
+import { onnxBusyThreads } from '../src/engines/engines.js';
 import { loadManifest } from '../src/models/manifest.js';
 import type { KernelReport } from './kernels.js';
 import { runLoad, type LoadResult } from './load.js';
@@ -145,11 +146,6 @@ function kernelsFor(args: Args): KernelReport | undefined {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return JSON.parse(out.toString()) as KernelReport;
-}
-
-/** The service's intra-op threads for a run that starts while another of the same model runs (src/engines/engines.ts). */
-function onnxBusyThreads(config: ReturnType<typeof loadConfig>): number {
-  return config.onnxBusyThreads === 'auto' ? Math.max(1, Math.floor(config.onnxThreads / config.onnxWorkers)) : config.onnxBusyThreads;
 }
 
 /** The manifest's model behind each ONNX kernel, for its own worker count. */

@@ -40,7 +40,7 @@ export function createEngines(config: Config): Engines {
     onnx: new OnnxEngine({
       workers: config.onnxWorkers,
       threads: config.onnxThreads,
-      busyThreads: config.onnxBusyThreads === 'auto' ? Math.max(1, Math.floor(config.onnxThreads / config.onnxWorkers)) : config.onnxBusyThreads,
+      busyThreads: onnxBusyThreads(config),
       maxQueue: config.onnxMaxQueue,
       modelsDir: config.modelsDir,
       batchMax: config.onnxBatchMax,
@@ -59,4 +59,9 @@ export function poolStats(engines: Pick<Engines, 'opencv' | 'onnx'> & Partial<Pi
 
 export async function closeEngines(engines: Engines): Promise<void> {
   await Promise.all([engines.models.close(), engines.opencv.close(), engines.onnx.close(), engines.face.close()]);
+}
+
+/** CVSERVE_ONNX_BUSY_THREADS as a count: auto shares the threads among the workers. */
+export function onnxBusyThreads(config: Pick<Config, 'onnxBusyThreads' | 'onnxThreads' | 'onnxWorkers'>): number {
+  return config.onnxBusyThreads === 'auto' ? Math.max(1, Math.floor(config.onnxThreads / config.onnxWorkers)) : config.onnxBusyThreads;
 }

@@ -97,7 +97,7 @@ describe('ONNX workers with a busy session (CVSERVE_ONNX_BUSY_THREADS)', () => {
     }
   });
 
-  test('one worker, or a busy thread count not below the threads, keeps one session per worker', async () => {
+  test('one worker has no running cells; threads already at the busy count stay at it beside a busy worker', async () => {
     assert.equal(oneThread.runningCellsOf('yolox'), undefined);
     const same = await yoloxEngine({ workers: 2, threads: 1, busyThreads: 1 });
     try {

@@ -59,7 +59,8 @@ function toFloat32(t: ort.Tensor): Float32Array {
 const started = performance.now();
 let loadMs = 0;
 const running = data.running ? new RunningCells(data.running.cells, data.running.slot) : undefined;
-const busyThreads = running && data.busyThreads !== undefined && data.busyThreads < data.intraOpNumThreads ? data.busyThreads : undefined;
+// The engine sends busyThreads only where it is below intraOpNumThreads, with the cells.
+const busyThreads = running ? data.busyThreads : undefined;
 const sessions = (async () => {
   const source = modelSource();
   const lone = await createSession(source, data.intraOpNumThreads);
