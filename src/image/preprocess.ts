@@ -84,11 +84,11 @@ async function rawRgb(pipeline: Sharp): Promise<{ data: Buffer; width: number; h
  * decodes at full size, which libjpeg does in about half the time with the same pixels, so the
  * resize then starts from libjpeg's decode (the same output, tests/image/preprocess-libjpeg.test.ts).
  */
-async function resizeSource(input: ImageInput, target: Size): Promise<Sharp> {
+async function resizeSource(input: ImageInput, target: Size): Promise<{ from: Sharp; decoded: boolean }> {
   const shrinksOnLoad = target.width * 2 <= input.width || target.height * 2 <= input.height;
-  if (!input.decodableByLibjpeg || shrinksOnLoad) return input.analysisPipeline();
+  if (!input.decodableByLibjpeg || shrinksOnLoad) return { from: input.analysisPipeline(), decoded: false };
   const rgb = await input.analysisRgb();
-  return sharp(rgb.data, { raw: { width: rgb.width, height: rgb.height, channels: rgb.channels } });
+  return { from: sharp(rgb.data, { raw: { width: rgb.width, height: rgb.height, channels: rgb.channels } }), decoded: true };
 }
 
 /**
@@ -100,7 +100,36 @@ async function resizeTo(input: ImageInput, to: Size, kernel: Kernel): Promise<{ 
     const enlarged = await enlarge(await input.analysisRgb(), to);
     if (enlarged) return enlarged;
   }
-  return rawRgb((await resizeSource(input, to)).resize(to.width, to.height, { fit: 'fill', kernel }));
+  return rawRgb((await resizeSource(input, to)).from.resize(to.width, to.height, { fit: 'fill', kernel }));
+}
+
+/**
+ * sharp's `outside` fit (the shorter side becomes `shorterSide`, the other keeps the aspect ratio),
+ * then the centre `size`. From decoded pixels, whose resized size resizeTarget gives exactly, libvips
+ * takes the crop itself and computes only that part of the resize (the same pixels, a third less
+ * resizing for a 4:3 photo). After a shrink on load the size is only known from sharp's answer.
+ */
+async function centreCrop(input: ImageInput, resize: Extract<ResizeSpec, { mode: 'shorter-side-center-crop' }>, size: Size): Promise<PreparedImage> {
+  const source = { width: input.width, height: input.height };
+  const { width: tw, height: th } = size;
+  const target = resizeTarget(resize, source, size);
+  const { from, decoded } = await resizeSource(input, target);
+  const resizing = from.resize(resize.shorterSide, resize.shorterSide, { fit: 'outside', kernel: resize.kernel });
+  const origin = (r: Size) => ({ x: Math.floor((r.width - tw) / 2), y: Math.floor((r.height - th) / 2) });
+  const tooSmall = (r: Size) => new Error(`shorterSide ${resize.shorterSide} gives ${r.width}x${r.height}, smaller than the crop ${tw}x${th}`);
+  const transform = (r: Size, x: number, y: number): InputTransform => ({ scaleX: r.width / source.width, scaleY: r.height / source.height, offsetX: -x, offsetY: -y, source });
+  if (decoded) {
+    if (target.width < tw || target.height < th) throw tooSmall(target);
+    const { x, y } = origin(target);
+    const cropped = await rawRgb(resizing.extract({ left: x, top: y, width: tw, height: th }));
+    return { rgb: cropped.data, width: tw, height: th, transform: transform(target, x, y) };
+  }
+  const resized = await rawRgb(resizing);
+  if (resized.width < tw || resized.height < th) throw tooSmall(resized);
+  const { x, y } = origin(resized);
+  const rgb = new Uint8Array(tw * th * 3);
+  blit(resized.data, resized.width, x, y, tw, th, rgb, tw, 0, 0);
+  return { rgb, width: tw, height: th, transform: transform(resized, x, y) };
 }
 
 /** Copies a w×h window at (x, y) of an RGB image into (dx, dy) of a larger RGB canvas. */
@@ -121,18 +150,8 @@ export async function prepareImage(input: ImageInput, resize: ResizeSpec, size: 
   const source = { width: input.width, height: input.height };
   const { width: tw, height: th } = size;
   switch (resize.mode) {
-    case 'shorter-side-center-crop': {
-      // sharp's `outside` fit: the shorter side becomes shorterSide, the other keeps the aspect ratio.
-      const from = await resizeSource(input, resizeTarget(resize, source, size));
-      const resized = await rawRgb(from.resize(resize.shorterSide, resize.shorterSide, { fit: 'outside', kernel: resize.kernel }));
-      if (resized.width < tw || resized.height < th) throw new Error(`shorterSide ${resize.shorterSide} is smaller than the crop ${tw}x${th}`);
-      const x = Math.floor((resized.width - tw) / 2);
-      const y = Math.floor((resized.height - th) / 2);
-      const rgb = new Uint8Array(tw * th * 3);
-      blit(resized.data, resized.width, x, y, tw, th, rgb, tw, 0, 0);
-      const transform = { scaleX: resized.width / source.width, scaleY: resized.height / source.height, offsetX: -x, offsetY: -y, source };
-      return { rgb, width: tw, height: th, transform };
-    }
+    case 'shorter-side-center-crop':
+      return centreCrop(input, resize, size);
     case 'letterbox': {
       const r = Math.min(tw / source.width, th / source.height);
       const { width: w, height: h } = resizeTarget(resize, source, size);

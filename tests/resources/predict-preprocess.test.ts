@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import sharp from 'sharp';
-import { packImage, prepareImage, toOriginal } from '../../src/image/preprocess.js';
+import { packImage, prepareImage, resizeTarget, toOriginal } from '../../src/image/preprocess.js';
 import { topK } from '../../src/resources/onnx/decoders.js';
 import { imageInput } from '../engines/onnx-fixtures.js';
 import { image } from '../helpers/paths.js';
@@ -25,6 +25,21 @@ describe('model input preprocessing', () => {
     assert.ok(Math.abs(p.transform.scaleY - 256 / 1334) < 1e-12);
     const expected = await input.pipeline().resize(256, 256, { fit: 'outside' }).extract({ left: 116, top: 16, width: 224, height: 224 }).removeAlpha().raw().toBuffer();
     assert.deepEqual(Buffer.from(p.rgb), expected);
+  });
+
+  test('resizeTarget is the size sharp\'s outside fit gives decoded pixels (the crop is taken from it)', async () => {
+    const spec = { mode: 'shorter-side-center-crop', shorterSide: 256, kernel: 'lanczos3' } as const;
+    const sides = [3, 97, 224, 255, 256, 257, 333, 482, 511, 640, 1001, 1334];
+    for (const width of sides) {
+      for (const height of sides.filter((h) => h * width <= 1334 * 482 && Math.max(h, width) / Math.min(h, width) < 20)) {
+        const { info } = await sharp(Buffer.alloc(width * height * 3), { raw: { width, height, channels: 3 } })
+          .resize(256, 256, { fit: 'outside', kernel: 'lanczos3' })
+          .raw()
+          .toBuffer({ resolveWithObject: true });
+        const target = resizeTarget(spec, { width, height }, { width: 224, height: 224 });
+        assert.deepEqual([target.width, target.height], [info.width, info.height], `${width}x${height}`);
+      }
+    }
   });
 
   test('letterbox top-left with fill 114, boxes map back through one ratio', async () => {
