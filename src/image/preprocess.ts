@@ -160,8 +160,10 @@ export async function prepareImage(input: ImageInput, resize: ResizeSpec, size: 
       const resized = same ? await input.analysisRgb() : await resizeTo(input, { width: w, height: h }, resize.kernel);
       const dx = resize.align === 'center' ? Math.floor((tw - w) / 2) : 0;
       const dy = resize.align === 'center' ? Math.floor((th - h) / 2) : 0;
-      const rgb = new Uint8Array(tw * th * 3).fill(resize.fill);
-      blit(resized.data, w, 0, 0, w, h, rgb, tw, dx, dy);
+      // Nothing to pad (a square image for a square input): the resized pixels are the input.
+      const fills = w !== tw || h !== th;
+      const rgb = fills ? new Uint8Array(tw * th * 3).fill(resize.fill) : resized.data;
+      if (fills) blit(resized.data, w, 0, 0, w, h, rgb, tw, dx, dy);
       // One ratio for both axes, as the detector's own post-processing divides by it.
       return { rgb, width: tw, height: th, transform: { scaleX: r, scaleY: r, offsetX: dx, offsetY: dy, source } };
     }
