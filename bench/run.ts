@@ -30,6 +30,8 @@ const shared = path.resolve(repoRoot, '..', 'shared');
 interface Args {
   vsPeer: boolean;
   durationS: number;
+  /** Seconds of load at the row's concurrency before it is measured, for every target (steady state, not a cold start). */
+  warmupS: number;
   quick: boolean;
   only?: RegExp;
   build: boolean;
@@ -44,7 +46,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { vsPeer: false, durationS: 5, quick: false, build: true, kernels: true, env: {}, cpuProf: false, baselineEnv: {} };
+  const a: Args = { vsPeer: false, durationS: 5, warmupS: 2, quick: false, build: true, kernels: true, env: {}, cpuProf: false, baselineEnv: {} };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const next = () => {
@@ -55,6 +57,7 @@ function parseArgs(argv: string[]): Args {
     switch (arg) {
       case '--vs-peer': a.vsPeer = true; break;
       case '--duration': a.durationS = Number(next()); break;
+      case '--warmup': a.warmupS = Number(next()); break;
       case '--quick': a.quick = true; break;
       case '--only': a.only = new RegExp(next()); break;
       case '--no-build': a.build = false; break;
@@ -77,6 +80,8 @@ function parseArgs(argv: string[]): Args {
     }
   }
   if (a.quick && !argv.includes('--duration')) a.durationS = 1;
+  if (a.quick && !argv.includes('--warmup')) a.warmupS = 0;
+  if (!(a.warmupS >= 0)) throw new Error('--warmup must be 0 or more seconds');
   if (!(a.durationS > 0)) throw new Error('--duration must be a positive number of seconds');
   return a;
 }
@@ -303,6 +308,7 @@ async function main(): Promise<void> {
         let answer: string;
         try {
           answer = await warmUp(p, s.connections);
+          if (args.warmupS > 0 && !answer.startsWith('HTTP ')) await runLoad({ ...p, connections: s.connections, durationS: args.warmupS * s.durationFactor });
         } catch (err) {
           answer = `failed: ${(err as Error).message}`;
         }
