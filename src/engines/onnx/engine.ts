@@ -121,7 +121,7 @@ export class OnnxEngine {
     const batchMax = this.options.batchMax ?? 1;
     if (spec.batchable && batchMax > 1) {
       model.batcher = new DynamicBatcher(
-        async (feeds, outputs, signal) => counted(model, await pool.run<RunResult>({ op: 'run', feeds, outputs }, { signal, transferList: tensorBuffers(feeds) })).outputs,
+        async (feeds, outputs, signal) => (await runOn(model, feeds, outputs, signal)).outputs,
         {
           maxBatch: batchMax,
           maxWaitMs: this.options.batchWaitMs ?? 0,
@@ -187,7 +187,7 @@ export class OnnxEngine {
     if (!model) throw new AppError('MODEL_UNAVAILABLE', { detail: `ONNX model ${id} is not loaded` });
     await model.ready;
     if (model.batcher) return { outputs: await model.batcher.run(feeds, options.outputs, options.signal), runMs: Number.NaN, threads: Number.NaN };
-    return counted(model, await model.pool.run<RunResult>({ op: 'run', feeds, outputs: options.outputs }, { signal: options.signal, transferList: tensorBuffers(feeds) }));
+    return runOn(model, feeds, options.outputs, options.signal);
   }
 
   /**
@@ -221,8 +221,9 @@ export class OnnxEngine {
   }
 }
 
-/** Counts a finished run by the session that ran it. */
-function counted(model: LoadedModel, result: RunResult): RunResult {
+/** One run on a model's worker (the feed buffers move there), counted by the session that ran it. */
+async function runOn(model: LoadedModel, feeds: Feeds, outputs: string[] | undefined, signal: AbortSignal | undefined): Promise<RunResult> {
+  const result = await model.pool.run<RunResult>({ op: 'run', feeds, outputs }, { signal, transferList: tensorBuffers(feeds) });
   model.runs[result.threads < model.threads ? 'busy-threads' : 'all-threads']++;
   return result;
 }
