@@ -1,6 +1,6 @@
 /**
  * npm run bench -- [--vs-peer] [--duration 5] [--quick] [--only REGEX] [--no-build] [--no-kernels]
- *                  [--env NAME=VALUE ...] [--cpu-prof] [--label TEXT]
+ *                  [--env NAME=VALUE ...] [--node-arg FLAG ...] [--cpu-prof] [--label TEXT]
  *                  [--baseline GIT_REF [--baseline-env NAME=VALUE ...]]
  *
  * Builds cvserve, starts its production build on 127.0.0.1 (and with --vs-peer the Python peer, once
@@ -43,10 +43,12 @@ interface Args {
   /** Extra environment for the baseline only. */
   baselineEnv: Record<string, string>;
   label?: string;
+  /** Extra node flags for cvserve's server (not the baseline's). */
+  nodeArgs: string[];
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { vsPeer: false, durationS: 5, warmupS: 2, quick: false, build: true, kernels: true, env: {}, cpuProf: false, baselineEnv: {} };
+  const a: Args = { vsPeer: false, durationS: 5, warmupS: 2, quick: false, build: true, kernels: true, env: {}, cpuProf: false, baselineEnv: {}, nodeArgs: [] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const next = () => {
@@ -64,6 +66,7 @@ function parseArgs(argv: string[]): Args {
       case '--no-kernels': a.kernels = false; break;
       case '--cpu-prof': a.cpuProf = true; break;
       case '--label': a.label = next(); break;
+      case '--node-arg': a.nodeArgs.push(next()); break;
       case '--baseline': a.baseline = next(); break;
       case '--baseline-env': {
         const [k, ...v] = next().split('=');
@@ -280,7 +283,7 @@ async function main(): Promise<void> {
         modelsDir: path.join(shared, 'models'),
         logDir,
         env: args.env,
-        nodeArgs: args.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
+        nodeArgs: [...args.nodeArgs, ...(args.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [])],
       }),
     );
     if (args.baseline) {
