@@ -15,6 +15,7 @@
 #include <string.h>
 #include <jpeglib.h>
 #include "enlarge.h"
+#include "reduce.h"
 #include "pack.h"
 
 typedef struct {
@@ -194,5 +195,6 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "decodeRgbSync", fn);
   register_enlarge(env, exports);
   register_pack(env, exports);
+  register_reduce(env, exports);
   return exports;
 }

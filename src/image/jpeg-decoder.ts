@@ -18,6 +18,8 @@ interface JpegAddon {
   decodeRgbSync(jpeg: Uint8Array, out: Uint8Array, width: number, height: number): string | null;
   /** sharp's bicubic enlargement of 3-channel pixels, on libuv's thread pool (native/jpeg/enlarge.c; see enlarge.ts). */
   enlargeBicubic?(src: Uint8Array, width: number, height: number, out: Uint8Array, outWidth: number, outHeight: number): Promise<void>;
+  /** sharp's reduce of 3-channel pixels and a window of it, on libuv's thread pool (native/jpeg/reduce.c; see reduce.ts). */
+  reduceResize?(src: Uint8Array, width: number, height: number, out: Uint8Array, hshrink: number, vshrink: number, kernel: number, left: number, top: number, outWidth: number, outHeight: number): Promise<void>;
   /** packImage's float arithmetic, blocking (native/jpeg/pack.c; see preprocess.ts). */
   packFloat32?(rgb: Uint8Array, pixels: number, out: Float32Array, offset: number, nchw: boolean, from0: number, from1: number, from2: number, a0: number, a1: number, a2: number, b0: number, b1: number, b2: number): void;
   /** packSpaceToDepth's arithmetic and layout, blocking (native/jpeg/pack.c). */

@@ -2,7 +2,8 @@ import sharp, { type Sharp } from 'sharp';
 import { decodeError } from './decode.js';
 import { enlarge, enlargesLikeSharp } from './enlarge.js';
 import { jpegAddon } from './jpeg-decoder.js';
-import type { ImageInput } from './types.js';
+import { reduce, reducedSize, reducesLikeSharp, type Shrink, type Window } from './reduce.js';
+import type { ImageInput, RawImage } from './types.js';
 
 /**
  * Model input preparation: sharp does the resizing, typed-array loops do the cropping, padding
@@ -79,45 +80,72 @@ async function rawRgb(pipeline: Sharp): Promise<{ data: Buffer; width: number; h
 }
 
 /**
- * The pipeline a resize to `target` starts from. libvips shrinks a JPEG on load (decoding at 1/2, 1/4
- * or 1/8 size, far cheaper) when the resize halves it or more: that stays sharp's. Below that it
- * decodes at full size, which libjpeg does in about half the time with the same pixels, so the
- * resize then starts from libjpeg's decode (the same output, tests/image/preprocess-libjpeg.test.ts).
+ * Whether a resize to `target` starts from libjpeg's decode. libvips shrinks a JPEG on load
+ * (decoding at 1/2, 1/4 or 1/8 size, far cheaper) when the resize halves it or more: that stays
+ * sharp's. Below that it decodes at full size, which libjpeg does in about half the time with the
+ * same pixels (tests/image/preprocess-libjpeg.test.ts).
  */
-async function resizeSource(input: ImageInput, target: Size): Promise<{ from: Sharp; decoded: boolean }> {
+function resizesFromLibjpeg(input: ImageInput, target: Size): boolean {
   const shrinksOnLoad = target.width * 2 <= input.width || target.height * 2 <= input.height;
-  if (!input.decodableByLibjpeg || shrinksOnLoad) return { from: input.analysisPipeline(), decoded: false };
+  return input.decodableByLibjpeg && !shrinksOnLoad;
+}
+
+/** The pipeline a resize to `target` starts from: libjpeg's decode where resizesFromLibjpeg says so. */
+async function resizeSource(input: ImageInput, target: Size): Promise<{ from: Sharp; decoded: boolean }> {
+  if (!resizesFromLibjpeg(input, target)) return { from: input.analysisPipeline(), decoded: false };
   const rgb = await input.analysisRgb();
   return { from: sharp(rgb.data, { raw: { width: rgb.width, height: rgb.height, channels: rgb.channels } }), decoded: true };
 }
 
 /**
- * The image resized to exactly `to` (sharp's `fit: 'fill'`). A JPEG that grows on both sides is
- * enlarged by cvserve's addon from libjpeg's decode: sharp's pixels, a fifth of the CPU (enlarge.ts).
+ * sharp's resize by `shrink` (and the `window` of it), computed by cvserve's addon from libjpeg's
+ * decode where it gives sharp's pixels (reduce.ts); null where sharp has to do it.
+ */
+async function reduceFromLibjpeg(input: ImageInput, target: Size, shrink: Shrink, kernel: Kernel, window?: Window): Promise<RawImage | null> {
+  const size = reducedSize(input, shrink);
+  if (size.width !== target.width || size.height !== target.height) return null;
+  if (!resizesFromLibjpeg(input, target) || !reducesLikeSharp(input, shrink, kernel)) return null;
+  return reduce(await input.analysisRgb(), shrink, kernel, window);
+}
+
+/**
+ * The image resized to exactly `to` (sharp's `fit: 'fill'`). From libjpeg's decode, cvserve's addon
+ * computes sharp's pixels where it can: a JPEG that grows on both sides is enlarged (enlarge.ts, a
+ * fifth of the CPU), one that shrinks by less than 2x is reduced (reduce.ts, half).
  */
 async function resizeTo(input: ImageInput, to: Size, kernel: Kernel): Promise<{ data: Uint8Array; width: number; height: number }> {
   if (input.decodableByLibjpeg && enlargesLikeSharp(input, to, kernel)) {
     const enlarged = await enlarge(await input.analysisRgb(), to);
     if (enlarged) return enlarged;
   }
+  const reduced = await reduceFromLibjpeg(input, to, { h: input.width / to.width, v: input.height / to.height }, kernel);
+  if (reduced) return reduced;
   return rawRgb((await resizeSource(input, to)).from.resize(to.width, to.height, { fit: 'fill', kernel }));
 }
 
 /**
  * sharp's `outside` fit (the shorter side becomes `shorterSide`, the other keeps the aspect ratio),
- * then the centre `size`. From decoded pixels, whose resized size resizeTarget gives exactly, libvips
- * takes the crop itself and computes only that part of the resize (the same pixels, a third less
- * resizing for a 4:3 photo). After a shrink on load the size is only known from sharp's answer.
+ * then the centre `size`. From decoded pixels, whose resized size resizeTarget gives exactly, the
+ * crop is taken inside the resize, so only that part of it is computed (the same pixels, a third
+ * less resizing for a 4:3 photo): by cvserve's addon for a reduce below 2x (reduce.ts), else by
+ * libvips. After a shrink on load the size is only known from sharp's answer.
  */
 async function centreCrop(input: ImageInput, resize: Extract<ResizeSpec, { mode: 'shorter-side-center-crop' }>, size: Size): Promise<PreparedImage> {
   const source = { width: input.width, height: input.height };
   const { width: tw, height: th } = size;
   const target = resizeTarget(resize, source, size);
-  const { from, decoded } = await resizeSource(input, target);
-  const resizing = from.resize(resize.shorterSide, resize.shorterSide, { fit: 'outside', kernel: resize.kernel });
   const origin = (r: Size) => ({ x: Math.floor((r.width - tw) / 2), y: Math.floor((r.height - th) / 2) });
   const tooSmall = (r: Size) => new Error(`shorterSide ${resize.shorterSide} gives ${r.width}x${r.height}, smaller than the crop ${tw}x${th}`);
   const transform = (r: Size, x: number, y: number): InputTransform => ({ scaleX: r.width / source.width, scaleY: r.height / source.height, offsetX: -x, offsetY: -y, source });
+  if (target.width >= tw && target.height >= th) {
+    // sharp's `outside` fit shrinks both sides by the smaller of the two ratios.
+    const ratio = Math.min(source.width / resize.shorterSide, source.height / resize.shorterSide);
+    const { x, y } = origin(target);
+    const reduced = await reduceFromLibjpeg(input, target, { h: ratio, v: ratio }, resize.kernel, { left: x, top: y, width: tw, height: th });
+    if (reduced) return { rgb: reduced.data, width: tw, height: th, transform: transform(target, x, y) };
+  }
+  const { from, decoded } = await resizeSource(input, target);
+  const resizing = from.resize(resize.shorterSide, resize.shorterSide, { fit: 'outside', kernel: resize.kernel });
   if (decoded) {
     if (target.width < tw || target.height < th) throw tooSmall(target);
     const { x, y } = origin(target);

@@ -33,6 +33,7 @@ test('model inputs: libjpeg\'s decode feeds the resize unless libvips shrinks on
     ['classifier, 640x482 photo', face, CLASSIFIER, 'decode'],
     ['detector, a 320x320 frame enlarged', frame, DETECTOR, 'decode'],
     ['detector, a frame at the model size', frame416, DETECTOR, 'decode'],
+    ['detector, a 640x482 photo reduced', face, DETECTOR, 'decode'],
     ['stretch', face, STRETCH, 'decode'],
     ['classifier, 2372x1334 photo (shrunk on load)', car, CLASSIFIER, 'sharp pipeline'],
     ['detector, 2372x1334 photo (shrunk on load)', car, DETECTOR, 'sharp pipeline'],
