@@ -9,21 +9,25 @@ export interface Ranked {
   probability: number;
 }
 
-/** The k best classes of one row of scores; softmax first when the row holds logits. */
+/**
+ * The k best classes of one row of scores; softmax first when the row holds logits. Each
+ * probability is computed where it is needed instead of into a row of its own (the same float32
+ * values: exp rounded to float32, then divided by the sum of the unrounded exps), so a call
+ * allocates only its k answers.
+ */
 export function topK(scores: Float32Array, k: number, activation: 'softmax' | 'none'): Ranked[] {
-  let probs = scores;
-  if (activation === 'softmax') {
-    let max = -Infinity;
-    for (const v of scores) if (v > max) max = v;
-    probs = new Float32Array(scores.length);
-    let sum = 0;
-    for (let i = 0; i < scores.length; i++) sum += probs[i] = Math.exp(scores[i]! - max);
-    for (let i = 0; i < probs.length; i++) probs[i]! /= sum;
+  const n = scores.length;
+  const softmax = activation === 'softmax';
+  let max = -Infinity;
+  let sum = 0;
+  if (softmax) {
+    for (let i = 0; i < n; i++) if (scores[i]! > max) max = scores[i]!;
+    for (let i = 0; i < n; i++) sum += Math.exp(scores[i]! - max);
   }
   // Partial selection: k is small (≤ 20), the row is ~1000 long.
   const best: Ranked[] = [];
-  for (let i = 0; i < probs.length; i++) {
-    const p = probs[i]!;
+  for (let i = 0; i < n; i++) {
+    const p = softmax ? Math.fround(Math.fround(Math.exp(scores[i]! - max)) / sum) : scores[i]!;
     if (best.length === k && p <= best[k - 1]!.probability) continue;
     let at = best.length;
     while (at > 0 && best[at - 1]!.probability < p) at--;
