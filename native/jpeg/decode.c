@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jpeglib.h>
+#include "decode.h"
 #include "enlarge.h"
 #include "reduce.h"
 #include "pack.h"
@@ -100,6 +101,21 @@ static void decode_rgb(decode_task *task) {
   }
   jpeg_destroy_decompress(&cinfo);
   free(rows);
+}
+
+int decode_rgb_into(const unsigned char *jpeg, size_t length, unsigned char *out, unsigned width, unsigned height, char *error, size_t error_size) {
+  decode_task task;
+  memset(&task, 0, sizeof task);
+  task.input = jpeg;
+  task.input_length = length;
+  task.output = out;
+  task.output_length = (size_t)width * height * 3;
+  task.width = width;
+  task.height = height;
+  decode_rgb(&task);
+  if (!task.error[0]) return 1;
+  snprintf(error, error_size, "%s", task.error);
+  return 0;
 }
 
 static void execute(napi_env env, void *data) {

@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "decode.h"
 #include "reduce.h"
 
 #define TRANSFORM_SCALE 64
@@ -53,10 +54,14 @@ typedef struct {
   napi_ref src_ref;
   napi_ref out_ref;
   const uint8_t *src;
+  /* reduceJpeg: the JPEG, decoded here into memory of the task's own. */
+  const uint8_t *jpeg;
+  size_t jpeg_length;
   uint8_t *out;
   int width, height, kernel, left, top, out_width, out_height;
   double hshrink, vshrink;
   const char *error;
+  char message[256];
 } reduce_task;
 
 static double cubic_filter(double x, double B, double C) {
@@ -270,7 +275,23 @@ done:
 
 static void execute(napi_env env, void *data) {
   (void)env;
-  reduce((reduce_task *)data);
+  reduce_task *task = (reduce_task *)data;
+  if (!task->jpeg) {
+    reduce(task);
+    return;
+  }
+  uint8_t *pixels = malloc((size_t)task->width * task->height * CHANNELS);
+  if (!pixels) {
+    task->error = "out of memory";
+    return;
+  }
+  if (decode_rgb_into(task->jpeg, task->jpeg_length, pixels, (unsigned)task->width, (unsigned)task->height, task->message, sizeof task->message)) {
+    task->src = pixels;
+    reduce(task);
+  } else {
+    task->error = task->message;
+  }
+  free(pixels);
 }
 
 static void complete(napi_env env, napi_status status, void *data) {
@@ -313,7 +334,9 @@ static int shrink_arg(napi_env env, napi_value value, double *out) {
   return napi_get_value_double(env, value, out) == napi_ok && isfinite(*out) && *out >= 1.0 && *out <= 65535;
 }
 
-static napi_value reduce_js(napi_env env, napi_callback_info info) {
+/* reduceResize(src, width, height, out, ...) and reduceJpeg(jpeg, width, height, out, ...): the same
+ * arguments, the first one pixels or a JPEG of width x height. */
+static napi_value start_reduce(napi_env env, napi_callback_info info, int from_jpeg) {
   size_t argc = 11;
   napi_value argv[11], promise, name;
   uint8_t *src, *out;
@@ -332,24 +355,39 @@ static napi_value reduce_js(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "expected (src: Uint8Array, width, height, out: Uint8Array, hshrink >= 1, vshrink >= 1, kernel 1-5, left, top, outWidth, outHeight)");
     return NULL;
   }
-  if (src_length != (size_t)task->width * task->height * CHANNELS || out_length != (size_t)task->out_width * task->out_height * CHANNELS) {
+  if ((!from_jpeg && src_length != (size_t)task->width * task->height * CHANNELS) || out_length != (size_t)task->out_width * task->out_height * CHANNELS) {
     free(task);
-    napi_throw_range_error(env, NULL, "buffers must hold width x height x 3 and outWidth x outHeight x 3 bytes");
+    napi_throw_range_error(env, NULL, "buffers must hold width x height x 3 (pixels) and outWidth x outHeight x 3 bytes");
     return NULL;
   }
-  task->src = src;
+  if (from_jpeg) {
+    task->jpeg = src;
+    task->jpeg_length = src_length;
+  } else {
+    task->src = src;
+  }
   task->out = out;
   napi_create_reference(env, argv[0], 1, &task->src_ref);
   napi_create_reference(env, argv[3], 1, &task->out_ref);
   napi_create_promise(env, &task->deferred, &promise);
-  napi_create_string_utf8(env, "cvserve.reduceResize", NAPI_AUTO_LENGTH, &name);
+  napi_create_string_utf8(env, "cvserve.reduce", NAPI_AUTO_LENGTH, &name);
   napi_create_async_work(env, NULL, name, execute, complete, task, &task->work);
   napi_queue_async_work(env, task->work);
   return promise;
+}
+
+static napi_value reduce_js(napi_env env, napi_callback_info info) {
+  return start_reduce(env, info, 0);
+}
+
+static napi_value reduce_jpeg_js(napi_env env, napi_callback_info info) {
+  return start_reduce(env, info, 1);
 }
 
 void register_reduce(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "reduceResize", NAPI_AUTO_LENGTH, reduce_js, NULL, &fn);
   napi_set_named_property(env, exports, "reduceResize", fn);
+  napi_create_function(env, "reduceJpeg", NAPI_AUTO_LENGTH, reduce_jpeg_js, NULL, &fn);
+  napi_set_named_property(env, exports, "reduceJpeg", fn);
 }

@@ -74,6 +74,7 @@ export async function openImage(bytes: Buffer, limits: DecodeLimits): Promise<Im
       decodedAsStored ??= decode(true);
       return decodedAsStored;
     },
+    analysisRgbIfDecoded: () => decodedAsStored,
     takeAnalysisRgb() {
       const taken = decodedAsStored ?? decode(true);
       decodedAsStored = undefined;

@@ -20,6 +20,8 @@ interface JpegAddon {
   enlargeBicubic?(src: Uint8Array, width: number, height: number, out: Uint8Array, outWidth: number, outHeight: number): Promise<void>;
   /** sharp's reduce of 3-channel pixels and a window of it, on libuv's thread pool (native/jpeg/reduce.c; see reduce.ts). */
   reduceResize?(src: Uint8Array, width: number, height: number, out: Uint8Array, hshrink: number, vshrink: number, kernel: number, left: number, top: number, outWidth: number, outHeight: number): Promise<void>;
+  /** reduceResize from the JPEG itself: decoded (as decodeRgb does) into memory of its own, reduced, freed. */
+  reduceJpeg?(jpeg: Uint8Array, width: number, height: number, out: Uint8Array, hshrink: number, vshrink: number, kernel: number, left: number, top: number, outWidth: number, outHeight: number): Promise<void>;
   /** packImage's float arithmetic, blocking (native/jpeg/pack.c; see preprocess.ts). */
   packFloat32?(rgb: Uint8Array, pixels: number, out: Float32Array, offset: number, nchw: boolean, from0: number, from1: number, from2: number, a0: number, a1: number, a2: number, b0: number, b1: number, b2: number): void;
   /** packSpaceToDepth's arithmetic and layout, blocking (native/jpeg/pack.c). */

@@ -2,7 +2,7 @@ import sharp, { type Sharp } from 'sharp';
 import { decodeError } from './decode.js';
 import { enlarge, enlargesLikeSharp } from './enlarge.js';
 import { jpegAddon } from './jpeg-decoder.js';
-import { reduce, reducedSize, reducesLikeSharp, type Shrink, type Window } from './reduce.js';
+import { reduce, reduceJpeg, reducedSize, reducesLikeSharp, type Shrink, type Window } from './reduce.js';
 import type { ImageInput, RawImage } from './types.js';
 
 /**
@@ -105,7 +105,11 @@ async function reduceFromLibjpeg(input: ImageInput, target: Size, shrink: Shrink
   const size = reducedSize(input, shrink);
   if (size.width !== target.width || size.height !== target.height) return null;
   if (!resizesFromLibjpeg(input, target) || !reducesLikeSharp(input, shrink, kernel)) return null;
-  return reduce(await input.analysisRgb(), shrink, kernel, window);
+  const decoded = input.analysisRgbIfDecoded();
+  if (decoded) return reduce(await decoded, shrink, kernel, window);
+  // Nothing decoded it yet: decode and reduce in one call; where libjpeg refuses the file, the decode
+  // below (libjpeg or sharp) has the last word.
+  return (await reduceJpeg(input.bytes, input, shrink, kernel, window)) ?? reduce(await input.analysisRgb(), shrink, kernel, window);
 }
 
 /**

@@ -52,13 +52,31 @@ export function reducesLikeSharp(from: Size, shrink: Shrink, kernel: string): bo
  * is not built or declines (the caller then asks sharp).
  */
 export async function reduce(image: RawImage, shrink: Shrink, kernel: string, window?: Window): Promise<RawImage | null> {
+  if (image.channels !== 3) return null;
+  return reduceWith((addon) => addon.reduceResize, image.data, image, shrink, kernel, window);
+}
+
+/**
+ * `reduce` of a JPEG's libjpeg decode (decodeJpegRgb's pixels), decoded and reduced in one call on
+ * libuv's thread pool: the full-size pixels never become a JavaScript buffer (a 640x482 photo's
+ * 925 KB, which V8 counts towards its next collection). Null where the addon is not built, libjpeg
+ * refuses the file, or the reduce is not one it computes.
+ */
+export async function reduceJpeg(jpeg: Uint8Array, size: Size, shrink: Shrink, kernel: string, window?: Window): Promise<RawImage | null> {
+  return reduceWith((addon) => addon.reduceJpeg, jpeg, size, shrink, kernel, window);
+}
+
+type AddonReduce = NonNullable<NonNullable<ReturnType<typeof jpegAddon>>['reduceResize']>;
+
+async function reduceWith(pick: (addon: NonNullable<ReturnType<typeof jpegAddon>>) => AddonReduce | undefined, src: Uint8Array, size: Size, shrink: Shrink, kernel: string, window?: Window): Promise<RawImage | null> {
   const addon = jpegAddon();
+  const run = addon && pick(addon);
   const k = KERNELS[kernel];
-  if (!addon?.reduceResize || k === undefined || image.channels !== 3) return null;
-  const w = window ?? { left: 0, top: 0, ...reducedSize(image, shrink) };
+  if (!run || k === undefined) return null;
+  const w = window ?? { left: 0, top: 0, ...reducedSize(size, shrink) };
   const data = Buffer.allocUnsafeSlow(w.width * w.height * 3);
   try {
-    await addon.reduceResize(image.data, image.width, image.height, data, shrink.h, shrink.v, k, w.left, w.top, w.width, w.height);
+    await run(src, size.width, size.height, data, shrink.h, shrink.v, k, w.left, w.top, w.width, w.height);
   } catch {
     return null;
   }

@@ -48,6 +48,8 @@ export interface ImageInput {
   analysisPipeline(): Sharp;
   /** analysisPipeline() as RGB, decoded once and cached. */
   analysisRgb(): Promise<RawImage>;
+  /** analysisRgb()'s decode where it was already asked for, else undefined (nothing is decoded). */
+  analysisRgbIfDecoded(): Promise<RawImage> | undefined;
   /**
    * analysisRgb() handed over: the caller may move its pixels to a worker (unusable here after),
    * and the input forgets them, so a later analysisRgb() decodes again.

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import sharp from 'sharp';
 import { openImage } from '../../src/image/decode.js';
-import type { JpegDecoderChoice } from '../../src/image/jpeg-decoder.js';
+import { jpegAddon, type JpegDecoderChoice } from '../../src/image/jpeg-decoder.js';
 import { prepareImage, type ResizeSpec, type Size } from '../../src/image/preprocess.js';
 import { image } from '../helpers/paths.js';
 
@@ -20,8 +20,16 @@ async function prepared(bytes: Buffer, jpegDecoder: JpegDecoderChoice, [resize, 
     analysisRgb: () => (asked.push('decode'), analysisRgb()),
     analysisPipeline: () => (asked.push('sharp pipeline'), analysisPipeline()),
   });
-  const out = await prepareImage(input, resize, size);
-  return { out, asked };
+  // libjpeg's decode may also come inside the addon's reduce (reduce.ts reduceJpeg).
+  const addon = jpegAddon()!;
+  const reduceJpeg = addon.reduceJpeg!;
+  addon.reduceJpeg = (...args) => (asked.push('decode'), reduceJpeg(...args));
+  try {
+    const out = await prepareImage(input, resize, size);
+    return { out, asked };
+  } finally {
+    addon.reduceJpeg = reduceJpeg;
+  }
 }
 
 test('model inputs: libjpeg\'s decode feeds the resize unless libvips shrinks on load, with exactly sharp\'s pixels', async () => {

@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import { openImage } from '../../src/image/decode.js';
 import { jpegAddon } from '../../src/image/jpeg-decoder.js';
 import { prepareImage } from '../../src/image/preprocess.js';
-import { reduce, reducedSize, reducesLikeSharp, type Shrink, type Window } from '../../src/image/reduce.js';
+import { reduce, reduceJpeg, reducedSize, reducesLikeSharp, type Shrink, type Window } from '../../src/image/reduce.js';
 import type { RawImage } from '../../src/image/types.js';
 import { image } from '../helpers/paths.js';
 
@@ -92,20 +92,37 @@ test('the addon refuses buffers that do not match their sizes', async () => {
   await assert.rejects(async () => addon.reduceResize!(src, 8, 8, new Uint8Array(4 * 4 * 3), 2, 2, 9, 0, 0, 4, 4), TypeError);
 });
 
-test('model inputs that shrink a decoded JPEG a little are reduced by the addon', async () => {
+test('model inputs that shrink a JPEG a little are decoded and reduced in one addon call, or reduced from an earlier decode', async () => {
   const addon = jpegAddon()!;
-  const real = addon.reduceResize!;
-  let calls = 0;
-  addon.reduceResize = (...args) => (calls++, real(...args));
+  const real = { reduceJpeg: addon.reduceJpeg!, reduceResize: addon.reduceResize! };
+  const calls: string[] = [];
+  addon.reduceJpeg = (...args) => (calls.push('reduceJpeg'), real.reduceJpeg(...args));
+  addon.reduceResize = (...args) => (calls.push('reduceResize'), real.reduceResize(...args));
+  const classifier = [{ mode: 'shorter-side-center-crop', shorterSide: 256, kernel: 'lanczos3' }, { width: 224, height: 224 }] as const;
   try {
-    const input = await openImage(readFileSync(image('test_face_processing.jpg')), { maxPixels: 40_000_000, jpegDecoder: 'libjpeg' });
-    await prepareImage(input, { mode: 'shorter-side-center-crop', shorterSide: 256, kernel: 'lanczos3' }, { width: 224, height: 224 });
+    const bytes = readFileSync(image('test_face_processing.jpg'));
+    const input = await openImage(bytes, { maxPixels: 40_000_000, jpegDecoder: 'libjpeg' });
+    const fused = await prepareImage(input, ...classifier);
+    assert.equal(input.analysisRgbIfDecoded(), undefined, 'no full-size decode kept');
     await prepareImage(input, { mode: 'letterbox', align: 'top-left', fill: 114, kernel: 'lanczos3' }, { width: 416, height: 416 });
-    assert.equal(calls, 2);
+    assert.deepEqual(calls, ['reduceJpeg', 'reduceJpeg']);
+    await input.analysisRgb();
+    const fromDecode = await prepareImage(input, ...classifier);
+    assert.deepEqual(calls, ['reduceJpeg', 'reduceJpeg', 'reduceResize'], 'an earlier decode is reused');
+    assert.ok(Buffer.from(fused.rgb).equals(Buffer.from(fromDecode.rgb)), 'the same pixels either way');
     const car = await openImage(readFileSync(image('car.jpg')), { maxPixels: 40_000_000, jpegDecoder: 'libjpeg' });
-    await prepareImage(car, { mode: 'shorter-side-center-crop', shorterSide: 256, kernel: 'lanczos3' }, { width: 224, height: 224 });
-    assert.equal(calls, 2, 'a photo libvips shrinks on load stays with sharp');
+    await prepareImage(car, ...classifier);
+    assert.equal(calls.length, 3, 'a photo libvips shrinks on load stays with sharp');
   } finally {
-    addon.reduceResize = real;
+    Object.assign(addon, real);
   }
+});
+
+test('a JPEG libjpeg refuses is reduced from the decode that stands instead', async () => {
+  const bytes = readFileSync(image('test_face_processing.jpg'));
+  // Cut short: libjpeg warns (the addon refuses), sharp's decode of what is there stands.
+  const truncated = bytes.subarray(0, Math.floor(bytes.length * 0.7));
+  const input = await openImage(truncated, { maxPixels: 40_000_000, jpegDecoder: 'libjpeg' });
+  assert.equal(await reduceJpeg(truncated, input, { h: 482 / 256, v: 482 / 256 }, 'lanczos3', { left: 58, top: 16, width: 224, height: 224 }), null);
+  await assert.rejects(prepareImage(input, { mode: 'shorter-side-center-crop', shorterSide: 256, kernel: 'lanczos3' }, { width: 224, height: 224 }), (err: Error & { code?: string }) => err.code === 'UNDECODABLE_IMAGE');
 });
