@@ -5,7 +5,8 @@ import { after, before, describe, test } from 'node:test';
 import { frigateFrame } from '../../scripts/deepstack-clients.js';
 import { OnnxEngine, type Feeds } from '../../src/engines/onnx/engine.js';
 import { RunningCells } from '../../src/engines/onnx/running-cells.js';
-import { packSpaceToDepth, prepareImage } from '../../src/image/preprocess.js';
+import { prepareImage } from '../../src/image/preprocess.js';
+import { packSpaceToDepth } from '../../src/image/pack.js';
 import { loadManifest, type DetectModel } from '../../src/models/manifest.js';
 import { createPredictResource } from '../../src/resources/predict.js';
 import { createUpscaleResource } from '../../src/resources/upscale.js';
@@ -16,18 +17,21 @@ const yolox = () => loadManifest().models.find((m) => m.id === 'yolox-nano') as 
 const FEED_DIMS = [1, 12, 208, 208];
 
 /** YOLOX-nano as the service loads it (fed past its Focus layer), on an engine of the given sizing. */
-async function yoloxEngine(options: { workers: number; threads: number; busyThreads?: number }): Promise<OnnxEngine> {
+async function yoloxEngine(options: { workers: number; threads: number; busyThreads?: number }, packs?: boolean): Promise<OnnxEngine> {
   const model = yolox();
   const engine = new OnnxEngine({ ...options, maxQueue: 8, modelsDir: MODELS_DIR });
   const input = { dims: FEED_DIMS, dtype: 'float32' as const };
-  await engine.load({ id: 'yolox', path: path.join(MODELS_DIR, model.file), warmup: { [model.input.spaceToDepth!.tensor]: input }, feedFrom: { tensor: model.input.spaceToDepth!.tensor, dims: FEED_DIMS } });
+  const tensor = model.input.spaceToDepth!.tensor;
+  const packing = { spec: { ...model.preprocess, layout: model.input.layout, dtype: model.input.dtype }, blocks: model.input.spaceToDepth!.blocks };
+  await engine.load({ id: 'yolox', path: path.join(MODELS_DIR, model.file), warmup: { [tensor]: input }, feedFrom: { tensor, dims: FEED_DIMS }, packs: packs ? { [tensor]: packing } : undefined });
   return engine;
 }
 
-/** Frigate's 320 frame of a photo, enlarged and packed as the service packs it. */
-async function frameFeed(photo: string): Promise<Feeds> {
+/** Frigate's 320 frame of a photo, enlarged and packed as the service packs it (or left as RGB for the worker to pack). */
+async function frameFeed(photo: string, rgbFeed = false): Promise<Feeds> {
   const model = yolox();
   const { rgb } = await prepareImage(await imageInput(await frigateFrame(readFileSync(photo), 320)), model.preprocess.resize, { width: 416, height: 416 });
+  if (rgbFeed) return { [model.input.spaceToDepth!.tensor]: { data: Uint8Array.from(rgb), dims: FEED_DIMS } };
   const spec = { ...model.preprocess, layout: model.input.layout, dtype: model.input.dtype };
   const data = packSpaceToDepth(rgb, 416, 416, spec, model.input.spaceToDepth!.blocks, new Float32Array(416 * 416 * 3));
   return { [model.input.spaceToDepth!.tensor]: { data, dims: FEED_DIMS } };
@@ -111,6 +115,21 @@ describe('ONNX workers with a busy session (CVSERVE_ONNX_BUSY_THREADS)', () => {
       await same.close();
     }
   });
+});
+
+test('a worker given 8-bit RGB for a float input it packs gives the outputs of the float feed; one not told to pack refuses it', async () => {
+  const packing = await yoloxEngine({ workers: 1, threads: 1 }, true);
+  const plain = await yoloxEngine({ workers: 1, threads: 1 });
+  try {
+    for (const photo of [image('car.jpg'), image('cat_small.jpg')]) {
+      const fromFloats = await packing.run('yolox', await frameFeed(photo));
+      const fromRgb = await packing.run('yolox', await frameFeed(photo, true));
+      for (const name of Object.keys(fromFloats)) assert.ok(bytes(fromRgb[name]!.data).equals(bytes(fromFloats[name]!.data)), `${path.basename(photo)} ${name}: same outputs`);
+    }
+    await assert.rejects(plain.run('yolox', await frameFeed(image('car.jpg'), true)), 'uint8 data for a float input');
+  } finally {
+    await Promise.all([packing.close(), plain.close()]);
+  }
 });
 
 test("a manifest entry's workers overrides the engine's: the shipped upscaler keeps one, the classifier gets the engine's two", async () => {

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import sharp from 'sharp';
 import { jpegAddon } from '../../src/image/jpeg-decoder.js';
-import { allocateBatch, packImage, packImageInJs, type PackSpec } from '../../src/image/preprocess.js';
+import { allocateBatch, packFeed, packImage, packImageInJs, packSpaceToDepth, type PackSpec } from '../../src/image/pack.js';
 import { image } from '../helpers/paths.js';
 
 const CLASSIFIER: PackSpec = { channels: 'RGB', scale: 1 / 255, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], layout: 'NCHW', dtype: 'float32' };
@@ -38,4 +38,27 @@ test('uint8 inputs are packed in JavaScript', () => {
   const rgb = Uint8Array.from([1, 2, 3, 4, 5, 6]);
   const out = packImage(rgb, 2, { ...DETECTOR, dtype: 'uint8' }, new Uint8Array(6));
   assert.deepEqual([...out], [3, 6, 2, 5, 1, 4]);
+});
+
+test('packFeed packs a batch of RGB images as its float dims say, as packImage and packSpaceToDepth do', async () => {
+  const { data: photo } = await sharp(readFileSync(image('cat_small.jpg'))).resize(62, 38, { fit: 'fill' }).raw().toBuffer({ resolveWithObject: true });
+  const pixels = 62 * 38;
+  const two = new Uint8Array(pixels * 6);
+  two.set(photo);
+  two.set(photo.map((v) => 255 - v), pixels * 3);
+  const blocks = [[0, 0], [1, 0], [0, 1], [1, 1]] as const;
+  const cases: Array<[string, number[], Parameters<typeof packFeed>[2], (out: Float32Array, i: number) => void]> = [
+    ['NCHW', [2, 3, 38, 62], { spec: CLASSIFIER }, (out, i) => packImage(two.subarray(i * pixels * 3, (i + 1) * pixels * 3), pixels, CLASSIFIER, out, i)],
+    ['NHWC', [2, 38, 62, 3], { spec: TEXT }, (out, i) => packImage(two.subarray(i * pixels * 3, (i + 1) * pixels * 3), pixels, TEXT, out, i)],
+    ['space-to-depth', [2, 12, 19, 31], { spec: DETECTOR, blocks }, (out, i) => packSpaceToDepth(two.subarray(i * pixels * 3, (i + 1) * pixels * 3), 62, 38, DETECTOR, blocks, out, i)],
+  ];
+  for (const [name, dims, packing, pack] of cases) {
+    const expected = new Float32Array(pixels * 6);
+    pack(expected, 0);
+    pack(expected, 1);
+    const got = packFeed(two, dims, packing);
+    assert.ok(Buffer.from(got.buffer).equals(Buffer.from(expected.buffer)), `${name}: same floats`);
+  }
+  assert.throws(() => packFeed(two.subarray(1), [2, 3, 38, 62], { spec: CLASSIFIER }), /do not fill/);
+  assert.throws(() => packFeed(two, [1, 3, 38, 62], { spec: CLASSIFIER }), /do not fill/);
 });

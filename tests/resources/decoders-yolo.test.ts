@@ -3,7 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { allocateBatch, batchDims, packImage, prepareImage, type InputTransform } from '../../src/image/preprocess.js';
+import { prepareImage, type InputTransform } from '../../src/image/preprocess.js';
+import { allocateBatch, batchDims, packImage } from '../../src/image/pack.js';
 import { customModels, findCustomModel, loadManifest, type DetectDecoder, type DetectModel, type Manifest } from '../../src/models/manifest.js';
 import {
   decodeDetections,

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import sharp from 'sharp';
-import { packImage, prepareImage, resizeTarget, toOriginal } from '../../src/image/preprocess.js';
+import { prepareImage, resizeTarget, toOriginal } from '../../src/image/preprocess.js';
+import { packImage } from '../../src/image/pack.js';
 import { topK } from '../../src/resources/onnx/decoders.js';
 import { imageInput } from '../engines/onnx-fixtures.js';
 import { image } from '../helpers/paths.js';

@@ -1,4 +1,5 @@
 import { AppError } from '../../errors.js';
+import type { InputPacking } from '../../image/pack.js';
 import { siblingModule, WorkerPool, type PoolStats } from '../pool.js';
 import { DynamicBatcher } from './batcher.js';
 import { RunningCells } from './running-cells.js';
@@ -50,6 +51,11 @@ export interface OnnxModelSpec {
   feedFrom?: { tensor: string; dims: Array<number | string> };
   /** More warm-up runs, one per other input size: ONNX Runtime plans each new shape on its first run. */
   extraWarmups?: Record<string, WarmupInput>[];
+  /**
+   * Float inputs a run may send as 8-bit RGB, packed by the worker: a quarter of the bytes to move and
+   * to batch, and no float tensor on the main thread (where its memory drives garbage collection).
+   */
+  packs?: Record<string, InputPacking>;
 }
 
 export interface OnnxRunOptions {
@@ -106,6 +112,7 @@ export class OnnxEngine {
       freeDims: spec.freeDims,
       feedFrom: spec.feedFrom,
       extraWarmups: spec.extraWarmups,
+      packs: spec.packs,
     };
     const workers = spec.workers ?? this.options.workers;
     const cells = workers > 1 ? RunningCells.buffer(workers) : undefined;

@@ -1,3 +1,4 @@
+import type { InputPacking } from '../../image/pack.js';
 import type { TextDetectTask, TextRecognizeTask, TextWorkerConfig } from './text/protocol.js';
 
 /**
@@ -45,6 +46,8 @@ export interface OnnxWorkerData {
   feedFrom?: { tensor: string; dims: Array<number | string> };
   /** One more warm-up run for each (another input size). */
   extraWarmups?: Record<string, WarmupInput>[];
+  /** Float inputs the worker packs itself when a run sends them as 8-bit RGB (feed dims as for the floats). */
+  packs?: Record<string, InputPacking>;
 }
 
 export type OnnxTask =

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { threadId, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
+import { packFeed } from '../../image/pack.js';
 import { transferResult } from '../transfer.js';
 import { textTask } from './text/worker-tasks.js';
 import { feedFrom, freeModelDims } from './free-dims.js';
@@ -17,7 +18,9 @@ const data = workerData as OnnxWorkerData;
 function toOrt(feeds: Feeds): Record<string, ort.Tensor> {
   const out: Record<string, ort.Tensor> = {};
   for (const [name, t] of Object.entries(feeds)) {
-    out[name] = t.data instanceof Uint8Array ? new ort.Tensor('uint8', t.data, t.dims) : new ort.Tensor('float32', t.data, t.dims);
+    const packing = data.packs?.[name];
+    const values = packing && t.data instanceof Uint8Array ? packFeed(t.data, t.dims, packing) : t.data;
+    out[name] = values instanceof Uint8Array ? new ort.Tensor('uint8', values, t.dims) : new ort.Tensor('float32', values, t.dims);
   }
   return out;
 }

@@ -4,7 +4,8 @@ import type { Outputs, WarmupInput } from '../../engines/onnx/protocol.js';
 import { unavailable } from '../pipeline.js';
 import { findModel, modelFiles, modelForRoute, spatialSize, type ClassifyModel, type DetectModel, type ModelEntry } from '../../models/manifest.js';
 import type { ModelGate, ModelStore } from '../../models/store.js';
-import { allocateBatch, batchDims, packImage, packSpaceToDepth, prepareImage, resizeTarget, type PreparedImage, type Size } from '../../image/preprocess.js';
+import { prepareImage, resizeTarget, type PreparedImage, type Size } from '../../image/preprocess.js';
+import { batchDims, packImage, type InputPacking, type PackSpec } from '../../image/pack.js';
 import type { ImageInput } from '../../image/types.js';
 import type { CostItem, ImageHeader, InitContext, ResourceStatus } from '../contract.js';
 
@@ -44,6 +45,17 @@ function spaceToDepthFeed(model: ModelEntry): { tensor: string; dims: Array<numb
   const batch = model.input.shape[0]!;
   const free = Boolean(model.input.sizes?.length);
   return { tensor: s2d.tensor, dims: [batch, 12, free ? `${s2d.tensor}_height` : size.height / 2, free ? `${s2d.tensor}_width` : size.width / 2] };
+}
+
+/**
+ * A float image input is sent to the workers as the prepared 8-bit RGB and packed there
+ * (engine.ts `packs`); a uint8 one is packed here (a copy of the same size).
+ */
+function workerPacking(model: ModelEntry): Record<string, InputPacking> | undefined {
+  if ((model.task !== 'classify' && model.task !== 'detect') || model.input.dtype !== 'float32') return undefined;
+  const spec: PackSpec = { ...model.preprocess, layout: model.input.layout, dtype: model.input.dtype };
+  const s2d = model.input.spaceToDepth;
+  return { [s2d ? s2d.tensor : model.input.name]: { spec, blocks: s2d?.blocks } };
 }
 
 /** Zero inputs for the warm-up run: free dimensions become 1 (batch) or the tile size (spatial). */
@@ -137,6 +149,7 @@ export class OnnxModelBinding<M extends ModelEntry> {
           freeDims: spatialDims(model),
           feedFrom: spaceToDepthFeed(model),
           extraWarmups: sizeWarmups(model),
+          packs: workerPacking(model),
           threads: model.threads,
           workers: model.workers,
         });
@@ -176,6 +189,12 @@ export class OnnxModelBinding<M extends ModelEntry> {
     if (!size) throw new Error('the model input has no fixed size');
     return size;
   }
+}
+
+/** The prepared pixels as a plain Uint8Array the run may move to a worker (a copy where they are the input's own). */
+function ownedBytes(prepared: PreparedImage): Uint8Array {
+  const { rgb } = prepared;
+  return prepared.shared ? rgb.slice() : new Uint8Array(rgb.buffer, rgb.byteOffset, rgb.byteLength);
 }
 
 /** The lifecycle every ONNX-backed resource delegates to its binding; subclasses add params and run. */
@@ -219,12 +238,8 @@ export abstract class OnnxModelResource<M extends ModelEntry> {
     const { model, engine } = this.binding.require();
     const size = runSize(model, this.binding.inputSize(), input);
     const prepared = await prepareImage(input, model.preprocess.resize, size);
-    const pixels = size.width * size.height;
-    const spec = { ...model.preprocess, layout: model.input.layout, dtype: model.input.dtype };
-    const blocks = model.input.spaceToDepth?.blocks;
-    const tensor = allocateBatch(model.input.dtype, 1, pixels);
-    const data = blocks ? packSpaceToDepth(prepared.rgb, size.width, size.height, spec, blocks, tensor as Float32Array) : packImage(prepared.rgb, pixels, spec, tensor);
     const feed = feedOf(model, size);
+    const data = model.input.dtype === 'float32' ? ownedBytes(prepared) : packImage(prepared.rgb, size.width * size.height, { ...model.preprocess, layout: model.input.layout, dtype: 'uint8' }, new Uint8Array(prepared.rgb.length));
     const result = await engine.run(model.id, { [feed.name]: { data, dims: feed.dims } }, { signal, outputs });
     return { outputs: result, prepared, size };
   }
