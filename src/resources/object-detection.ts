@@ -4,7 +4,7 @@ import { AppError } from '../errors.js';
 import type { DrawBox, ImageInput } from '../image/types.js';
 import type { DetectModel } from '../models/manifest.js';
 import type { CostItem, ImageHeader, Resource, ResourceResult, RunContext } from './contract.js';
-import { decodeDetections } from './onnx/decoders.js';
+import { candidateRows, decodeDetections } from './onnx/decoders.js';
 import { OnnxModelResource, type ModelChoice } from './onnx/model-resource.js';
 import { drawParam, formatParam, param } from './params.js';
 
@@ -47,7 +47,7 @@ export class ObjectDetectionResource extends OnnxModelResource<DetectModel> impl
   async run(input: ImageInput, p: z.output<typeof params>, ctx: RunContext): Promise<ResourceResult> {
     const { model, labels } = this.binding.require();
     const classes = classFilter(p.labels, labels);
-    const { outputs, prepared, size } = await this.infer(input, ctx.signal);
+    const { outputs, prepared, size } = await this.infer(input, ctx.signal, undefined, candidateRows(model.decoder, p.threshold));
     const options = { threshold: p.threshold, classes };
     const found = decodeDetections(outputs, model.decoder, size, prepared.transform, options);
     const result = found.map((d) => ({

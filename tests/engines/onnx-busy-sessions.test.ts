@@ -132,6 +132,23 @@ test('a worker given 8-bit RGB for a float input it packs gives the outputs of t
   }
 });
 
+test('a run that keeps only candidate rows answers exactly those rows of the full output, with their indices', async () => {
+  const engine = await yoloxEngine({ workers: 1, threads: 1 });
+  try {
+    const feeds = await frameFeed(image('car.jpg'));
+    const full = (await engine.run('yolox', copy(feeds))).output!;
+    const kept = (await engine.run('yolox', feeds, { keepRows: { output: 'output', column: 4, min: 0.3 } })).output!;
+    const width = full.dims[2]!;
+    const expected = [...Array(full.dims[1]).keys()].filter((r) => full.data[r * width + 4]! >= 0.3);
+    assert.ok(expected.length > 0 && expected.length < 100, `${expected.length} candidates`);
+    assert.deepEqual([...kept.rows!], expected);
+    assert.deepEqual(kept.dims, [1, expected.length, width]);
+    expected.forEach((r, i) => assert.ok(bytes(kept.data.subarray(i * width, (i + 1) * width)).equals(bytes(full.data.subarray(r * width, (r + 1) * width))), `row ${r}`));
+  } finally {
+    await engine.close();
+  }
+});
+
 test("a manifest entry's workers overrides the engine's: the shipped upscaler keeps one, the classifier gets the engine's two", async () => {
   const env = onnxEngines({ config: { onnxWorkers: 2 } });
   try {

@@ -6,7 +6,9 @@ import { after, before, describe, test } from 'node:test';
 import { prepareImage, type InputTransform } from '../../src/image/preprocess.js';
 import { allocateBatch, batchDims, packImage } from '../../src/image/pack.js';
 import { customModels, findCustomModel, loadManifest, type DetectDecoder, type DetectModel, type Manifest } from '../../src/models/manifest.js';
+import { keepRows } from '../../src/engines/onnx/rows.js';
 import {
+  candidateRows,
   decodeDetections,
   decodeSsd,
   decodeYolov5,
@@ -229,4 +231,49 @@ describe('generated YOLO detectors through the manifest, the model store and onn
       assert.deepEqual(rows((await detect(name, { threshold: 0.4, classes: new Set([1]) })).found), [want(YOLO_EXPECTED[layout])[2]]);
     });
   }
+});
+
+describe('YOLOX candidate rows (the worker keeps only anchors that can be detections)', () => {
+  /** A 416 grid's worth of rows: random boxes and scores, some objectness exactly at the thresholds. */
+  function yoloxOutput(activation: 'none' | 'sigmoid', thresholds: number[]): { output: { dims: number[]; data: Float32Array } } {
+    const rows = 52 * 52 + 26 * 26 + 13 * 13;
+    const data = new Float32Array(rows * 85);
+    let x = 7;
+    const rand = () => ((x = (x * 1103515245 + 12345) >>> 0) >>> 8) / 2 ** 24;
+    for (let r = 0; r < rows; r++) {
+      const o = r * 85;
+      data.set([rand() - 0.5, rand() - 0.5, rand() * 2 - 1, rand() * 2 - 1], o);
+      for (let c = 4; c < 85; c++) data[o + c] = activation === 'none' ? rand() ** 3 : (rand() - 0.7) * 12;
+      const t = thresholds[r % thresholds.length]!;
+      if (r % 97 === 0) data[o + 4] = activation === 'none' ? t : Math.log(t / (1 - t));
+    }
+    return { output: { dims: [1, rows, 85], data } };
+  }
+  const size = { width: 416, height: 416 };
+  const transform: InputTransform = { scaleX: 1.3, scaleY: 1.3, offsetX: 0, offsetY: 52, source: { width: 320, height: 240 } };
+  const thresholds = [0.05, 0.3, 0.4, 0.61];
+
+  for (const activation of ['none', 'sigmoid'] as const) {
+    test(`${activation}: the detections from the kept rows are the detections from every row`, () => {
+      const full = yoloxOutput(activation, thresholds);
+      const decoder: DetectDecoder = { family: 'yolox', output: 'output', strides: [8, 16, 32], activation, nmsIou: 0.45 };
+      for (const threshold of thresholds) {
+        for (const classes of [undefined, new Set([0, 2, 15])]) {
+          const filter = candidateRows(decoder, threshold)!;
+          const kept = keepRows(full.output, filter);
+          assert.ok(kept.dims[1]! < full.output.dims[1]!, `${threshold}: rows dropped (${kept.dims[1]} kept)`);
+          const options = { threshold, classes };
+          const expected = decodeDetections(full, decoder, size, transform, options);
+          assert.ok(expected.length > 0, 'some detections');
+          assert.deepEqual(decodeDetections({ output: kept }, decoder, size, transform, options), expected, `threshold ${threshold}`);
+        }
+      }
+    });
+  }
+
+  test('no filter for a threshold of 0 or another family', () => {
+    const yolox: DetectDecoder = { family: 'yolox', output: 'output', strides: [8, 16, 32], activation: 'none', nmsIou: 0.45 };
+    assert.equal(candidateRows(yolox, 0), undefined);
+    assert.equal(candidateRows({ family: 'yolov8', output: 'output0', activation: 'none', nmsIou: 0.45 } as DetectDecoder, 0.5), undefined);
+  });
 });

@@ -5,7 +5,7 @@ import { DynamicBatcher } from './batcher.js';
 import { RunningCells } from './running-cells.js';
 import type { TextDetectTask, TextRecognizeTask, TextWorkerConfig } from './text/protocol.js';
 import type { FreeDims } from './free-dims.js';
-import { tensorBuffers, type Feeds, type LoadResult, type OnnxWorkerData, type Outputs, type RunResult, type WarmupInput } from './protocol.js';
+import { tensorBuffers, type Feeds, type LoadResult, type OnnxWorkerData, type Outputs, type RowFilter, type RunResult, type WarmupInput } from './protocol.js';
 
 export type { Feeds, Outputs, TensorMsg } from './protocol.js';
 
@@ -62,6 +62,8 @@ export interface OnnxRunOptions {
   signal?: AbortSignal;
   /** Output names to compute (default: all). */
   outputs?: string[];
+  /** Answer only these rows of an output (the run is then not merged into a batch: the filter is this request's). */
+  keepRows?: RowFilter;
 }
 
 interface LoadedModel {
@@ -193,8 +195,8 @@ export class OnnxEngine {
     const model = this.models.get(id);
     if (!model) throw new AppError('MODEL_UNAVAILABLE', { detail: `ONNX model ${id} is not loaded` });
     await model.ready;
-    if (model.batcher) return { outputs: await model.batcher.run(feeds, options.outputs, options.signal), runMs: Number.NaN, threads: Number.NaN };
-    return runOn(model, feeds, options.outputs, options.signal);
+    if (model.batcher && !options.keepRows) return { outputs: await model.batcher.run(feeds, options.outputs, options.signal), runMs: Number.NaN, threads: Number.NaN };
+    return runOn(model, feeds, options.outputs, options.signal, options.keepRows);
   }
 
   /**
@@ -229,8 +231,8 @@ export class OnnxEngine {
 }
 
 /** One run on a model's worker (the feed buffers move there), counted by the session that ran it. */
-async function runOn(model: LoadedModel, feeds: Feeds, outputs: string[] | undefined, signal: AbortSignal | undefined): Promise<RunResult> {
-  const result = await model.pool.run<RunResult>({ op: 'run', feeds, outputs }, { signal, transferList: tensorBuffers(feeds) });
+async function runOn(model: LoadedModel, feeds: Feeds, outputs: string[] | undefined, signal: AbortSignal | undefined, keepRows?: RowFilter): Promise<RunResult> {
+  const result = await model.pool.run<RunResult>({ op: 'run', feeds, outputs, keepRows }, { signal, transferList: tensorBuffers(feeds) });
   model.runs[result.threads < model.threads ? 'busy-threads' : 'all-threads']++;
   return result;
 }

@@ -7,6 +7,7 @@ import { textTask } from './text/worker-tasks.js';
 import { feedFrom, freeModelDims } from './free-dims.js';
 import { RunningCells } from './running-cells.js';
 import { sessionOptions } from './session-options.js';
+import { keepRows } from './rows.js';
 import { tensorBuffers, type Feeds, type LoadResult, type OnnxTask, type OnnxWorkerData, type Outputs, type RunResult, type WarmupInput } from './protocol.js';
 
 /**
@@ -98,7 +99,8 @@ async function run(task: Extract<OnnxTask, { op: 'run' }>): Promise<unknown> {
   const runMs = performance.now() - t0;
   const outputs: Outputs = {};
   for (const [name, t] of Object.entries(results)) {
-    outputs[name] = { data: toFloat32(t), dims: [...t.dims] };
+    const whole = { data: toFloat32(t), dims: [...t.dims] };
+    outputs[name] = task.keepRows?.output === name ? keepRows(whole, task.keepRows) : whole;
   }
   const result: RunResult = { outputs, runMs, threads: s === lone ? data.intraOpNumThreads : busyThreads! };
   // The largest output buffer moves instead of being copied; small ones (scores, counts) are cloned.

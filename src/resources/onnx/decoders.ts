@@ -1,4 +1,4 @@
-import type { Outputs, TensorMsg } from '../../engines/onnx/protocol.js';
+import type { Outputs, RowFilter, TensorMsg } from '../../engines/onnx/protocol.js';
 import { toOriginal, type InputTransform, type Size } from '../../image/preprocess.js';
 import type { DetectDecoder } from '../../models/manifest.js';
 
@@ -108,31 +108,48 @@ export interface YoloxSpec {
  */
 export function decodeYolox(outputs: Outputs, spec: YoloxSpec, inputSize: Size, transform: InputTransform, options: DetectOptions): Detection[] {
   const out = tensor(outputs, spec.output);
-  const [, anchors, width] = out.dims as [number, number, number];
+  const [, rows, width] = out.dims as [number, number, number];
   const classes = width - 5;
-  const expected = spec.strides.reduce((n, s) => n + Math.floor(inputSize.width / s) * Math.floor(inputSize.height / s), 0);
-  if (anchors !== expected) throw new Error(`YOLOX output has ${anchors} anchors, strides ${spec.strides.join('/')} on ${inputSize.width}x${inputSize.height} give ${expected}`);
+  const grids = spec.strides.map((s) => {
+    const gw = Math.floor(inputSize.width / s);
+    return { s, gw, cells: gw * Math.floor(inputSize.height / s) };
+  });
+  const expected = grids.reduce((n, g) => n + g.cells, 0);
+  const anchors = out.rows ? (out.rows.length ? out.rows[out.rows.length - 1]! + 1 : 0) : rows;
+  if (out.rows ? anchors > expected : anchors !== expected) throw new Error(`YOLOX output has ${anchors} anchors, strides ${spec.strides.join('/')} on ${inputSize.width}x${inputSize.height} give ${expected}`);
   const act = spec.activation === 'sigmoid' ? sigmoid : (v: number) => v;
   const d = out.data;
   const found: Detection[] = [];
-  let row = 0;
-  for (const s of spec.strides) {
-    const gw = Math.floor(inputSize.width / s);
-    const gh = Math.floor(inputSize.height / s);
-    for (let gy = 0; gy < gh; gy++) {
-      for (let gx = 0; gx < gw; gx++, row++) {
-        const o = row * width;
-        const hit = objectnessHit(d, o, classes, act, options);
-        if (!hit) continue;
-        const cx = (d[o]! + gx) * s;
-        const cy = (d[o + 1]! + gy) * s;
-        const w = Math.exp(d[o + 2]!) * s;
-        const h = Math.exp(d[o + 3]!) * s;
-        found.push({ box: mapBox(transform, cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), ...hit });
-      }
-    }
+  // Row r of the output (or the r-th kept row, anchor out.rows[r]): anchors walk each stride's grid row-major.
+  for (let r = 0; r < rows; r++) {
+    const o = r * width;
+    const hit = objectnessHit(d, o, classes, act, options);
+    if (!hit) continue;
+    let anchor = out.rows ? out.rows[r]! : r;
+    let g = 0;
+    while (anchor >= grids[g]!.cells) anchor -= grids[g++]!.cells;
+    const grid = grids[g]!;
+    const gx = anchor % grid.gw;
+    const gy = (anchor - gx) / grid.gw;
+    const cx = (d[o]! + gx) * grid.s;
+    const cy = (d[o + 1]! + gy) * grid.s;
+    const w = Math.exp(d[o + 2]!) * grid.s;
+    const h = Math.exp(d[o + 3]!) * grid.s;
+    found.push({ box: mapBox(transform, cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), ...hit });
   }
   return found;
+}
+
+/**
+ * What a run may leave out of a detector's output for this threshold: for YOLOX, the anchors whose
+ * objectness is below it (a detection's score is objectness × class score, so none of them could
+ * be one; for raw logits a hair below the threshold's logit, and decodeYolox decides exactly).
+ * Undefined for the other families, and for a threshold that keeps everything.
+ */
+export function candidateRows(decoder: DetectDecoder, threshold: number): RowFilter | undefined {
+  if (decoder.family !== 'yolox' || !(threshold > 0)) return undefined;
+  const min = decoder.activation === 'sigmoid' ? (threshold >= 1 ? Infinity : Math.log(threshold / (1 - threshold)) - 1e-6) : threshold;
+  return { output: decoder.output, column: 4, min };
 }
 
 export interface YoloSpec {

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { OnnxEngine } from '../../engines/onnx/engine.js';
-import type { Outputs, WarmupInput } from '../../engines/onnx/protocol.js';
+import type { Outputs, RowFilter, WarmupInput } from '../../engines/onnx/protocol.js';
 import { unavailable } from '../pipeline.js';
 import { findModel, modelFiles, modelForRoute, spatialSize, type ClassifyModel, type DetectModel, type ModelEntry } from '../../models/manifest.js';
 import type { ModelGate, ModelStore } from '../../models/store.js';
@@ -234,13 +234,14 @@ export abstract class OnnxModelResource<M extends ModelEntry> {
     input: ImageInput,
     signal: AbortSignal,
     outputs?: string[],
+    keepRows?: RowFilter,
   ): Promise<{ outputs: Outputs; prepared: PreparedImage; size: Size }> {
     const { model, engine } = this.binding.require();
     const size = runSize(model, this.binding.inputSize(), input);
     const prepared = await prepareImage(input, model.preprocess.resize, size);
     const feed = feedOf(model, size);
     const data = model.input.dtype === 'float32' ? ownedBytes(prepared) : packImage(prepared.rgb, size.width * size.height, { ...model.preprocess, layout: model.input.layout, dtype: 'uint8' }, new Uint8Array(prepared.rgb.length));
-    const result = await engine.run(model.id, { [feed.name]: { data, dims: feed.dims } }, { signal, outputs });
+    const result = await engine.run(model.id, { [feed.name]: { data, dims: feed.dims } }, { signal, outputs, keepRows });
     return { outputs: result, prepared, size };
   }
 
