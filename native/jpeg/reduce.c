@@ -21,6 +21,9 @@
  * 3 interleaved channels; `out` receives the outWidth x outHeight window at (left, top) of the
  * reduced image. kernel: 1 linear, 2 cubic, 3 mitchell, 4 lanczos2, 5 lanczos3. Runs on libuv's
  * thread pool; the caller owns both buffers.
+ *
+ * reduceJpeg(jpeg: Uint8Array, width, height, out, ...the same): the JPEG (width x height) decoded
+ * as decodeRgb does (decode.c) into memory of the task's own, reduced, and freed.
  */
 #include <node_api.h>
 #include <math.h>
