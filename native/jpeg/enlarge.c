@@ -16,12 +16,15 @@
  *
  * enlargeBicubic(src: Uint8Array, width, height, out: Uint8Array, outWidth, outHeight): Promise<void>
  * 3 interleaved channels; runs on libuv's thread pool; the caller owns both buffers.
+ * enlargeJpeg(jpeg: Uint8Array, width, height, out, outWidth, outHeight): the JPEG (width x height)
+ * decoded as decodeRgb does (decode.c) into memory of the task's own, enlarged, and freed.
  */
 #include <node_api.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "decode.h"
 #include "enlarge.h"
 
 #define TRANSFORM_SCALE 64
@@ -37,9 +40,13 @@ typedef struct {
   napi_ref src_ref;
   napi_ref out_ref;
   const uint8_t *src;
+  /* enlargeJpeg: the JPEG, decoded here into memory of the task's own. */
+  const uint8_t *jpeg;
+  size_t jpeg_length;
   uint8_t *out;
   int width, height, out_width, out_height;
   const char *error;
+  char message[256];
 } enlarge_task;
 
 /* vips_bicubic_matrixi. */
@@ -140,7 +147,23 @@ done:
 
 static void execute(napi_env env, void *data) {
   (void)env;
-  enlarge((enlarge_task *)data);
+  enlarge_task *task = (enlarge_task *)data;
+  if (!task->jpeg) {
+    enlarge(task);
+    return;
+  }
+  uint8_t *pixels = malloc((size_t)task->width * task->height * CHANNELS);
+  if (!pixels) {
+    task->error = "out of memory";
+    return;
+  }
+  if (decode_rgb_into(task->jpeg, task->jpeg_length, pixels, (unsigned)task->width, (unsigned)task->height, task->message, sizeof task->message)) {
+    task->src = pixels;
+    enlarge(task);
+  } else {
+    task->error = task->message;
+  }
+  free(pixels);
 }
 
 static void complete(napi_env env, napi_status status, void *data) {
@@ -179,7 +202,8 @@ static int dimension(napi_env env, napi_value value, int *out) {
   return 1;
 }
 
-static napi_value enlarge_js(napi_env env, napi_callback_info info) {
+/* enlargeBicubic(src, ...) and enlargeJpeg(jpeg, ...): the same arguments, the first one pixels or a JPEG of width x height. */
+static napi_value start_enlarge(napi_env env, napi_callback_info info, int from_jpeg) {
   size_t argc = 6;
   napi_value argv[6], promise, name;
   uint8_t *src, *out;
@@ -196,13 +220,18 @@ static napi_value enlarge_js(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "expected (src: Uint8Array, width, height, out: Uint8Array, outWidth, outHeight)");
     return NULL;
   }
-  if (src_length != (size_t)task->width * task->height * CHANNELS || out_length != (size_t)task->out_width * task->out_height * CHANNELS ||
+  if ((!from_jpeg && src_length != (size_t)task->width * task->height * CHANNELS) || out_length != (size_t)task->out_width * task->out_height * CHANNELS ||
       !(1.0 / ((double)task->width / task->out_width) > 1.0) || !(1.0 / ((double)task->height / task->out_height) > 1.0)) {
     free(task);
     napi_throw_range_error(env, NULL, "buffers must hold width x height x 3 and outWidth x outHeight x 3 bytes, and both sides must grow");
     return NULL;
   }
-  task->src = src;
+  if (from_jpeg) {
+    task->jpeg = src;
+    task->jpeg_length = src_length;
+  } else {
+    task->src = src;
+  }
   task->out = out;
   napi_create_reference(env, argv[0], 1, &task->src_ref);
   napi_create_reference(env, argv[3], 1, &task->out_ref);
@@ -213,8 +242,18 @@ static napi_value enlarge_js(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+static napi_value enlarge_js(napi_env env, napi_callback_info info) {
+  return start_enlarge(env, info, 0);
+}
+
+static napi_value enlarge_jpeg_js(napi_env env, napi_callback_info info) {
+  return start_enlarge(env, info, 1);
+}
+
 void register_enlarge(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "enlargeBicubic", NAPI_AUTO_LENGTH, enlarge_js, NULL, &fn);
   napi_set_named_property(env, exports, "enlargeBicubic", fn);
+  napi_create_function(env, "enlargeJpeg", NAPI_AUTO_LENGTH, enlarge_jpeg_js, NULL, &fn);
+  napi_set_named_property(env, exports, "enlargeJpeg", fn);
 }

@@ -1,6 +1,6 @@
 import sharp, { type Sharp } from 'sharp';
 import { decodeError } from './decode.js';
-import { enlarge, enlargesLikeSharp } from './enlarge.js';
+import { enlarge, enlargeJpeg, enlargesLikeSharp } from './enlarge.js';
 import { reduce, reduceJpeg, reducedSize, reducesLikeSharp, type Shrink, type Window } from './reduce.js';
 import type { ImageInput, RawImage } from './types.js';
 
@@ -121,7 +121,9 @@ async function reduceFromLibjpeg(input: ImageInput, target: Size, shrink: Shrink
  */
 async function resizeTo(input: ImageInput, to: Size, kernel: Kernel): Promise<{ data: Uint8Array; width: number; height: number }> {
   if (input.decodableByLibjpeg && enlargesLikeSharp(input, to, kernel)) {
-    const enlarged = await enlarge(await input.analysisRgb(), to);
+    // As for a reduce: one call from the JPEG unless something decoded it already.
+    const decoded = input.analysisRgbIfDecoded();
+    const enlarged = decoded ? await enlarge(await decoded, to) : ((await enlargeJpeg(input.bytes, input, to)) ?? (await enlarge(await input.analysisRgb(), to)));
     if (enlarged) return enlarged;
   }
   const reduced = await reduceFromLibjpeg(input, to, { h: input.width / to.width, v: input.height / to.height }, kernel);

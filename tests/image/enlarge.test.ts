@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import sharp from 'sharp';
 import { openImage } from '../../src/image/decode.js';
-import { enlarge, enlargesLikeSharp } from '../../src/image/enlarge.js';
+import { enlarge, enlargeJpeg, enlargesLikeSharp } from '../../src/image/enlarge.js';
 import { jpegAddon } from '../../src/image/jpeg-decoder.js';
 import { prepareImage, type Kernel } from '../../src/image/preprocess.js';
 import { image } from '../helpers/paths.js';
@@ -62,9 +62,9 @@ test('the addon refuses buffers that do not match their sizes, and shrinking', a
 test('a Frigate frame is enlarged to the detector input by the addon, with sharp\'s pixels', async () => {
   const frame = await sharp(readFileSync(image('car.jpg'))).resize(320, 320, { fit: 'fill' }).jpeg({ quality: 75 }).toBuffer();
   const addon = jpegAddon()!;
-  const original = addon.enlargeBicubic!;
+  const original = addon.enlargeJpeg!;
   let calls = 0;
-  addon.enlargeBicubic = (...args) => (calls++, original(...args));
+  addon.enlargeJpeg = (...args) => (calls++, original(...args));
   try {
     const spec = { mode: 'letterbox', align: 'top-left', fill: 114, kernel: 'lanczos3' } as const;
     const size = { width: 416, height: 416 };
@@ -74,6 +74,31 @@ test('a Frigate frame is enlarged to the detector input by the addon, with sharp
     assert.equal(calls, 1, 'sharp enlarged the other');
     assert.ok(Buffer.from(ours.rgb).equals(Buffer.from(theirs.rgb)), 'same model input');
   } finally {
-    addon.enlargeBicubic = original;
+    addon.enlargeJpeg = original;
   }
+});
+
+test('a JPEG frame is decoded and enlarged in one addon call, to the bytes of a decode then an enlargement', async () => {
+  const addon = jpegAddon()!;
+  const real = { enlargeJpeg: addon.enlargeJpeg!, enlargeBicubic: addon.enlargeBicubic! };
+  const calls: string[] = [];
+  addon.enlargeJpeg = (...args) => (calls.push('enlargeJpeg'), real.enlargeJpeg(...args));
+  addon.enlargeBicubic = (...args) => (calls.push('enlargeBicubic'), real.enlargeBicubic(...args));
+  const detector = [{ mode: 'letterbox', align: 'top-left', fill: 114, kernel: 'lanczos3' }, { width: 416, height: 416 }] as const;
+  try {
+    for (const [w, h] of [[320, 320], [300, 200], [33, 17]]) {
+      const bytes = await sharp(readFileSync(image('car.jpg'))).resize(w, h, { fit: 'fill' }).jpeg({ quality: 80 }).toBuffer();
+      const input = await openImage(bytes, { maxPixels: 40_000_000, jpegDecoder: 'libjpeg' });
+      const fused = await prepareImage(input, ...detector);
+      assert.equal(input.analysisRgbIfDecoded(), undefined, `${w}x${h}: no decode kept`);
+      await input.analysisRgb();
+      const fromDecode = await prepareImage(input, ...detector);
+      assert.ok(Buffer.from(fused.rgb).equals(Buffer.from(fromDecode.rgb)), `${w}x${h}: the same pixels either way`);
+    }
+    assert.deepEqual(calls, ['enlargeJpeg', 'enlargeBicubic', 'enlargeJpeg', 'enlargeBicubic', 'enlargeJpeg', 'enlargeBicubic']);
+  } finally {
+    Object.assign(addon, real);
+  }
+  const frame = await sharp(readFileSync(image('car.jpg'))).resize(320, 320, { fit: 'fill' }).jpeg({ quality: 80 }).toBuffer();
+  assert.equal(await enlargeJpeg(frame.subarray(0, frame.length >> 1), { width: 320, height: 320 }, { width: 416, height: 416 }), null, 'a truncated JPEG');
 });

@@ -20,15 +20,16 @@ async function prepared(bytes: Buffer, jpegDecoder: JpegDecoderChoice, [resize, 
     analysisRgb: () => (asked.push('decode'), analysisRgb()),
     analysisPipeline: () => (asked.push('sharp pipeline'), analysisPipeline()),
   });
-  // libjpeg's decode may also come inside the addon's reduce (reduce.ts reduceJpeg).
+  // libjpeg's decode may also come inside the addon's reduce or enlargement (reduceJpeg, enlargeJpeg).
   const addon = jpegAddon()!;
-  const reduceJpeg = addon.reduceJpeg!;
-  addon.reduceJpeg = (...args) => (asked.push('decode'), reduceJpeg(...args));
+  const real = { reduceJpeg: addon.reduceJpeg!, enlargeJpeg: addon.enlargeJpeg! };
+  addon.reduceJpeg = (...args) => (asked.push('decode'), real.reduceJpeg(...args));
+  addon.enlargeJpeg = (...args) => (asked.push('decode'), real.enlargeJpeg(...args));
   try {
     const out = await prepareImage(input, resize, size);
     return { out, asked };
   } finally {
-    addon.reduceJpeg = reduceJpeg;
+    Object.assign(addon, real);
   }
 }
 
