@@ -103,19 +103,24 @@ static void decode_rgb(decode_task *task) {
   free(rows);
 }
 
-int decode_rgb_into(const unsigned char *jpeg, size_t length, unsigned char *out, unsigned width, unsigned height, char *error, size_t error_size) {
+unsigned char *decode_rgb_alloc(const unsigned char *jpeg, size_t length, unsigned width, unsigned height, char *error, size_t error_size) {
   decode_task task;
   memset(&task, 0, sizeof task);
+  task.output_length = (size_t)width * height * 3;
+  task.output = malloc(task.output_length);
+  if (!task.output) {
+    snprintf(error, error_size, "out of memory");
+    return NULL;
+  }
   task.input = jpeg;
   task.input_length = length;
-  task.output = out;
-  task.output_length = (size_t)width * height * 3;
   task.width = width;
   task.height = height;
   decode_rgb(&task);
-  if (!task.error[0]) return 1;
+  if (!task.error[0]) return task.output;
   snprintf(error, error_size, "%s", task.error);
-  return 0;
+  free(task.output);
+  return NULL;
 }
 
 static void execute(napi_env env, void *data) {
@@ -142,7 +147,7 @@ static void complete(napi_env env, napi_status status, void *data) {
   free(task);
 }
 
-static int byte_view(napi_env env, napi_value value, unsigned char **data, size_t *length) {
+int uint8_view(napi_env env, napi_value value, unsigned char **data, size_t *length) {
   bool is_typedarray = false;
   napi_typedarray_type type;
   napi_value arraybuffer;
@@ -159,7 +164,7 @@ static int read_args(napi_env env, napi_callback_info info, napi_value argv[4], 
   uint32_t width, height;
   unsigned char *input;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 4 || !byte_view(env, argv[0], &input, &task->input_length) || !byte_view(env, argv[1], &task->output, &task->output_length) ||
+  if (argc < 4 || !uint8_view(env, argv[0], &input, &task->input_length) || !uint8_view(env, argv[1], &task->output, &task->output_length) ||
       napi_get_value_uint32(env, argv[2], &width) != napi_ok || napi_get_value_uint32(env, argv[3], &height) != napi_ok) {
     napi_throw_type_error(env, NULL, "expected (jpeg: Uint8Array, out: Uint8Array, width: number, height: number)");
     return 0;

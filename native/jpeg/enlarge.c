@@ -152,17 +152,13 @@ static void execute(napi_env env, void *data) {
     enlarge(task);
     return;
   }
-  uint8_t *pixels = malloc((size_t)task->width * task->height * CHANNELS);
+  uint8_t *pixels = decode_rgb_alloc(task->jpeg, task->jpeg_length, (unsigned)task->width, (unsigned)task->height, task->message, sizeof task->message);
   if (!pixels) {
-    task->error = "out of memory";
+    task->error = task->message;
     return;
   }
-  if (decode_rgb_into(task->jpeg, task->jpeg_length, pixels, (unsigned)task->width, (unsigned)task->height, task->message, sizeof task->message)) {
-    task->src = pixels;
-    enlarge(task);
-  } else {
-    task->error = task->message;
-  }
+  task->src = pixels;
+  enlarge(task);
   free(pixels);
 }
 
@@ -185,16 +181,6 @@ static void complete(napi_env env, napi_status status, void *data) {
   free(task);
 }
 
-static int bytes(napi_env env, napi_value value, uint8_t **data, size_t *length) {
-  bool is_typedarray = false;
-  napi_typedarray_type type;
-  napi_value arraybuffer;
-  size_t offset;
-  if (napi_is_typedarray(env, value, &is_typedarray) != napi_ok || !is_typedarray) return 0;
-  if (napi_get_typedarray_info(env, value, &type, length, (void **)data, &arraybuffer, &offset) != napi_ok) return 0;
-  return type == napi_uint8_array;
-}
-
 static int dimension(napi_env env, napi_value value, int *out) {
   uint32_t v;
   if (napi_get_value_uint32(env, value, &v) != napi_ok || v == 0 || v > 65535) return 0;
@@ -214,8 +200,8 @@ static napi_value start_enlarge(napi_env env, napi_callback_info info, int from_
     return NULL;
   }
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 6 || !bytes(env, argv[0], &src, &src_length) || !dimension(env, argv[1], &task->width) || !dimension(env, argv[2], &task->height) ||
-      !bytes(env, argv[3], &out, &out_length) || !dimension(env, argv[4], &task->out_width) || !dimension(env, argv[5], &task->out_height)) {
+  if (argc < 6 || !uint8_view(env, argv[0], &src, &src_length) || !dimension(env, argv[1], &task->width) || !dimension(env, argv[2], &task->height) ||
+      !uint8_view(env, argv[3], &out, &out_length) || !dimension(env, argv[4], &task->out_width) || !dimension(env, argv[5], &task->out_height)) {
     free(task);
     napi_throw_type_error(env, NULL, "expected (src: Uint8Array, width, height, out: Uint8Array, outWidth, outHeight)");
     return NULL;

@@ -283,17 +283,13 @@ static void execute(napi_env env, void *data) {
     reduce(task);
     return;
   }
-  uint8_t *pixels = malloc((size_t)task->width * task->height * CHANNELS);
+  uint8_t *pixels = decode_rgb_alloc(task->jpeg, task->jpeg_length, (unsigned)task->width, (unsigned)task->height, task->message, sizeof task->message);
   if (!pixels) {
-    task->error = "out of memory";
+    task->error = task->message;
     return;
   }
-  if (decode_rgb_into(task->jpeg, task->jpeg_length, pixels, (unsigned)task->width, (unsigned)task->height, task->message, sizeof task->message)) {
-    task->src = pixels;
-    reduce(task);
-  } else {
-    task->error = task->message;
-  }
+  task->src = pixels;
+  reduce(task);
   free(pixels);
 }
 
@@ -314,16 +310,6 @@ static void complete(napi_env env, napi_status status, void *data) {
   napi_delete_reference(env, task->out_ref);
   napi_delete_async_work(env, task->work);
   free(task);
-}
-
-static int bytes(napi_env env, napi_value value, uint8_t **data, size_t *length) {
-  bool is_typedarray = false;
-  napi_typedarray_type type;
-  napi_value arraybuffer;
-  size_t offset;
-  if (napi_is_typedarray(env, value, &is_typedarray) != napi_ok || !is_typedarray) return 0;
-  if (napi_get_typedarray_info(env, value, &type, length, (void **)data, &arraybuffer, &offset) != napi_ok) return 0;
-  return type == napi_uint8_array;
 }
 
 static int int_arg(napi_env env, napi_value value, int min, int max, int *out) {
@@ -350,8 +336,8 @@ static napi_value start_reduce(napi_env env, napi_callback_info info, int from_j
     return NULL;
   }
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 11 || !bytes(env, argv[0], &src, &src_length) || !int_arg(env, argv[1], 1, 65535, &task->width) || !int_arg(env, argv[2], 1, 65535, &task->height) ||
-      !bytes(env, argv[3], &out, &out_length) || !shrink_arg(env, argv[4], &task->hshrink) || !shrink_arg(env, argv[5], &task->vshrink) ||
+  if (argc < 11 || !uint8_view(env, argv[0], &src, &src_length) || !int_arg(env, argv[1], 1, 65535, &task->width) || !int_arg(env, argv[2], 1, 65535, &task->height) ||
+      !uint8_view(env, argv[3], &out, &out_length) || !shrink_arg(env, argv[4], &task->hshrink) || !shrink_arg(env, argv[5], &task->vshrink) ||
       !int_arg(env, argv[6], K_LINEAR, K_LANCZOS3, &task->kernel) || !int_arg(env, argv[7], 0, 65535, &task->left) || !int_arg(env, argv[8], 0, 65535, &task->top) ||
       !int_arg(env, argv[9], 1, 65535, &task->out_width) || !int_arg(env, argv[10], 1, 65535, &task->out_height)) {
     free(task);

@@ -107,11 +107,22 @@ async function reduceFromLibjpeg(input: ImageInput, target: Size, shrink: Shrink
   const size = reducedSize(input, shrink);
   if (size.width !== target.width || size.height !== target.height) return null;
   if (!resizesFromLibjpeg(input, target) || !reducesLikeSharp(input, shrink, kernel)) return null;
+  return fromLibjpeg(
+    input,
+    () => reduceJpeg(input.bytes, input, shrink, kernel, window),
+    (rgb) => reduce(rgb, shrink, kernel, window),
+  );
+}
+
+/**
+ * The addon's resize of the input's libjpeg decode: from that decode where something already asked
+ * for it, else decoded and resized in one call (`fromJpeg`). Where libjpeg refuses the file, the
+ * decode that stands (libjpeg or sharp) is resized instead.
+ */
+async function fromLibjpeg(input: ImageInput, fromJpeg: () => Promise<RawImage | null>, fromPixels: (rgb: RawImage) => Promise<RawImage | null>): Promise<RawImage | null> {
   const decoded = input.analysisRgbIfDecoded();
-  if (decoded) return reduce(await decoded, shrink, kernel, window);
-  // Nothing decoded it yet: decode and reduce in one call; where libjpeg refuses the file, the decode
-  // below (libjpeg or sharp) has the last word.
-  return (await reduceJpeg(input.bytes, input, shrink, kernel, window)) ?? reduce(await input.analysisRgb(), shrink, kernel, window);
+  if (decoded) return fromPixels(await decoded);
+  return (await fromJpeg()) ?? fromPixels(await input.analysisRgb());
 }
 
 /**
@@ -121,9 +132,11 @@ async function reduceFromLibjpeg(input: ImageInput, target: Size, shrink: Shrink
  */
 async function resizeTo(input: ImageInput, to: Size, kernel: Kernel): Promise<{ data: Uint8Array; width: number; height: number }> {
   if (input.decodableByLibjpeg && enlargesLikeSharp(input, to, kernel)) {
-    // As for a reduce: one call from the JPEG unless something decoded it already.
-    const decoded = input.analysisRgbIfDecoded();
-    const enlarged = decoded ? await enlarge(await decoded, to) : ((await enlargeJpeg(input.bytes, input, to)) ?? (await enlarge(await input.analysisRgb(), to)));
+    const enlarged = await fromLibjpeg(
+      input,
+      () => enlargeJpeg(input.bytes, input, to),
+      (rgb) => enlarge(rgb, to),
+    );
     if (enlarged) return enlarged;
   }
   const reduced = await reduceFromLibjpeg(input, to, { h: input.width / to.width, v: input.height / to.height }, kernel);
