@@ -87,6 +87,12 @@ export const SETTINGS = {
     default: 'simd',
     doc: 'Which OpenCV.js the workers load: `simd`, cvserve\'s own WebAssembly-SIMD build in vendor/opencv (OpenCV 4.10, scripts/build-opencv-js.sh; same answers, 1.4–1.8x faster), or `npm`, @techstark/opencv-js 4.12 (the fallback).',
   },
+  cannyEngine: {
+    env: 'CVSERVE_CANNY',
+    schema: z.enum(['native', 'opencv']),
+    default: 'native',
+    doc: 'Who computes Canny edge maps (/canny, the CLI) in the OpenCV workers: `native`, cvserve\'s addon (native/jpeg/canny.c: OpenCV\'s gray conversion and Canny, the same bytes in about a third of the wasm\'s time), or `opencv`, OpenCV.js. Where the addon is not built, OpenCV.js.',
+  },
   detectSplitMinPixels: {
     env: 'CVSERVE_DETECT_SPLIT_MIN_PIXELS',
     schema: int(0, 1_000_000_000),

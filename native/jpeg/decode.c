@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jpeglib.h>
+#include "canny.h"
 #include "decode.h"
 #include "enlarge.h"
 #include "reduce.h"
@@ -214,6 +215,7 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "decodeRgb", fn);
   napi_create_function(env, "decodeRgbSync", NAPI_AUTO_LENGTH, decode_rgb_sync_js, NULL, &fn);
   napi_set_named_property(env, exports, "decodeRgbSync", fn);
+  register_canny(env, exports);
   register_enlarge(env, exports);
   register_pack(env, exports);
   register_reduce(env, exports);

@@ -36,6 +36,7 @@ export function createEngines(config: Config): Engines {
       splitMinPixels: config.detectSplitMinPixels,
       maxPyramidPixelsPerCall: config.detectPyramidPixelsPerCall,
       build: config.opencvBuild,
+      canny: config.cannyEngine,
     }),
     onnx: new OnnxEngine({
       workers: config.onnxWorkers,

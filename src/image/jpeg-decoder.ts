@@ -24,6 +24,10 @@ interface JpegAddon {
   reduceResize?(src: Uint8Array, width: number, height: number, out: Uint8Array, hshrink: number, vshrink: number, kernel: number, left: number, top: number, outWidth: number, outHeight: number): Promise<void>;
   /** reduceResize from the JPEG itself: decoded (as decodeRgb does) into memory of its own, reduced, freed. */
   reduceJpeg?(jpeg: Uint8Array, width: number, height: number, out: Uint8Array, hshrink: number, vshrink: number, kernel: number, left: number, top: number, outWidth: number, outHeight: number): Promise<void>;
+  /** cv.Canny(gray(pixels), threshold1, threshold2) into `out` (native/jpeg/canny.c), blocking: null when done, else why not. */
+  cannySync?(pixels: Uint8Array, width: number, height: number, channels: number, threshold1: number, threshold2: number, out: Uint8Array): string | null;
+  /** cannySync of the JPEG decoded as decodeRgb decodes it: null when done, else why not (libjpeg refused the file). */
+  cannyJpegSync?(jpeg: Uint8Array, width: number, height: number, threshold1: number, threshold2: number, out: Uint8Array): string | null;
   /** packImage's float arithmetic, blocking (native/jpeg/pack.c; see preprocess.ts). */
   packFloat32?(rgb: Uint8Array, pixels: number, out: Float32Array, offset: number, nchw: boolean, from0: number, from1: number, from2: number, a0: number, a1: number, a2: number, b0: number, b1: number, b2: number): void;
   /** packSpaceToDepth's arithmetic and layout, blocking (native/jpeg/pack.c). */

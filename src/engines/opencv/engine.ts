@@ -1,10 +1,10 @@
 import type { RawImage } from '../../image/types.js';
 import { siblingModule, WorkerPool, type PoolStats } from '../pool.js';
 import type { OpenCvBuild } from './load.js';
-import type { Box, CannyJpegResult, CannyResult, DetectOptions, DetectResult, OpenCvInfo } from './protocol.js';
+import type { Box, CannyEngine, CannyJpegResult, CannyResult, DetectOptions, DetectResult, OpenCvInfo } from './protocol.js';
 import { groupRectangles, planScaleRanges, type Rect, type ScaleRange } from './split.js';
 
-export type { Box, DetectOptions } from './protocol.js';
+export type { Box, CannyEngine, DetectOptions } from './protocol.js';
 
 export interface OpenCvEngineOptions {
   workers: number;
@@ -21,6 +21,8 @@ export interface OpenCvEngineOptions {
   splitMinPixels?: number;
   /** Which OpenCV.js build the workers load (default: the SIMD build when shipped, else npm's). */
   build?: OpenCvBuild;
+  /** Who computes Canny edge maps (default `native`: the addon where it is built, else OpenCV.js). */
+  canny?: CannyEngine;
   /** Most pyramid pixels per detectMultiScale call (default MAX_PYRAMID_PIXELS_PER_CALL); tests lower it. */
   maxPyramidPixelsPerCall?: number;
 }
@@ -50,7 +52,7 @@ export class OpenCvEngine {
       size: options.workers,
       maxQueue: options.maxQueue,
       prefetch: options.prefetch,
-      workerData: { modelsDir: options.modelsDir, build: options.build },
+      workerData: { modelsDir: options.modelsDir, build: options.build, canny: options.canny },
       maxHeapBytes: options.maxHeapBytes,
     });
   }

@@ -1,5 +1,8 @@
 import type { RawImage } from '../../image/types.js';
 
+/** Who computes an edge map in an OpenCV worker: cvserve's addon (native/jpeg/canny.c) or OpenCV.js. */
+export type CannyEngine = 'native' | 'opencv';
+
 /** Messages between the main thread and an OpenCV worker. Pixels travel as transferable buffers. */
 export interface CannyTask {
   op: 'canny';

@@ -1,14 +1,17 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { workerData } from 'node:worker_threads';
-import { decodeJpegRgbInto } from '../../image/jpeg-decoder.js';
+import { decodeJpegRgbInto, jpegAddon } from '../../image/jpeg-decoder.js';
 import { turboJpegSync } from '../../image/jpeg-turbo.js';
 import { transferResult } from '../transfer.js';
 import { CASCADES, cascadeWindow, isCascadeFileName } from './cascades.js';
 import { chooseOpenCvBuild, loadOpenCv, type CV, type OpenCvBuild } from './load.js';
-import type { Box, CannyJpegResult, CannyJpegTask, CannyResult, CannyTask, DetectResult, DetectTask, OpenCvInfo, OpenCvTask } from './protocol.js';
+import type { Box, CannyEngine, CannyJpegResult, CannyJpegTask, CannyResult, CannyTask, DetectResult, DetectTask, OpenCvInfo, OpenCvTask } from './protocol.js';
 
-const { modelsDir = '.', build } = (workerData ?? {}) as { modelsDir?: string; build?: OpenCvBuild };
+const { modelsDir = '.', build, canny: cannyBy = 'native' } = (workerData ?? {}) as { modelsDir?: string; build?: OpenCvBuild; canny?: CannyEngine };
+
+/** The addon's Canny (cv.Canny's bytes, a third of the wasm's time) unless the engine asked for OpenCV.js. */
+const nativeCanny = cannyBy === 'native' ? jpegAddon() : null;
 
 // One OpenCV instance per worker thread, loaded once when the worker starts, with the known
 // cascades that are present loaded right after so the first request does not pay for parsing.
@@ -84,6 +87,12 @@ function toGray(cv: CV, src: CV, channels: number, gray: CV): void {
 
 function canny(cv: CV, task: CannyTask): unknown {
   const { image } = task;
+  if (nativeCanny?.cannySync) {
+    const data = new Uint8Array(image.width * image.height);
+    const why = nativeCanny.cannySync(image.data, image.width, image.height, image.channels, task.threshold1, task.threshold2, data);
+    if (why !== null) throw new Error(`edge map: ${why}`);
+    return cannyResult(data, image);
+  }
   const src = new cv.Mat(image.height, image.width, matType(cv, image.channels));
   const gray = new cv.Mat();
   const edges = new cv.Mat();
@@ -93,9 +102,7 @@ function canny(cv: CV, task: CannyTask): unknown {
     cv.Canny(gray, edges, task.threshold1, task.threshold2);
     // Copied out of the wasm heap into a buffer of its own, which then moves to the main thread
     // instead of being cloned (transferResult).
-    const data = new Uint8Array(edges.data as Uint8Array);
-    const result: CannyResult = { image: { data, width: image.width, height: image.height, channels: 1 } };
-    return transferResult(result, [data.buffer]);
+    return cannyResult(new Uint8Array(edges.data as Uint8Array), image);
   } finally {
     src.delete();
     gray.delete();
@@ -103,7 +110,17 @@ function canny(cv: CV, task: CannyTask): unknown {
   }
 }
 
+function cannyResult(data: Uint8Array, size: { width: number; height: number }): unknown {
+  const result: CannyResult = { image: { data, width: size.width, height: size.height, channels: 1 } };
+  return transferResult(result, [data.buffer as ArrayBuffer]);
+}
+
 function cannyJpeg(cv: CV, task: CannyJpegTask): unknown {
+  if (nativeCanny?.cannyJpegSync) {
+    const edges = new Uint8Array(task.width * task.height);
+    if (nativeCanny.cannyJpegSync(task.jpeg, task.width, task.height, task.threshold1, task.threshold2, edges) !== null) return { jpeg: null } satisfies CannyJpegResult;
+    return encodedEdges(edges, task);
+  }
   const src = new cv.Mat(task.height, task.width, cv.CV_8UC3);
   const gray = new cv.Mat();
   const edges = new cv.Mat();
@@ -111,15 +128,19 @@ function cannyJpeg(cv: CV, task: CannyJpegTask): unknown {
     if (!decodeJpegRgbInto(task.jpeg, src.data as Uint8Array, task.width, task.height)) return { jpeg: null } satisfies CannyJpegResult;
     cv.cvtColor(src, gray, cv.COLOR_RGB2GRAY);
     cv.Canny(gray, edges, task.threshold1, task.threshold2);
-    const jpeg = turboJpegSync({ data: edges.data as Uint8Array, width: task.width, height: task.height, channels: 1 }, task.quality);
-    if (!jpeg) return { jpeg: null } satisfies CannyJpegResult;
-    const result: CannyJpegResult = { jpeg };
-    return transferResult(result, [jpeg.buffer as ArrayBuffer]);
+    return encodedEdges(edges.data as Uint8Array, task);
   } finally {
     src.delete();
     gray.delete();
     edges.delete();
   }
+}
+
+function encodedEdges(edges: Uint8Array, task: CannyJpegTask): unknown {
+  const jpeg = turboJpegSync({ data: edges, width: task.width, height: task.height, channels: 1 }, task.quality);
+  if (!jpeg) return { jpeg: null } satisfies CannyJpegResult;
+  const result: CannyJpegResult = { jpeg };
+  return transferResult(result, [jpeg.buffer as ArrayBuffer]);
 }
 
 function detect(cv: CV, task: DetectTask): DetectResult {
