@@ -14,6 +14,7 @@ import sharp from 'sharp';
 import { feedFrom } from '../src/engines/onnx/free-dims.js';
 import { sessionOptions } from '../src/engines/onnx/session-options.js';
 import { loadOpenCv, type CV } from '../src/engines/opencv/load.js';
+import { jpegAddon } from '../src/image/jpeg-decoder.js';
 import { loadManifest } from '../src/models/manifest.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -87,11 +88,19 @@ async function openCvKernels(report: KernelReport, modelsDir: string, imagesDir:
       const size = `${img.width}x${img.height}`;
       const detect = await timeIt(() => face.detectMultiScale(gray, rects, 1.1, 5, 0, new cv.Size(25, 25)), label === 'car' ? budget * 2 : budget, quick ? 1 : 3);
       report.kernels[`detect ${label}`] = { ...detect, what: `detectMultiScale(1.1, 5, 25) on the ${size} gray image, frontalface_alt` };
-      const canny = await timeIt(() => {
-        cv.cvtColor(src, gray, cv.COLOR_RGB2GRAY);
-        cv.Canny(gray, edges, 100, 200);
-      }, budget, 3);
-      report.kernels[`canny ${label}`] = { ...canny, what: `cvtColor(RGB2GRAY) + Canny(100, 200) on ${size}, pixels already in wasm` };
+      // The service's own kernel: the addon's gray conversion and Canny where it is built (CVSERVE_CANNY).
+      const addon = process.env.CVSERVE_CANNY === 'opencv' ? null : jpegAddon();
+      const map = new Uint8Array(img.width * img.height);
+      const canny = addon?.cannySync
+        ? await timeIt(() => void addon.cannySync!(img.data, img.width, img.height, 3, 100, 200, map), budget, 3)
+        : await timeIt(() => {
+            cv.cvtColor(src, gray, cv.COLOR_RGB2GRAY);
+            cv.Canny(gray, edges, 100, 200);
+          }, budget, 3);
+      report.kernels[`canny ${label}`] = {
+        ...canny,
+        what: addon?.cannySync ? `the addon's gray + Canny(100, 200) on ${size} (native/jpeg/canny.c)` : `cvtColor(RGB2GRAY) + Canny(100, 200) on ${size}, pixels already in wasm`,
+      };
       const decode = await timeIt(async () => void (await rgb(path.join(imagesDir, file))), budget, 3);
       report.kernels[`decode ${label}`] = { ...decode, what: `sharp JPEG decode to RGB, ${size} (libvips threads)` };
     } finally {
