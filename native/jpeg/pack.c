@@ -38,15 +38,43 @@ static void pack(const uint8_t *rgb, size_t pixels, float *out, int nchw, const 
 }
 
 static void pack_space_to_depth(const uint8_t *rgb, size_t width, size_t height, float *out, const int blocks[8], const int from[3], const double a[3], const double b[3]) {
-  float value[256];
-  const size_t w2 = width / 2, h2 = height / 2;
+  float value[3][256];
+  const size_t w2 = width / 2, h2 = height / 2, plane = w2 * h2;
+  for (int c = 0; c < 3; c++)
+    for (int v = 0; v < 256; v++) value[c][v] = (float)(v * a[c] + b[c]);
+  /* Each block's planes, by the block's offset. */
+  float *planes[2][2][3] = {{{0}}};
+  int seen = 0;
+  for (int g = 0; g < 4; g++) {
+    seen |= 1 << (blocks[2 * g] * 2 + blocks[2 * g + 1]);
+    for (int c = 0; c < 3; c++) planes[blocks[2 * g]][blocks[2 * g + 1]][c] = out + (size_t)(g * 3 + c) * plane;
+  }
+  if (seen == 0xf) {
+    /* The four offsets once each: one pass over the pixels, row by row. */
+    for (size_t y = 0; y < h2; y++) {
+      for (int dy = 0; dy < 2; dy++) {
+        const uint8_t *row = rgb + (2 * y + dy) * width * 3;
+        float *l0 = planes[dy][0][0] + y * w2, *l1 = planes[dy][0][1] + y * w2, *l2 = planes[dy][0][2] + y * w2;
+        float *r0 = planes[dy][1][0] + y * w2, *r1 = planes[dy][1][1] + y * w2, *r2 = planes[dy][1][2] + y * w2;
+        for (size_t x = 0; x < w2; x++) {
+          const uint8_t *p = row + 6 * x;
+          l0[x] = value[0][p[from[0]]];
+          l1[x] = value[1][p[from[1]]];
+          l2[x] = value[2][p[from[2]]];
+          r0[x] = value[0][p[3 + from[0]]];
+          r1[x] = value[1][p[3 + from[1]]];
+          r2[x] = value[2][p[3 + from[2]]];
+        }
+      }
+    }
+    return;
+  }
   for (int c = 0; c < 3; c++) {
-    for (int v = 0; v < 256; v++) value[v] = (float)(v * a[c] + b[c]);
     for (int g = 0; g < 4; g++) {
-      float *dst = out + (size_t)(g * 3 + c) * w2 * h2;
+      float *dst = out + (size_t)(g * 3 + c) * plane;
       for (size_t y = 0; y < h2; y++) {
         const uint8_t *row = rgb + ((2 * y + blocks[2 * g]) * width + blocks[2 * g + 1]) * 3 + from[c];
-        for (size_t x = 0; x < w2; x++) *dst++ = value[row[6 * x]];
+        for (size_t x = 0; x < w2; x++) *dst++ = value[c][row[6 * x]];
       }
     }
   }

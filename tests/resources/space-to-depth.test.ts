@@ -32,11 +32,16 @@ test('the addon packs the space-to-depth layout to exactly the floats JavaScript
   assert.ok(jpegAddon()?.packFloat32SpaceToDepth, 'the addon packs');
   const { data, info } = await sharp(readFileSync(image('cat_small.jpg'))).resize(62, 38, { fit: 'fill' }).raw().toBuffer({ resolveWithObject: true });
   const spec: PackSpec = { channels: 'RGB', scale: 1 / 255, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], layout: 'NCHW', dtype: 'float32' };
-  for (const blocks of [shipped().input.spaceToDepth!.blocks, [[1, 1], [0, 1], [1, 0], [0, 0]] as const]) {
-    for (const index of [0, 1]) {
-      const ours = packSpaceToDepth(data, info.width, info.height, spec, blocks, allocateBatch('float32', 2, 62 * 38) as Float32Array, index);
-      const theirs = packSpaceToDepthInJs(data, info.width, info.height, spec, blocks, allocateBatch('float32', 2, 62 * 38) as Float32Array, index);
-      assert.ok(sameFloats(ours, theirs), `blocks ${JSON.stringify(blocks)}, image ${index}`);
+  // The shipped order, another order, and blocks that repeat (the addon's general loop).
+  const orders = [shipped().input.spaceToDepth!.blocks, [[1, 1], [0, 1], [1, 0], [0, 0]], [[0, 0], [0, 0], [1, 1], [0, 1]]] as const;
+  for (const blocks of orders) {
+    for (const channels of ['RGB', 'BGR'] as const) {
+      for (const index of [0, 1]) {
+        const s = { ...spec, channels };
+        const ours = packSpaceToDepth(data, info.width, info.height, s, blocks, allocateBatch('float32', 2, 62 * 38) as Float32Array, index);
+        const theirs = packSpaceToDepthInJs(data, info.width, info.height, s, blocks, allocateBatch('float32', 2, 62 * 38) as Float32Array, index);
+        assert.ok(sameFloats(ours, theirs), `blocks ${JSON.stringify(blocks)}, ${channels}, image ${index}`);
+      }
     }
   }
   // Block (dy, dx) of channel c at (x, y) is pixel (2x + dx, 2y + dy): the top-right block's first value.
