@@ -117,14 +117,15 @@ export interface InputPacking {
 
 /**
  * A batch of interleaved RGB images, as many and as large as the feed's float dims say, packed
- * into a new float32 tensor of those dims (packImage or packSpaceToDepth for each image).
+ * into a float32 tensor of those dims (packImage or packSpaceToDepth for each image): `reuse`
+ * where it has that size (every value is written), else a new one.
  */
-export function packFeed(rgb: Uint8Array, dims: readonly number[], packing: InputPacking): Float32Array {
+export function packFeed(rgb: Uint8Array, dims: readonly number[], packing: InputPacking, reuse?: Float32Array): Float32Array {
   const [batch = 0, d1 = 0, d2 = 0, d3 = 0] = dims;
   const { width, height } = packing.blocks ? { width: d3 * 2, height: d2 * 2 } : packing.spec.layout === 'NCHW' ? { width: d3, height: d2 } : { width: d2, height: d1 };
   const pixels = width * height;
   if (dims.length !== 4 || rgb.length !== batch * pixels * 3) throw new Error(`${rgb.length} bytes of RGB do not fill a [${dims.join(', ')}] feed`);
-  const out = new Float32Array(rgb.length);
+  const out = reuse?.length === rgb.length ? reuse : new Float32Array(rgb.length);
   for (let i = 0; i < batch; i++) {
     const image = rgb.subarray(i * pixels * 3, (i + 1) * pixels * 3);
     if (packing.blocks) packSpaceToDepth(image, width, height, packing.spec, packing.blocks, out, i);
