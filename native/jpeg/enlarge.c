@@ -81,6 +81,15 @@ static void taps(double position, int in_size, int table[TRANSFORM_SCALE + 1][4]
   }
 }
 
+/* One source row across: each output column from its 4 taps, rounded. */
+static void across_row(const uint8_t *row, int ow, const int *xi, const int *xw, int32_t *o) {
+  for (int x = 0; x < ow; x++) {
+    const int *i = xi + 4 * x, *c = xw + 4 * x;
+    const uint8_t *p0 = row + i[0] * CHANNELS, *p1 = row + i[1] * CHANNELS, *p2 = row + i[2] * CHANNELS, *p3 = row + i[3] * CHANNELS;
+    for (int b = 0; b < CHANNELS; b++) *o++ = (c[0] * p0[b] + c[1] * p1[b] + c[2] * p2[b] + c[3] * p3[b] + ROUND) >> INTERPOLATE_SHIFT;
+  }
+}
+
 /* Exact integer sums: the AVX2 clone gives the same bytes, in wider vectors. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 __attribute__((target_clones("avx2", "default")))
@@ -98,9 +107,12 @@ static void enlarge(enlarge_task *task) {
   const size_t stride = (size_t)ow * CHANNELS;
   int *xi = malloc(sizeof(int) * 4 * ow), *xw = malloc(sizeof(int) * 4 * ow);
   int *yi = malloc(sizeof(int) * 4 * oh), *yw = malloc(sizeof(int) * 4 * oh);
-  int32_t *across = malloc(sizeof(int32_t) * stride * h);
-  uint8_t *needed = calloc(h, 1);
-  if (!xi || !xw || !yi || !yw || !across || !needed) {
+  /* Rows across, computed as the rows down first need them. An output row's 4 taps are one source
+   * row and the next 3, clamped, so they fall in different slots of 4 (row % 4), and a slot's row is
+   * needed by no later output row once a later row has taken it: the rows stay in cache. */
+  int32_t *ring = malloc(sizeof(int32_t) * stride * 4);
+  int held[4] = {-1, -1, -1, -1};
+  if (!xi || !xw || !yi || !yw || !ring) {
     task->error = "out of memory";
     goto done;
   }
@@ -115,23 +127,20 @@ static void enlarge(enlarge_task *task) {
     iy -= idy;
     iy += 1;
     taps(iy, h, table, yi + 4 * y, yw + 4 * y);
-    for (int k = 0; k < 4; k++) needed[yi[4 * y + k]] = 1;
-  }
-
-  for (int r = 0; r < h; r++) {
-    if (!needed[r]) continue;
-    const uint8_t *row = task->src + (size_t)r * w * CHANNELS;
-    int32_t *o = across + (size_t)r * stride;
-    for (int x = 0; x < ow; x++) {
-      const int *i = xi + 4 * x, *c = xw + 4 * x;
-      const uint8_t *p0 = row + i[0] * CHANNELS, *p1 = row + i[1] * CHANNELS, *p2 = row + i[2] * CHANNELS, *p3 = row + i[3] * CHANNELS;
-      for (int b = 0; b < CHANNELS; b++) *o++ = (c[0] * p0[b] + c[1] * p1[b] + c[2] * p2[b] + c[3] * p3[b] + ROUND) >> INTERPOLATE_SHIFT;
-    }
   }
 
   for (int y = 0; y < oh; y++) {
     const int *i = yi + 4 * y, *c = yw + 4 * y;
-    const int32_t *r0 = across + i[0] * stride, *r1 = across + i[1] * stride, *r2 = across + i[2] * stride, *r3 = across + i[3] * stride;
+    const int32_t *r[4];
+    for (int k = 0; k < 4; k++) {
+      const int slot = i[k] & 3;
+      if (held[slot] != i[k]) {
+        across_row(task->src + (size_t)i[k] * w * CHANNELS, ow, xi, xw, ring + slot * stride);
+        held[slot] = i[k];
+      }
+      r[k] = ring + slot * stride;
+    }
+    const int32_t *r0 = r[0], *r1 = r[1], *r2 = r[2], *r3 = r[3];
     const int32_t c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3];
     uint8_t *o = task->out + y * stride;
     for (size_t k = 0; k < stride; k++) {
@@ -145,8 +154,7 @@ done:
   free(xw);
   free(yi);
   free(yw);
-  free(across);
-  free(needed);
+  free(ring);
 }
 
 static void execute(napi_env env, void *data) {
