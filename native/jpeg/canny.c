@@ -19,6 +19,8 @@
 
 enum { GRAY_SHIFT = 15, R2Y = 9798, G2Y = 19235, B2Y = 3735 };
 enum { CANNY_SHIFT = 15, TG22 = 13573 /* (int)(tan(22.5°) * 2^15 + 0.5) */ };
+/* Sides as ints with room for the map's border (a PNG may be 70000 pixels wide; a JPEG at most 65535). */
+#define MAX_SIDE (1u << 30)
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
@@ -207,7 +209,7 @@ static napi_value canny_js(napi_env env, napi_callback_info info) {
     return NULL;
   }
   const size_t count = (size_t)width * height;
-  if (width == 0 || height == 0 || width > 65535 || height > 65535 || (channels != 1 && channels != 3 && channels != 4) ||
+  if (width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE || (channels != 1 && channels != 3 && channels != 4) ||
       length < count * channels || out_length < count || !isfinite(t1) || !isfinite(t2) || t1 < 0 || t2 < 0) {
     napi_throw_range_error(env, NULL, "pixels must hold width x height x channels (1, 3 or 4) bytes, out width x height, thresholds >= 0");
     return NULL;

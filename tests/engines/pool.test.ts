@@ -4,6 +4,7 @@ import { after, describe, it } from 'node:test';
 import { OpenCvEngine } from '../../src/engines/opencv/engine.js';
 import { TASK_CHANNEL, WORKER_CHANNEL, WorkerPool, type TaskEvent, type WorkerEvent } from '../../src/engines/pool.js';
 import { AppError } from '../../src/errors.js';
+import { jpegAddon } from '../../src/image/jpeg-decoder.js';
 import type { FixtureTask } from './fixtures/pool-task.js';
 import { WorkerGates } from '../helpers/gates.js';
 import { until } from '../helpers/wait.js';
@@ -355,8 +356,9 @@ describe('WorkerPool with prefetch', { timeout: 600_000 }, () => {
 
 describe('OpenCV engine heap cap', () => {
   it('replaces a worker whose wasm heap grew past the cap on a large image, and keeps serving', async () => {
-    // OpenCV's heap starts at 128 MiB and doubles as needed: a 4500x3500 Canny takes it to 256 MiB.
-    const engine = new OpenCvEngine({ workers: 1, maxQueue: 4, modelsDir: MODELS_DIR, maxHeapBytes: 128 * 1024 * 1024 });
+    // OpenCV's heap starts at 128 MiB and doubles as needed: a 4500x3500 Canny in OpenCV.js takes it
+    // to 256 MiB (the addon's Canny, the default, leaves the heap alone: the next test).
+    const engine = new OpenCvEngine({ workers: 1, maxQueue: 4, modelsDir: MODELS_DIR, maxHeapBytes: 128 * 1024 * 1024, canny: 'opencv' });
     try {
       // Left half dark, right half light: one vertical edge per row.
       const width = 4500;
@@ -375,6 +377,22 @@ describe('OpenCV engine heap cap', () => {
       assert.equal(stats.retired, 1);
       assert.equal(stats.failed, 0);
       assert.equal(stats.maxWorkerHeapBytes, 128 * 1024 * 1024, 'the replacement worker is back at the initial heap');
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('the addon\'s Canny of the same image leaves the wasm heap where it was: no worker is replaced', { skip: jpegAddon()?.cannySync ? false : 'the addon is not built' }, async () => {
+    const engine = new OpenCvEngine({ workers: 1, maxQueue: 4, modelsDir: MODELS_DIR, maxHeapBytes: 128 * 1024 * 1024, canny: 'native' });
+    try {
+      const width = 4500;
+      const height = 3500;
+      const data = new Uint8Array(width * height * 3).fill(220);
+      for (let y = 0; y < height; y++) data.fill(40, y * width * 3, (y * width + width / 2) * 3);
+      const edges = await engine.canny({ data, width, height, channels: 3 }, 100, 200);
+      assert.equal(edges.data[1000 * width + width / 2 - 1]! + edges.data[1000 * width + width / 2]!, 255, 'the edge is found');
+      const stats = engine.stats();
+      assert.deepEqual([stats.retired, stats.failed, stats.maxWorkerHeapBytes], [0, 0, 128 * 1024 * 1024]);
     } finally {
       await engine.close();
     }
