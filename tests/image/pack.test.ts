@@ -58,6 +58,13 @@ test('packFeed packs a batch of RGB images as its float dims say, as packImage a
     pack(expected, 1);
     const got = packFeed(two, dims, packing);
     assert.ok(Buffer.from(got.buffer).equals(Buffer.from(expected.buffer)), `${name}: same floats`);
+    // A buffer of the right size is refilled in place (stale values from another image and all);
+    // one of another size is not used.
+    const stale = new Float32Array(pixels * 6).fill(Number.NaN);
+    assert.equal(packFeed(two, dims, packing, stale), stale, `${name}: refilled in place`);
+    assert.ok(Buffer.from(stale.buffer).equals(Buffer.from(expected.buffer)), `${name}: every value rewritten`);
+    const wrong = new Float32Array(pixels * 3);
+    assert.notEqual(packFeed(two, dims, packing, wrong), wrong, `${name}: a buffer of another size is not used`);
   }
   assert.throws(() => packFeed(two.subarray(1), [2, 3, 38, 62], { spec: CLASSIFIER }), /do not fill/);
   assert.throws(() => packFeed(two, [1, 3, 38, 62], { spec: CLASSIFIER }), /do not fill/);
