@@ -88,7 +88,8 @@ function toGray(cv: CV, src: CV, channels: number, gray: CV): void {
 function canny(cv: CV, task: CannyTask): unknown {
   const { image } = task;
   if (nativeCanny?.cannySync) {
-    const data = new Uint8Array(image.width * image.height);
+    // Not zero-filled (the addon writes every byte), and not from Buffer's shared pool: it moves to the main thread.
+    const data = Buffer.allocUnsafeSlow(image.width * image.height);
     const why = nativeCanny.cannySync(image.data, image.width, image.height, image.channels, task.threshold1, task.threshold2, data);
     if (why !== null) throw new Error(`edge map: ${why}`);
     return cannyResult(data, image);
@@ -117,7 +118,7 @@ function cannyResult(data: Uint8Array, size: { width: number; height: number }):
 
 function cannyJpeg(cv: CV, task: CannyJpegTask): unknown {
   if (nativeCanny?.cannyJpegSync) {
-    const edges = new Uint8Array(task.width * task.height);
+    const edges = Buffer.allocUnsafeSlow(task.width * task.height);
     if (nativeCanny.cannyJpegSync(task.jpeg, task.width, task.height, task.threshold1, task.threshold2, edges) !== null) return { jpeg: null } satisfies CannyJpegResult;
     return encodedEdges(edges, task);
   }
