@@ -10,7 +10,7 @@ interface Size {
  * Enlargement without libvips' affine machinery: cvserve's addon (native/jpeg/enlarge.c) computes
  * libvips' bicubic interpolation exactly as libvips does, so the pixels are sharp's `resize(w, h,
  * { fit: 'fill', kernel })` (tests/image/enlarge.test.ts) for a fifth of the CPU: Frigate's 320x320
- * frame to YOLOX's 416x416 in 1.5 ms instead of 7.8.
+ * frame to YOLOX's 416x416 in 0.25 ms (AVX-512 VBMI; 1.0 ms without) instead of 7.8.
  */
 
 /** sharp's scale for a target side: 1 / (input / target). */

@@ -17,7 +17,7 @@ interface JpegAddon {
   /** The same, blocking (for a worker thread decoding into memory it owns): null when decoded, else why not. */
   decodeRgbSync(jpeg: Uint8Array, out: Uint8Array, width: number, height: number): string | null;
   /** sharp's bicubic enlargement of 3-channel pixels, on libuv's thread pool (native/jpeg/enlarge.c; see enlarge.ts). */
-  enlargeBicubic?(src: Uint8Array, width: number, height: number, out: Uint8Array, outWidth: number, outHeight: number): Promise<void>;
+  enlargeBicubic?(src: Uint8Array, width: number, height: number, out: Uint8Array, outWidth: number, outHeight: number, vector?: boolean): Promise<void>;
   /** enlargeBicubic from the JPEG itself: decoded (as decodeRgb does) into memory of its own, enlarged, freed. */
   enlargeJpeg?(jpeg: Uint8Array, width: number, height: number, out: Uint8Array, outWidth: number, outHeight: number): Promise<void>;
   /** sharp's reduce of 3-channel pixels and a window of it, on libuv's thread pool (native/jpeg/reduce.c; see reduce.ts). */

@@ -40,6 +40,26 @@ test('the addon enlarges exactly as sharp does: photos, every bicubic kernel, od
   assert.equal(compared, sources.length * 5 * 4);
 });
 
+test('the addon\'s vector loops (AVX-512 where the CPU has it) give the portable loops\' bytes', async () => {
+  const addon = jpegAddon()!;
+  let seed = 7;
+  const random = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 16) & 0xff;
+  let compared = 0;
+  for (const [w, h] of [[320, 320], [1, 1], [2, 3], [5, 1], [17, 9], [64, 21], [300, 200]]) {
+    // Noise and hard edges: every tap's weight and every clipped value show.
+    const src = Uint8Array.from({ length: w * h * 3 }, (_, i) => (i % 7 === 0 ? (i & 8 ? 255 : 0) : random()));
+    for (const [tw, th] of [[416, 416], [w + 1, h + 1], [w * 7 + 3, h * 5 + 1], [Math.round(w * 1.3) + 5, h + 2]]) {
+      const vector = new Uint8Array(tw * th * 3);
+      const portable = new Uint8Array(tw * th * 3);
+      await addon.enlargeBicubic!(src, w, h, vector, tw, th);
+      await addon.enlargeBicubic!(src, w, h, portable, tw, th, false);
+      assert.ok(Buffer.from(vector).equals(Buffer.from(portable)), `${w}x${h} to ${tw}x${th}: same bytes`);
+      compared++;
+    }
+  }
+  assert.equal(compared, 28);
+});
+
 test('only enlargements with a bicubic kernel go to the addon', () => {
   const frame = { width: 320, height: 320 };
   assert.equal(enlargesLikeSharp(frame, { width: 416, height: 416 }, 'lanczos3'), true);
