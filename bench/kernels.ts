@@ -2,8 +2,11 @@
  * Pure kernel times, one thread, no HTTP: what each route's compute costs at the least. The bench
  * turns them into a throughput limit (workers / kernel time) and shows how close the service gets.
  *
- *   node --import tsx bench/kernels.ts [--quick] [--json]
+ *   node --import tsx bench/kernels.ts [--quick] [--json] [--only=name,name] [--budget=ms]
  *
+ * The bench runs it once before its rows (every kernel), and again with --only just before and
+ * after each of cvserve's rows (that row's kernel): the machine's speed drifts over minutes, and a
+ * row's limit is the kernel's speed at the time of that row.
  * Run it on a quiet machine: it measures wall time.
  */
 import { readFileSync } from 'node:fs';
@@ -72,10 +75,22 @@ function loadCascade(cv: CV, modelsDir: string, name: string): CV {
   return c;
 }
 
-async function openCvKernels(report: KernelReport, modelsDir: string, imagesDir: string, quick: boolean): Promise<void> {
+interface Selection {
+  /** Time of each kernel, ms of wall time (at least 3 runs, at most 200). */
+  budget: number;
+  /** Only these kernels (names as in the report, without " busy"); all when absent. */
+  only?: ReadonlySet<string>;
+}
+
+const wanted = (sel: Selection, name: string) => !sel.only || sel.only.has(name);
+
+const OPENCV_KERNELS = ['detect face', 'canny face', 'decode face', 'detect car', 'canny car', 'decode car'];
+
+async function openCvKernels(report: KernelReport, modelsDir: string, imagesDir: string, sel: Selection): Promise<void> {
+  if (!OPENCV_KERNELS.some((k) => wanted(sel, k))) return;
   const cv = await loadOpenCv();
   const face = loadCascade(cv, modelsDir, 'haarcascade_frontalface_alt.xml');
-  const budget = quick ? 300 : 2000;
+  const budget = sel.budget;
   for (const [label, file] of [['face', 'test_face_processing.jpg'], ['car', 'car.jpg']] as const) {
     const img = await rgb(path.join(imagesDir, file));
     const src = new cv.Mat(img.height, img.width, cv.CV_8UC3);
@@ -86,23 +101,30 @@ async function openCvKernels(report: KernelReport, modelsDir: string, imagesDir:
       src.data.set(img.data);
       cv.cvtColor(src, gray, cv.COLOR_RGB2GRAY);
       const size = `${img.width}x${img.height}`;
-      const detect = await timeIt(() => face.detectMultiScale(gray, rects, 1.1, 5, 0, new cv.Size(25, 25)), label === 'car' ? budget * 2 : budget, quick ? 1 : 3);
-      report.kernels[`detect ${label}`] = { ...detect, what: `detectMultiScale(1.1, 5, 25) on the ${size} gray image, frontalface_alt` };
+      const minRuns = budget < 1000 ? 1 : 3;
+      if (wanted(sel, `detect ${label}`)) {
+        const detect = await timeIt(() => face.detectMultiScale(gray, rects, 1.1, 5, 0, new cv.Size(25, 25)), label === 'car' ? budget * 2 : budget, minRuns);
+        report.kernels[`detect ${label}`] = { ...detect, what: `detectMultiScale(1.1, 5, 25) on the ${size} gray image, frontalface_alt` };
+      }
       // The service's own kernel: the addon's gray conversion and Canny where it is built (CVSERVE_CANNY).
       const addon = process.env.CVSERVE_CANNY === 'opencv' ? null : jpegAddon();
       const map = new Uint8Array(img.width * img.height);
-      const canny = addon?.cannySync
-        ? await timeIt(() => void addon.cannySync!(img.data, img.width, img.height, 3, 100, 200, map), budget, 3)
-        : await timeIt(() => {
-            cv.cvtColor(src, gray, cv.COLOR_RGB2GRAY);
-            cv.Canny(gray, edges, 100, 200);
-          }, budget, 3);
-      report.kernels[`canny ${label}`] = {
-        ...canny,
-        what: addon?.cannySync ? `the addon's gray + Canny(100, 200) on ${size} (native/jpeg/canny.c)` : `cvtColor(RGB2GRAY) + Canny(100, 200) on ${size}, pixels already in wasm`,
-      };
-      const decode = await timeIt(async () => void (await rgb(path.join(imagesDir, file))), budget, 3);
-      report.kernels[`decode ${label}`] = { ...decode, what: `sharp JPEG decode to RGB, ${size} (libvips threads)` };
+      if (wanted(sel, `canny ${label}`)) {
+        const canny = addon?.cannySync
+          ? await timeIt(() => void addon.cannySync!(img.data, img.width, img.height, 3, 100, 200, map), budget, minRuns)
+          : await timeIt(() => {
+              cv.cvtColor(src, gray, cv.COLOR_RGB2GRAY);
+              cv.Canny(gray, edges, 100, 200);
+            }, budget, minRuns);
+        report.kernels[`canny ${label}`] = {
+          ...canny,
+          what: addon?.cannySync ? `the addon's gray + Canny(100, 200) on ${size} (native/jpeg/canny.c)` : `cvtColor(RGB2GRAY) + Canny(100, 200) on ${size}, pixels already in wasm`,
+        };
+      }
+      if (wanted(sel, `decode ${label}`)) {
+        const decode = await timeIt(async () => void (await rgb(path.join(imagesDir, file))), budget, 3);
+        report.kernels[`decode ${label}`] = { ...decode, what: `sharp JPEG decode to RGB, ${size} (libvips threads)` };
+      }
     } finally {
       src.delete();
       gray.delete();
@@ -115,7 +137,7 @@ async function openCvKernels(report: KernelReport, modelsDir: string, imagesDir:
 
 type Ort = typeof import('onnxruntime-node');
 
-async function onnxKernels(report: KernelReport, modelsDir: string, threads: number, quick: boolean, into = report.kernels): Promise<void> {
+async function onnxKernels(report: KernelReport, modelsDir: string, threads: number, sel: Selection, into = report.kernels): Promise<void> {
   let ort: Ort;
   try {
     ort = await import('onnxruntime-node');
@@ -123,7 +145,7 @@ async function onnxKernels(report: KernelReport, modelsDir: string, threads: num
     report.skipped.onnx = `onnxruntime-node not loadable: ${(err as Error).message}`;
     return;
   }
-  const budget = quick ? 300 : 2000;
+  const budget = sel.budget;
   // The service's session options and graphs: int8 kernels as this CPU gets them, YOLOX fed past
   // its Focus layer when the manifest says so, so the limit is the service's own kernel's.
   const options = sessionOptions({ intraOpNumThreads: threads, memoryArena: true });
@@ -137,6 +159,7 @@ async function onnxKernels(report: KernelReport, modelsDir: string, threads: num
     ['upscale cat300', 'espcn-x3.onnx', [4, 1, 224, 224], 'session.run, ESPCN x3, 4 tiles of 224 (a 300x400 image)', 4],
   ];
   for (const [name, file, shape, what, perCall] of models) {
+    if (!wanted(sel, name)) continue;
     let session: Awaited<ReturnType<Ort['InferenceSession']['create']>>;
     try {
       const model = path.join(modelsDir, file);
@@ -156,17 +179,20 @@ async function onnxKernels(report: KernelReport, modelsDir: string, threads: num
   }
 }
 
-export async function measureKernels(options: { quick?: boolean; threads?: number; busyThreads?: number; modelsDir?: string; imagesDir?: string } = {}): Promise<KernelReport> {
+export async function measureKernels(
+  options: { quick?: boolean; budgetMs?: number; only?: string[]; threads?: number; busyThreads?: number; modelsDir?: string; imagesDir?: string } = {},
+): Promise<KernelReport> {
   const cores = Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
   const threads = options.threads ?? cores;
   const modelsDir = options.modelsDir ?? path.join(sharedDir, 'models');
   const imagesDir = options.imagesDir ?? path.join(sharedDir, 'images');
   const report: KernelReport = { threads, cores, kernels: {}, skipped: {} };
-  await openCvKernels(report, modelsDir, imagesDir, options.quick ?? false);
-  await onnxKernels(report, modelsDir, threads, options.quick ?? false);
+  const sel: Selection = { budget: options.budgetMs ?? (options.quick ? 300 : 2000), only: options.only ? new Set(options.only) : undefined };
+  await openCvKernels(report, modelsDir, imagesDir, sel);
+  await onnxKernels(report, modelsDir, threads, sel);
   if (options.busyThreads !== undefined && options.busyThreads < threads) {
     report.busy = { threads: options.busyThreads, kernels: {} };
-    await onnxKernels(report, modelsDir, options.busyThreads, options.quick ?? false, report.busy.kernels);
+    await onnxKernels(report, modelsDir, options.busyThreads, sel, report.busy.kernels);
   }
   return report;
 }
@@ -175,8 +201,12 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   const args = process.argv.slice(2);
   const threadsArg = args.find((a) => a.startsWith('--threads='));
   const busyArg = args.find((a) => a.startsWith('--busy-threads='));
+  const onlyArg = args.find((a) => a.startsWith('--only='));
+  const budgetArg = args.find((a) => a.startsWith('--budget='));
   const report = await measureKernels({
     quick: args.includes('--quick'),
+    only: onlyArg ? onlyArg.slice('--only='.length).split(',') : undefined,
+    budgetMs: budgetArg ? Number(budgetArg.split('=')[1]) : undefined,
     busyThreads: busyArg ? Number(busyArg.split('=')[1]) : undefined,
     threads: threadsArg ? Number(threadsArg.split('=')[1]) : process.env.CVSERVE_ONNX_THREADS ? Number(process.env.CVSERVE_ONNX_THREADS) : undefined,
     modelsDir: process.env.CVSERVE_MODELS_DIR ? path.resolve(repoRoot, process.env.CVSERVE_MODELS_DIR) : undefined,

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/config.js';
 import { onnxBusyThreads } from '../src/engines/engines.js';
 import { loadManifest } from '../src/models/manifest.js';
-import type { KernelReport } from './kernels.js';
+import type { KernelReport, KernelTime } from './kernels.js';
 import { runLoad, type LoadResult } from './load.js';
 import { frigateBody } from './deepstack.js';
 import { allScenarios, loadImages, multipartBody, type Scenario } from './scenarios.js';
@@ -142,18 +142,35 @@ async function warmUp(p: Prepared, connections: number): Promise<string> {
   return first;
 }
 
-function kernelsFor(args: Args): KernelReport | undefined {
+function kernelsFor(args: Args, only?: string): KernelReport | undefined {
   if (!args.kernels) return undefined;
   const config = loadConfig({ ...process.env, ...args.env });
-  console.log(`measuring kernel times (one thread${args.quick ? ', quick' : ''})...`);
+  if (!only) console.log(`measuring kernel times (one thread${args.quick ? ', quick' : ''})...`);
   const busy = onnxBusyThreads(config);
-  const out = execFileSync(process.execPath, ['--import', 'tsx', 'bench/kernels.ts', '--json', `--threads=${config.onnxThreads}`, `--busy-threads=${busy}`, ...(args.quick ? ['--quick'] : [])], {
+  const select = only ? [`--only=${only}`, `--budget=${ADJACENT_BUDGET_MS}`] : args.quick ? ['--quick'] : [];
+  const out = execFileSync(process.execPath, ['--import', 'tsx', 'bench/kernels.ts', '--json', `--threads=${config.onnxThreads}`, `--busy-threads=${busy}`, ...select], {
     cwd: repoRoot,
     env: { ...process.env, CVSERVE_MODELS_DIR: path.join(shared, 'models') },
     maxBuffer: 1 << 24,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return JSON.parse(out.toString()) as KernelReport;
+}
+
+/** How long a row's own kernel is timed just before and just after cvserve's run of the row. */
+const ADJACENT_BUDGET_MS = 1500;
+
+/**
+ * The row's kernel timed just before and after cvserve's run (servers idle), averaged: the machine's
+ * speed drifts by 10% and more over minutes, so a limit from the kernel timed at the start of the
+ * bench would judge a row by another moment's speed. Undefined where the kernel was not measured.
+ */
+function adjacentKernels(before: KernelReport | undefined, after: KernelReport | undefined, name: string): KernelReport | undefined {
+  const mean = (a?: KernelTime, b?: KernelTime): KernelTime | undefined => (a && b ? { ...a, ms: (a.ms + b.ms) / 2, cpuMs: (a.cpuMs + b.cpuMs) / 2, iterations: a.iterations + b.iterations } : undefined);
+  const lone = mean(before?.kernels[name], after?.kernels[name]);
+  if (!before || !lone) return undefined;
+  const busy = before.busy ? mean(before.busy.kernels[name], after?.busy?.kernels[name]) : undefined;
+  return { ...before, kernels: { [name]: lone }, busy: before.busy && busy ? { threads: before.busy.threads, kernels: { [name]: busy } } : undefined };
 }
 
 /** The manifest's model behind each ONNX kernel, for its own worker count. */
@@ -299,6 +316,7 @@ async function main(): Promise<void> {
 
     const rows: Row[] = [];
     const limits = new Map<string, number>();
+    const adjacentTimes: string[] = [];
     let turn = 0;
     for (const s of scenarios) {
       const limit = kernelLimit(s, kernels, workers);
@@ -321,6 +339,8 @@ async function main(): Promise<void> {
           continue;
         }
         await waitIdle(t.process.pid!);
+        const adjacent = limit && !args.quick && t.name === 'cvserve' ? s.kernel : undefined;
+        const kernelBefore = adjacent ? kernelsFor(args, adjacent) : undefined;
         const rss = sampleRss(t.process.pid!);
         const cpuBefore = treeCpuMs(t.process.pid!);
         const result = await runLoad({ ...p, connections: s.connections, durationS: args.durationS * s.durationFactor });
@@ -329,6 +349,14 @@ async function main(): Promise<void> {
         rows.push({ scenario: s.id, target: t.name, ...result, peakRssMb, cpuMsPerReq, answer });
         console.log(`  ${s.id.padEnd(22)} ${t.name.padEnd(12)} ${fmt(result.rps).padStart(8)} req/s  p50 ${fmt(result.p50)} ms  p99 ${fmt(result.p99)} ms  errors ${result.errors}  cpu ${fmt(cpuMsPerReq)} ms/req  [${answer}]`);
         await waitIdle(t.process.pid!);
+        if (adjacent) {
+          const kernelAfter = kernelsFor(args, adjacent);
+          const own = adjacentKernels(kernelBefore, kernelAfter, adjacent);
+          const ownLimit = own ? kernelLimit(s, own, workers) : undefined;
+          if (ownLimit) limits.set(s.id, ownLimit);
+          const ms = (r?: KernelReport) => fmt(r?.busy?.kernels[adjacent]?.ms ?? r?.kernels[adjacent]?.ms ?? NaN, 2);
+          adjacentTimes.push(`  ${s.id.padEnd(26)} ${adjacent}: ${ms(kernelBefore)} ms before, ${ms(kernelAfter)} after; limit ${fmt(ownLimit ?? NaN)} (${fmt(limit ?? NaN)} from the start of the run)`);
+        }
       }
     }
 
@@ -341,6 +369,10 @@ async function main(): Promise<void> {
       }
       for (const [name, why] of Object.entries(kernels.skipped)) console.log(`  ${name.padEnd(16)} skipped: ${why}`);
       console.log(`  workers: opencv ${workers.opencv}, onnx ${workers.onnx} x ${config.onnxThreads} threads (${onnxBusyThreads(config)} while another run of the model is in flight; manifest overrides apply)`);
+      if (adjacentTimes.length) {
+        console.log(`each row's "% of limit" is from its kernel timed just before and after cvserve's run (the busy time where there is one, ${ADJACENT_BUDGET_MS} ms each):`);
+        for (const line of adjacentTimes) console.log(line);
+      }
     }
 
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -355,6 +387,7 @@ async function main(): Promise<void> {
       workers: { ...workers, onnxThreads: config.onnxThreads },
       kernels,
       limits: Object.fromEntries(limits),
+      adjacentKernels: adjacentTimes.map((l) => l.trim()),
       rows,
       table,
     };
