@@ -4,9 +4,9 @@
  *
  *   node --import tsx bench/kernels.ts [--quick] [--json] [--only=name,name] [--budget=ms]
  *
- * The bench runs it once before its rows (every kernel), and again with --only just before and
- * after each of cvserve's rows (that row's kernel): the machine's speed drifts over minutes, and a
- * row's limit is the kernel's speed at the time of that row.
+ * The bench runs it once before its rows (every kernel), and again with --only just before the
+ * warm-up and just after the run of each of cvserve's rows (that row's kernel): the machine's speed
+ * drifts over minutes, and a row's limit is the kernel's speed at the time of that row.
  * Run it on a quiet machine: it measures wall time.
  */
 import { readFileSync } from 'node:fs';

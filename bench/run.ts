@@ -157,7 +157,7 @@ function kernelsFor(args: Args, only?: string): KernelReport | undefined {
   return JSON.parse(out.toString()) as KernelReport;
 }
 
-/** How long a row's own kernel is timed just before and just after cvserve's run of the row. */
+/** How long a row's own kernel is timed just before cvserve's warm-up for the row and just after its run. */
 const ADJACENT_BUDGET_MS = 1500;
 
 /**
@@ -326,6 +326,10 @@ async function main(): Promise<void> {
       turn++;
       for (const t of order) {
         const p = prepare(t, s, images);
+        // Before the warm-up: the server would otherwise start the row after seconds of idling, which
+        // lets V8 shrink its heaps and drop code the row then compiles again.
+        const adjacent = limit && !args.quick && t.name === 'cvserve' ? s.kernel : undefined;
+        const kernelBefore = adjacent ? kernelsFor(args, adjacent) : undefined;
         let answer: string;
         try {
           answer = await warmUp(p, s.connections);
@@ -339,8 +343,6 @@ async function main(): Promise<void> {
           continue;
         }
         await waitIdle(t.process.pid!);
-        const adjacent = limit && !args.quick && t.name === 'cvserve' ? s.kernel : undefined;
-        const kernelBefore = adjacent ? kernelsFor(args, adjacent) : undefined;
         const rss = sampleRss(t.process.pid!);
         const cpuBefore = treeCpuMs(t.process.pid!);
         const result = await runLoad({ ...p, connections: s.connections, durationS: args.durationS * s.durationFactor });
@@ -370,7 +372,7 @@ async function main(): Promise<void> {
       for (const [name, why] of Object.entries(kernels.skipped)) console.log(`  ${name.padEnd(16)} skipped: ${why}`);
       console.log(`  workers: opencv ${workers.opencv}, onnx ${workers.onnx} x ${config.onnxThreads} threads (${onnxBusyThreads(config)} while another run of the model is in flight; manifest overrides apply)`);
       if (adjacentTimes.length) {
-        console.log(`each row's "% of limit" is from its kernel timed just before and after cvserve's run (the busy time where there is one, ${ADJACENT_BUDGET_MS} ms each):`);
+        console.log(`each row's "% of limit" is from its kernel timed just before cvserve's warm-up and just after its run (the busy time where there is one, ${ADJACENT_BUDGET_MS} ms each):`);
         for (const line of adjacentTimes) console.log(line);
       }
     }
