@@ -161,15 +161,17 @@ function kernelsFor(args: Args, only?: string): KernelReport | undefined {
 const ADJACENT_BUDGET_MS = 1500;
 
 /**
- * The row's kernel timed just before and after cvserve's run (servers idle), averaged: the machine's
- * speed drifts by 10% and more over minutes, so a limit from the kernel timed at the start of the
- * bench would judge a row by another moment's speed. Undefined where the kernel was not measured.
+ * The row's kernel timed just before cvserve's warm-up and just after its run (servers idle): the
+ * machine's speed drifts by 10% and more over minutes, so a limit from the kernel timed at the start
+ * of the bench would judge a row by another moment's speed. The faster of the two timings, so that a
+ * disturbance during one of them (22 ms against 16 once) never lowers the limit a row is judged by.
+ * Undefined where the kernel was not measured.
  */
 function adjacentKernels(before: KernelReport | undefined, after: KernelReport | undefined, name: string): KernelReport | undefined {
-  const mean = (a?: KernelTime, b?: KernelTime): KernelTime | undefined => (a && b ? { ...a, ms: (a.ms + b.ms) / 2, cpuMs: (a.cpuMs + b.cpuMs) / 2, iterations: a.iterations + b.iterations } : undefined);
-  const lone = mean(before?.kernels[name], after?.kernels[name]);
+  const faster = (a?: KernelTime, b?: KernelTime): KernelTime | undefined => (a && b ? (b.ms < a.ms ? b : a) : undefined);
+  const lone = faster(before?.kernels[name], after?.kernels[name]);
   if (!before || !lone) return undefined;
-  const busy = before.busy ? mean(before.busy.kernels[name], after?.busy?.kernels[name]) : undefined;
+  const busy = before.busy ? faster(before.busy.kernels[name], after?.busy?.kernels[name]) : undefined;
   return { ...before, kernels: { [name]: lone }, busy: before.busy && busy ? { threads: before.busy.threads, kernels: { [name]: busy } } : undefined };
 }
 
@@ -372,7 +374,7 @@ async function main(): Promise<void> {
       for (const [name, why] of Object.entries(kernels.skipped)) console.log(`  ${name.padEnd(16)} skipped: ${why}`);
       console.log(`  workers: opencv ${workers.opencv}, onnx ${workers.onnx} x ${config.onnxThreads} threads (${onnxBusyThreads(config)} while another run of the model is in flight; manifest overrides apply)`);
       if (adjacentTimes.length) {
-        console.log(`each row's "% of limit" is from its kernel timed just before cvserve's warm-up and just after its run (the busy time where there is one, ${ADJACENT_BUDGET_MS} ms each):`);
+        console.log(`each row's "% of limit" is from its kernel timed just before cvserve's warm-up and just after its run, the faster of the two (the busy time where there is one, ${ADJACENT_BUDGET_MS} ms each):`);
         for (const line of adjacentTimes) console.log(line);
       }
     }
