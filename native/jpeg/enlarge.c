@@ -193,10 +193,15 @@ static void down_row_avx512(const int32_t *const r[4], const int c[4], uint8_t *
   }
 }
 
-static int vbmi_available(void) {
+/* Set as the addon loads, before any task runs on libuv's threads. */
+static int have_vbmi;
+
+static void detect_cpu(void) {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi");
+  have_vbmi = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi");
 }
+#else
+static void detect_cpu(void) {}
 #endif
 
 /* Exact integer sums: the AVX2 clone gives the same bytes, in wider vectors. */
@@ -236,7 +241,7 @@ static void enlarge(enlarge_task *task) {
   ix += 1;
   for (int x = 0; x < ow; x++, ix += ia) taps(ix, w, table, xi + 4 * x, xw + 4 * x);
 #ifdef ACROSS_VBMI
-  vbmi = task->vector && vbmi_available() && make_plan(&plan, w, ow, xi, xw);
+  vbmi = task->vector && have_vbmi && make_plan(&plan, w, ow, xi, xw);
 #endif
   for (int y = 0; y < oh; y++) {
     double iy = id * y;
@@ -383,6 +388,7 @@ static napi_value enlarge_jpeg_js(napi_env env, napi_callback_info info) {
 
 void register_enlarge(napi_env env, napi_value exports) {
   napi_value fn;
+  detect_cpu();
   napi_create_function(env, "enlargeBicubic", NAPI_AUTO_LENGTH, enlarge_js, NULL, &fn);
   napi_set_named_property(env, exports, "enlargeBicubic", fn);
   napi_create_function(env, "enlargeJpeg", NAPI_AUTO_LENGTH, enlarge_jpeg_js, NULL, &fn);
