@@ -57,6 +57,8 @@ export const SMALL_BOARD_PROFILE: Record<string, string> = {
   CVSERVE_FACE_MAX_HEAP_MB: '512',
   CVSERVE_FACE_MAX_SIDE: '1280',
   CVSERVE_MAX_PIXELS: '16000000',
+  // Decodes together within 256 MiB: four 16 MP photos at once; a row over about 5 M pixels is refused.
+  CVSERVE_DECODE_MEMORY_BYTES: '268435456',
   // A 3-megapixel photo's Haar search as calls of at most 2 M pyramid pixels: the OpenCV heap ends near 154 MiB, not 344 (same answer).
   CVSERVE_DETECT_PYRAMID_PIXELS_PER_CALL: '2000000',
   CVSERVE_OCR_PRELOAD: 'off',

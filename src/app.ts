@@ -68,7 +68,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   const stopWorkerLog = logWorkerEvents(log, () => poolStats(engines));
   const resources = defineAll(options.resources ?? (await withPlugins(builtinResources(), config, log)));
   await initResources(resources, { config, engines, log });
-  const services = createPipelineServices(config, options.urlHooks);
+  const services = createPipelineServices(config, engines.decodeBudget, options.urlHooks);
   // The DeepStack / CodeProject.AI dialect over the same resources, plus a detector per other manifest detector (custom models).
   const guard = crossSiteGuard(config);
   const deepstack = createDeepstack({ config, manifest: engines.models.manifest, resources, services, gallery: engines.faces, guard });

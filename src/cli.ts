@@ -166,7 +166,7 @@ async function runCommand(args: string[], io: CliIo, config: Config): Promise<nu
           image: isUrl(a.source) ? { way: 'url', url: a.source } : { way: 'raw', bytes: await readImageFile(a.source, config) },
         }),
       },
-      createPipelineServices(config),
+      createPipelineServices(config, engines.decodeBudget),
       { deadline: new Deadline(config.requestTimeoutMs), log, progress: bar.update },
     );
     bar.end();

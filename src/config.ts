@@ -42,13 +42,19 @@ export const SETTINGS = {
     default: String(64 * 1024 * 1024),
     doc: 'With API keys on: the most body bytes all `/v1` requests together may hold before their key is known (a form-field `api_key` sent after a file) → 503 beyond. A key in a header, or a form key before the files, is checked before any file is read; a wrong one is refused (401) without reading further.',
   },
-  maxPixels: { env: 'CVSERVE_MAX_PIXELS', schema: int(1, 1_000_000_000), default: String(40_000_000), doc: 'Largest decoded image (width × height), checked from the header before decoding → 413. Bounds decoder memory (4 bytes/pixel).' },
+  maxPixels: { env: 'CVSERVE_MAX_PIXELS', schema: int(1, 1_000_000_000), default: String(40_000_000), doc: 'Largest decoded image (width × height), checked from the header before decoding → 413. With CVSERVE_DECODE_MEMORY_BYTES it bounds decoder memory.' },
   maxOutputPixels: { env: 'CVSERVE_MAX_OUTPUT_PIXELS', schema: int(1, 1_000_000_000), default: String(36_000_000), doc: 'Largest image a route may produce (e.g. /upscale) → 413.' },
   maxWorkPixels: {
     env: 'CVSERVE_MAX_WORK_PIXELS',
     schema: int(1, 1_000_000_000),
     default: String(40_000_000),
     doc: 'Largest image a route may make on the way to its answer (a resize target, a padded tile canvas), computed from the header before decoding → 413. Bounds what an extreme aspect ratio can cost (a 1×24000 image scaled to a 256-pixel short side would be 256×6144000).',
+  },
+  decodeMemoryBytes: {
+    env: 'CVSERVE_DECODE_MEMORY_BYTES',
+    schema: int(64 * 1024 * 1024, 2 ** 40),
+    default: String(2 * 1024 ** 3),
+    doc: 'Memory all image decodes in flight may hold together, each estimated from its header (libvips holds several copies of a stored row: a 40000000×1 RGB PNG is estimated at 1.8 GB, RGBA at 3.4 GB). A decode waits until its estimate fits; an image whose estimate alone is larger is refused from the header → 413. The default admits every 8-bit image without alpha that CVSERVE_MAX_PIXELS allows, at any shape.',
   },
   detectMaxPyramidPixels: {
     env: 'CVSERVE_DETECT_MAX_PYRAMID_PIXELS',

@@ -18,13 +18,17 @@ export function pngChunk(type: string, data: Buffer): Buffer {
   return Buffer.concat([len, body, crc]);
 }
 
-/** A valid, fully decodable flat grey RGB PNG of width × height. */
-export function flatPng(width: number, height: number): Buffer {
+/** PNG colour type by channel count: gray, gray + alpha, RGB, RGBA. */
+const PNG_COLOUR_TYPE = { 1: 0, 2: 4, 3: 2, 4: 6 } as const;
+
+/** A valid, fully decodable flat grey PNG of width × height: RGB 8-bit unless asked otherwise. */
+export function flatPng(width: number, height: number, layout: { channels?: 1 | 2 | 3 | 4; bitDepth?: 8 | 16 } = {}): Buffer {
+  const { channels = 3, bitDepth = 8 } = layout;
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(width, 0);
   ihdr.writeUInt32BE(height, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8);
-  const row = Buffer.alloc(1 + 3 * width, 0x88);
+  ihdr.set([bitDepth, PNG_COLOUR_TYPE[channels], 0, 0, 0], 8);
+  const row = Buffer.alloc(1 + (channels * bitDepth / 8) * width, 0x88);
   row[0] = 0; // filter: none
   // Buffer.alloc repeats the row: the raw scanlines (134 MB for 1×33554432) exist only while deflating.
   const idat = zlib.deflateSync(Buffer.alloc(row.length * height, row), { level: 1 });

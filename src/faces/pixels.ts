@@ -26,7 +26,7 @@ export function faceSearchSize(image: { width: number; height: number }, maxSide
 export async function facePixels(input: ImageInput, maxSide: number): Promise<FacePixels> {
   const size = faceSearchSize(input, maxSide);
   if (size.width === input.width && size.height === input.height) return { image: await input.analysisRgb(), scaleX: 1, scaleY: 1 };
-  const image = await decodeRgb(input.analysisPipeline().resize({ width: size.width, height: size.height, fit: 'fill' }));
+  const image = await input.decoding(() => decodeRgb(input.analysisPipeline().resize({ width: size.width, height: size.height, fit: 'fill' })));
   return { image, scaleX: input.width / image.width, scaleY: input.height / image.height };
 }
 

@@ -15,7 +15,8 @@ import { createHash } from 'node:crypto';
 import type { Config } from '../config.js';
 import type { FaceBox, FaceDescription, FaceEngine } from '../engines/face/engine.js';
 import { AppError } from '../errors.js';
-import { openImage } from '../image/decode.js';
+import type { DecodeBudget } from '../image/decode-memory.js';
+import { openImage, type DecodeLimits } from '../image/decode.js';
 import type { ImageInput } from '../image/types.js';
 import type { Readiness } from '../readiness.js';
 import { checkUserid, galleryError, useridsToDelete, type FaceGallery, type GalleryCounts, type GalleryEntry, type GalleryLimits } from './gallery.js';
@@ -82,6 +83,8 @@ export interface FaceServiceOptions {
   maxPixels: number;
   /** Who decodes plain JPEGs, as for every route (default libjpeg). */
   jpegDecoder?: JpegDecoderChoice;
+  /** The process's decode memory budget, as for every route. */
+  decodeBudget?: DecodeBudget;
   /** Images are searched for faces at most this long a side. */
   maxSide: number;
   /** Most faces described per image. */
@@ -169,7 +172,7 @@ export class FaceGalleryService {
       let faces: FaceDescription[];
       let detected: number;
       try {
-        const input = await openImage(bytes, { maxPixels: this.options.maxPixels, jpegDecoder: this.options.jpegDecoder });
+        const input = await openImage(bytes, this.imageLimits(signal));
         ({ faces, detected } = await this.describe(input, signal, { largestOnly: true }));
       } catch (err) {
         if (!isImageError(err)) throw err;
@@ -225,6 +228,10 @@ export class FaceGalleryService {
     return { deleted: await this.track(gallery.delete(userid)) };
   }
 
+  private imageLimits(signal: AbortSignal): DecodeLimits {
+    return { maxPixels: this.options.maxPixels, jpegDecoder: this.options.jpegDecoder, budget: this.options.decodeBudget, signal };
+  }
+
   /** How alike the largest faces of two images are: the calibrated confidence of recognize (0..1). */
   async match(a: Buffer, b: Buffer, signal: AbortSignal): Promise<{ similarity: number }> {
     const descriptors: Float32Array[] = [];
@@ -234,7 +241,7 @@ export class FaceGalleryService {
       signal.throwIfAborted();
       let input: ImageInput;
       try {
-        input = await openImage(bytes, { maxPixels: this.options.maxPixels, jpegDecoder: this.options.jpegDecoder });
+        input = await openImage(bytes, this.imageLimits(signal));
       } catch (err) {
         if (!isImageError(err)) throw err;
         throw new AppError(err.code, { publicMessage: `${name}: ${err.publicMessage}`, detail: err.detail, cause: err });
@@ -386,8 +393,8 @@ export class FaceGalleryService {
   }
 }
 
-export function createFaceService(config: Config, engine: FaceEngine): FaceGalleryService {
-  return new FaceGalleryService(faceServiceOptions(config, engine));
+export function createFaceService(config: Config, engine: FaceEngine, decodeBudget?: DecodeBudget): FaceGalleryService {
+  return new FaceGalleryService({ ...faceServiceOptions(config, engine), decodeBudget });
 }
 
 /** Errors that mean "this file is not an image we take" (a per-file outcome in register). */

@@ -66,6 +66,12 @@ export function createMetrics(deps: { engines: ServiceSet; resources: readonly A
   poolCounter(registry, pools, 'cvserve_pool_tasks_total', 'Tasks finished by a worker', (s) => ({ completed: s.completed, failed: s.failed }), 'outcome');
   poolCounter(registry, pools, 'cvserve_pool_worker_restarts_total', 'Workers replaced: retired (heap cap, wasm trap) or crashed', (s) => ({ retired: s.retired, crashed: s.crashed }), 'reason');
 
+  const decodes = () => deps.engines.decodeBudget.stats();
+  decodeGauge(registry, 'cvserve_decode_memory_held_bytes', 'Decode memory the running image decodes hold (estimated from their headers; CVSERVE_DECODE_MEMORY_BYTES caps it)', () => decodes().heldBytes);
+  decodeGauge(registry, 'cvserve_decode_memory_capacity_bytes', 'CVSERVE_DECODE_MEMORY_BYTES', () => decodes().capacityBytes);
+  decodeGauge(registry, 'cvserve_decodes_running', 'Image decodes running', () => decodes().running);
+  decodeGauge(registry, 'cvserve_decodes_waiting', 'Image decodes waiting for decode memory', () => decodes().waiting);
+
   // Task events from every pool in the process; only this app's pools count.
   let ownPools = new Set<number>();
   const onTask = (message: unknown) => {
@@ -164,6 +170,17 @@ function faceMetrics(registry: Registry, engines: ServiceSet): () => void {
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 function normaliseMethod(method: string): string {
   return METHODS.has(method) ? method : 'other';
+}
+
+function decodeGauge(registry: Registry, name: string, help: string, value: () => number): void {
+  new Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.set(value());
+    },
+  });
 }
 
 function poolGauge(registry: Registry, pools: () => PoolStats[], name: string, help: string, value: (s: PoolStats) => number): void {

@@ -1,5 +1,6 @@
 import sharp, { type Metadata, type Sharp } from 'sharp';
 import { AppError } from '../errors.js';
+import { bytesPerSample, decodeMemoryEstimate, type DecodeBudget } from './decode-memory.js';
 import { decodeJpegRgb, jpegAddon, type JpegDecoderChoice } from './jpeg-decoder.js';
 import { readJpegHeader, type JpegHeader } from './jpeg-header.js';
 import { sniffImageType } from './sniff.js';
@@ -9,6 +10,10 @@ export interface DecodeLimits {
   maxPixels: number;
   /** Who decodes a plain JPEG to RGB: libjpeg (cvserve's addon, where built; the default) or sharp. */
   jpegDecoder?: JpegDecoderChoice;
+  /** CVSERVE_DECODE_MEMORY_BYTES, shared by the process's decodes; without it decodes run unchecked. */
+  budget?: DecodeBudget;
+  /** The request's: ends a wait for the budget. */
+  signal?: AbortSignal;
 }
 
 // libvips shares a thread pool across requests; keep its cache small, the service never reuses images.
@@ -16,8 +21,8 @@ sharp.cache({ memory: 64, files: 0, items: 32 });
 
 /**
  * Validates image bytes without decoding the pixels: type from the magic number (415 for SVG or
- * unknown), dimensions from the header (422 when unreadable), pixel limit (413). The returned
- * ImageInput decodes lazily and at most once to RGB.
+ * unknown), dimensions from the header (422 when unreadable), pixel limit and decode memory (413).
+ * The returned ImageInput decodes lazily and at most once to RGB.
  */
 export async function openImage(bytes: Buffer, limits: DecodeLimits): Promise<ImageInput> {
   if (bytes.length === 0) throw new AppError('UNDECODABLE_IMAGE', { publicMessage: 'The image is empty (0 bytes)' });
@@ -28,9 +33,10 @@ export async function openImage(bytes: Buffer, limits: DecodeLimits): Promise<Im
   const pipeline = (ignoreIcc = false) =>
     sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'truncated', pages: 1, sequentialRead: true, ignoreIcc }).rotate();
 
-  let meta: Pick<Metadata, 'width' | 'height' | 'pageHeight' | 'orientation'>;
+  let meta: Pick<Metadata, 'width' | 'height' | 'pageHeight' | 'orientation' | 'channels' | 'depth'>;
   const jpeg = format === 'jpeg' ? readJpegHeader(bytes) : null;
-  if (jpeg) meta = jpeg;
+  // A JPEG has no alpha: CMYK decodes like YCbCr.
+  if (jpeg) meta = { ...jpeg, channels: jpeg.components === 1 ? 1 : 3, depth: 'uchar' };
   else {
     try {
       meta = await sharp(bytes, { limitInputPixels: false, pages: 1 }).metadata();
@@ -46,6 +52,15 @@ export async function openImage(bytes: Buffer, limits: DecodeLimits): Promise<Im
       publicMessage: `Image is ${meta.width}x${frameHeight} pixels; the limit is ${limits.maxPixels} pixels`,
     });
   }
+  const decodeBytes = decodeMemoryEstimate({ rowWidth: meta.width, pixels: meta.width * frameHeight, channels: meta.channels ?? 4, bytesPerSample: bytesPerSample(meta.depth) });
+  const budget = limits.budget;
+  if (budget && decodeBytes > budget.capacityBytes) {
+    const mb = (b: number) => Math.ceil(b / 1024 ** 2).toLocaleString('en-US');
+    throw new AppError('IMAGE_TOO_LARGE', {
+      publicMessage: `Decoding this ${meta.width}x${frameHeight} image needs about ${mb(decodeBytes)} MiB (its rows are ${meta.width} pixels wide); the limit is ${mb(budget.capacityBytes)} MiB (CVSERVE_DECODE_MEMORY_BYTES)`,
+    });
+  }
+  const decoding = <T>(work: () => Promise<T>): Promise<T> => (budget ? budget.hold(decodeBytes, limits.signal, work) : work());
   const swapped = (meta.orientation ?? 1) >= 5;
   const width = swapped ? frameHeight : meta.width;
   const height = swapped ? meta.width : frameHeight;
@@ -54,7 +69,7 @@ export async function openImage(bytes: Buffer, limits: DecodeLimits): Promise<Im
   // ICC profile to apply either. Anything else, or anything libjpeg refuses, goes to sharp.
   const libjpeg = (limits.jpegDecoder ?? 'libjpeg') === 'libjpeg' && jpeg !== null && plainJpeg(jpeg) && jpegAddon() !== null;
   const decode = (asStored: boolean) =>
-    libjpeg && (asStored || !jpeg.icc) ? decodeJpegOrSharp(bytes, jpeg, () => pipeline(asStored)) : decodeRgb(pipeline(asStored));
+    decoding(() => (libjpeg && (asStored || !jpeg.icc) ? decodeJpegOrSharp(bytes, jpeg, () => pipeline(asStored)) : decodeRgb(pipeline(asStored))));
 
   let decoded: Promise<RawImage> | undefined;
   let decodedAsStored: Promise<RawImage> | undefined;
@@ -64,6 +79,8 @@ export async function openImage(bytes: Buffer, limits: DecodeLimits): Promise<Im
     decodableByLibjpeg: libjpeg,
     width,
     height,
+    decodeBytes,
+    decoding,
     pipeline: () => pipeline(),
     rgb() {
       decoded ??= decode(false);

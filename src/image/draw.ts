@@ -109,5 +109,6 @@ export async function drawBoxes(image: ImageInput | RawImage, boxes: readonly Dr
   // Compositing adds an alpha channel; keep one only where the input had it and the format can hold it
   // (JPEG: dropped the way detection dropped it, rather than letting the encoder pick a background).
   if (!hasAlpha || format === 'jpeg') base = base.removeAlpha();
-  return encodeAs(base, format).toBuffer();
+  const encode = () => encodeAs(base, format).toBuffer();
+  return isRawImage(image) ? encode() : image.decoding(encode);
 }

@@ -71,9 +71,10 @@ export function toOriginal(t: InputTransform, x: number, y: number): [number, nu
   return [(x - t.offsetX) / t.scaleX, (y - t.offsetY) / t.scaleY];
 }
 
-async function rawRgb(pipeline: Sharp): Promise<{ data: Buffer; width: number; height: number }> {
+/** Runs a pipeline over the input to RGB pixels, holding the input's decode budget. */
+async function rawRgb(input: ImageInput, pipeline: Sharp): Promise<{ data: Buffer; width: number; height: number }> {
   try {
-    const { data, info } = await pipeline.removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    const { data, info } = await input.decoding(() => pipeline.removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true }));
     if (info.channels !== 3) throw new Error(`expected 3 channels after conversion, got ${info.channels}`);
     return { data, width: info.width, height: info.height };
   } catch (err) {
@@ -122,7 +123,7 @@ async function reduceFromLibjpeg(input: ImageInput, target: Size, shrink: Shrink
 async function fromLibjpeg(input: ImageInput, fromJpeg: () => Promise<RawImage | null>, fromPixels: (rgb: RawImage) => Promise<RawImage | null>): Promise<RawImage | null> {
   const decoded = input.analysisRgbIfDecoded();
   if (decoded) return fromPixels(await decoded);
-  return (await fromJpeg()) ?? fromPixels(await input.analysisRgb());
+  return (await input.decoding(fromJpeg)) ?? fromPixels(await input.analysisRgb());
 }
 
 /**
@@ -141,7 +142,7 @@ async function resizeTo(input: ImageInput, to: Size, kernel: Kernel): Promise<{ 
   }
   const reduced = await reduceFromLibjpeg(input, to, { h: input.width / to.width, v: input.height / to.height }, kernel);
   if (reduced) return reduced;
-  return rawRgb((await resizeSource(input, to)).from.resize(to.width, to.height, { fit: 'fill', kernel }));
+  return rawRgb(input, (await resizeSource(input, to)).from.resize(to.width, to.height, { fit: 'fill', kernel }));
 }
 
 /**
@@ -170,10 +171,10 @@ async function centreCrop(input: ImageInput, resize: Extract<ResizeSpec, { mode:
   if (decoded) {
     if (target.width < tw || target.height < th) throw tooSmall(target);
     const { x, y } = origin(target);
-    const cropped = await rawRgb(resizing.extract({ left: x, top: y, width: tw, height: th }));
+    const cropped = await rawRgb(input, resizing.extract({ left: x, top: y, width: tw, height: th }));
     return { rgb: cropped.data, width: tw, height: th, transform: transform(target, x, y) };
   }
-  const resized = await rawRgb(resizing);
+  const resized = await rawRgb(input, resizing);
   if (resized.width < tw || resized.height < th) throw tooSmall(resized);
   const { x, y } = origin(resized);
   const rgb = new Uint8Array(tw * th * 3);

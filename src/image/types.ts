@@ -36,7 +36,15 @@ export interface ImageInput {
   /** Dimensions after EXIF orientation. */
   readonly width: number;
   readonly height: number;
-  /** A fresh sharp pipeline over the bytes: pixel limit set, first frame only, EXIF orientation applied. */
+  /** The most memory a decode of this image holds at once, estimated from the header (decode-memory.ts). */
+  readonly decodeBytes: number;
+  /**
+   * Runs one decode of this image (a pipeline() or analysisPipeline() run to pixels, or the libjpeg
+   * addon's) holding decodeBytes of the process's decode budget, waiting for room first. The
+   * decodes below (rgb() and the like) hold it themselves; `work` must not call them.
+   */
+  decoding<T>(work: () => Promise<T>): Promise<T>;
+  /** A fresh sharp pipeline over the bytes: pixel limit set, first frame only, EXIF orientation applied. Run it to pixels inside decoding(). */
   pipeline(): Sharp;
   /** The whole image as RGB (alpha flattened away), decoded once and cached. */
   rgb(): Promise<RawImage>;

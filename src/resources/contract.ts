@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import type { Config } from '../config.js';
 import type { Engines } from '../engines/engines.js';
 import type { FaceGalleryService } from '../faces/service.js';
+import type { DecodeBudget } from '../image/decode-memory.js';
 import type { DrawBox, ImageInput, InputFormat, OutputFormat, RawImage } from '../image/types.js';
 import type { Readiness } from '../readiness.js';
 
@@ -80,6 +81,8 @@ export interface CostItem {
 export interface ServiceSet extends Engines {
   /** Register, recognize, list, delete, match; its database opens on first use. */
   faces: FaceGalleryService;
+  /** CVSERVE_DECODE_MEMORY_BYTES: the memory every image decode of the process shares. */
+  decodeBudget: DecodeBudget;
 }
 
 export interface InitContext {

@@ -159,7 +159,7 @@ async function readCascadeWindow(file: string): Promise<[number, number] | undef
  */
 async function detectionImage(input: ImageInput, maxSide: number | undefined): Promise<RawImage> {
   if (maxSide === undefined || Math.max(input.width, input.height) <= maxSide) return input.analysisRgb();
-  return decodeRgb(input.analysisPipeline().resize({ width: maxSide, height: maxSide, fit: 'inside' }));
+  return input.decoding(() => decodeRgb(input.analysisPipeline().resize({ width: maxSide, height: maxSide, fit: 'inside' })));
 }
 
 function scaleBox(b: Box, sx: number, sy: number, width: number, height: number): Box {

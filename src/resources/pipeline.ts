@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { AppError } from '../errors.js';
+import type { DecodeBudget } from '../image/decode-memory.js';
 import { openImage } from '../image/decode.js';
 import type { JpegDecoderChoice } from '../image/jpeg-decoder.js';
 import { formatAnswer, plannedImageAnswer, preferredAnswer, type Answer, type InputWay } from './answer.js';
@@ -31,6 +32,8 @@ export interface PipelineServices {
   limits: CostLimits & { maxPixels: number };
   /** Who decodes plain JPEGs (default libjpeg). */
   jpegDecoder?: JpegDecoderChoice;
+  /** The memory the process's image decodes share (unchecked without it). */
+  decodeBudget?: DecodeBudget;
   /** Downloads a `?url=` image under the service's URL rules. */
   fetchUrl(url: string, signal: AbortSignal): Promise<Buffer>;
   cache?: ResponseCache;
@@ -73,7 +76,7 @@ export function executeResource(resource: AnyResource, request: ResourceRequest,
     const cached = cacheKey && services.cache!.get(cacheKey);
     if (cached) return { answer: cached, cache: 'hit' as const };
 
-    const input = await openImage(bytes, { maxPixels: services.limits.maxPixels, jpegDecoder: services.jpegDecoder });
+    const input = await openImage(bytes, { maxPixels: services.limits.maxPixels, jpegDecoder: services.jpegDecoder, budget: services.decodeBudget, signal });
     const header: ImageHeader = { width: input.width, height: input.height, format: input.format };
     const planned = plannedImageAnswer(resource, params, header, wish);
     const items: CostItem[] = [...(resource.cost?.(header, params) ?? [])];

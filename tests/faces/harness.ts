@@ -16,6 +16,7 @@ import { createCannyResource } from '../../src/resources/canny.js';
 import type { AnyResource, ServiceSet } from '../../src/resources/contract.js';
 import { createFaceDetectionResource } from '../../src/resources/facedetection.js';
 import { createFaceRecognitionResource } from '../../src/resources/facerecognition.js';
+import { DecodeBudget } from '../../src/image/decode-memory.js';
 import { image, MODELS_DIR } from '../helpers/paths.js';
 import { testDatabase } from './backends.js';
 
@@ -180,8 +181,9 @@ export class SharedEngines {
 
   /** An app on `store`, with the face routes (and /canny, to show the rest keeps working). */
   async app(config: Config, options: { log?: Logger; resources?: AnyResource[]; faces?: Partial<FaceServiceOptions> } = {}): Promise<CvServe> {
-    const faces = new FaceGalleryService({ ...faceServiceOptions(config, this.base.face), ...options.faces });
-    const engines: ServiceSet = { ...this.base, faces };
+    const decodeBudget = new DecodeBudget(config.decodeMemoryBytes);
+    const faces = new FaceGalleryService({ ...faceServiceOptions(config, this.base.face), decodeBudget, ...options.faces });
+    const engines: ServiceSet = { ...this.base, faces, decodeBudget };
     const svc = await createApp(config, {
       engines,
       logger: options.log,

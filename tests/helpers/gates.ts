@@ -4,6 +4,7 @@ import { testConfig, type Config } from '../../src/config.js';
 import { OnnxEngine } from '../../src/engines/onnx/engine.js';
 import type { Box, DetectOptions } from '../../src/engines/opencv/protocol.js';
 import { WorkerPool, type PoolStats } from '../../src/engines/pool.js';
+import { DecodeBudget } from '../../src/image/decode-memory.js';
 import type { RawImage } from '../../src/image/types.js';
 import { ModelStore } from '../../src/models/store.js';
 import type { AnyResource, ServiceSet } from '../../src/resources/contract.js';
@@ -208,7 +209,7 @@ export async function appWithHeldOpenCv(
   await opencv.pool.ready();
   const onnx = new OnnxEngine({ workers: 1, threads: 1, maxQueue: 1, modelsDir: MODELS_DIR });
   const models = ModelStore.fromConfig(config);
-  const engines = { opencv, onnx, models } as unknown as ServiceSet;
+  const engines = { opencv, onnx, models, decodeBudget: new DecodeBudget(config.decodeMemoryBytes) } as unknown as ServiceSet;
   const svc = await createTestApp(overrides, { resources: options.resources, engines });
   return {
     svc,

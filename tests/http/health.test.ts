@@ -4,6 +4,7 @@ import request from 'supertest';
 import { z } from 'zod';
 import type { CvServe } from '../../src/app.js';
 import type { PoolStats } from '../../src/engines/pool.js';
+import { DecodeBudget } from '../../src/image/decode-memory.js';
 import type { AnyResource, ServiceSet } from '../../src/resources/contract.js';
 import { createCannyResource } from '../../src/resources/canny.js';
 import { testConfig } from '../../src/config.js';
@@ -21,8 +22,10 @@ function pool(name: string, up: boolean, startupError?: string): PoolStats {
 
 /** Engines whose pools report what the test says, without starting any worker. */
 function fakeEngines(opencv: PoolStats, onnx: PoolStats[] = []): ServiceSet {
-  const models = ModelStore.fromConfig(testConfig({ modelsDir: MODELS_DIR, modelsFetch: false }));
-  return { opencv: { stats: () => opencv, close: async () => {} }, onnx: { stats: () => onnx, close: async () => {} }, models } as unknown as ServiceSet;
+  const config = testConfig({ modelsDir: MODELS_DIR, modelsFetch: false });
+  const models = ModelStore.fromConfig(config);
+  const decodeBudget = new DecodeBudget(config.decodeMemoryBytes);
+  return { opencv: { stats: () => opencv, close: async () => {} }, onnx: { stats: () => onnx, close: async () => {} }, models, decodeBudget } as unknown as ServiceSet;
 }
 
 const waiting: AnyResource = {

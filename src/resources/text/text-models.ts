@@ -173,7 +173,7 @@ export class TextModels {
     const maxBoxes = this.maxBoxes(o.maxBoxes);
     let rgb: Buffer;
     try {
-      rgb = await input.pipeline().removeAlpha().toColourspace('srgb').resize(t.width, t.height, { fit: 'fill', kernel: 'linear' }).raw().toBuffer();
+      rgb = await input.decoding(() => input.pipeline().removeAlpha().toColourspace('srgb').resize(t.width, t.height, { fit: 'fill', kernel: 'linear' }).raw().toBuffer());
     } catch (err) {
       throw decodeError(err);
     }
