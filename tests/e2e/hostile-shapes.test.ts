@@ -122,6 +122,19 @@ describe('hostile shapes: every route, every way, thin and huge images', { timeo
     }
   });
 
+  it('rows the decode memory cannot hold (RGBA, 16-bit gray + alpha) are refused from the header', async () => {
+    for (const [name, layout] of [
+      ['rgba', { channels: 4 }],
+      ['ga16', { channels: 2, bitDepth: 16 }],
+    ] as const) {
+      const png = flatPng(LIMIT, 1, layout);
+      for (const route of routes) {
+        const o = await send(route, png, 'raw', `${name} ${LIMIT}x1`);
+        assert.equal(o.code, 'IMAGE_TOO_LARGE', `${route} ${name}`);
+      }
+    }
+  });
+
   it('every image format at thin shapes up to the largest side it can hold', async () => {
     const formats: ShapeFormat[] = ['jpeg', 'webp', 'gif', 'tiff', 'avif'];
     for (const format of formats) {
