@@ -12,6 +12,7 @@ import { createTestApp } from '../helpers/app.js';
 import { standInDetector } from '../helpers/resources.js';
 import { brief } from '../helpers/http.js';
 import { capturingLogger } from '../helpers/log.js';
+import { flatPng } from '../helpers/shapes.js';
 
 const KEY = 'k-ds-5e1f0a9c73b2';
 const OTHER = 'k-ds-second-key';
@@ -103,6 +104,20 @@ describe('DeepStack dialect: keys as the clients send them (form fields api_key 
     const res = await request(svc.app).post('/v1/vision/scene').field('api_key', KEY).attach('image', jpeg, 'image.jpg');
     assert.equal(res.status, 503, brief(res));
     assert.deepEqual(res.body, { success: false, error: '/predict is unavailable: model file missing', code: 503 });
+  });
+
+  it('the key is checked before the image: a row over the decode memory says 401 without one, 413 with one; nothing is stored', async () => {
+    const wide = flatPng(40_000_000, 1, { channels: 4 });
+    expect401(await detect().field('api_key', WRONG).attach('image', wide, 'wide.png'));
+    expect401(await request(svc.app).post('/v1/vision/face/register').field('api_key', WRONG).field('userid', 'wide').attach('image', wide, 'wide.png'));
+    const refused = await detect().field('api_key', KEY).attach('image', wide, 'wide.png');
+    assert.equal(refused.status, 413, brief(refused));
+    assert.match(refused.body.error, /CVSERVE_DECODE_MEMORY_BYTES/);
+    const register = await request(svc.app).post('/v1/vision/face/register').field('api_key', KEY).field('userid', 'wide').attach('image', wide, 'wide.png');
+    assert.equal(register.status, 413, brief(register));
+    const faces = await request(svc.app).post('/v1/vision/face/list').type('form').send({ api_key: KEY });
+    assert.deepEqual(faces.body.faces, []);
+    assert.deepEqual(svc.engines.decodeBudget.stats(), { capacityBytes: svc.config.decodeMemoryBytes, heldBytes: 0, running: 0, waiting: 0 });
   });
 
   it('status routes answer without a key (Blue Iris sends none), as /ping does', async () => {
