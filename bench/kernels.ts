@@ -3,6 +3,7 @@
  * turns them into a throughput limit (workers / kernel time) and shows how close the service gets.
  *
  *   node --import tsx bench/kernels.ts [--quick] [--json] [--only=name,name] [--budget=ms]
+ *                                      [--threads=N] [--busy-threads=N] [--at-once=WORKERS]
  *
  * The bench runs it once before its rows (every kernel), and again with --only just before the
  * warm-up and just after the run of each of cvserve's rows (that row's kernel): the machine's speed
@@ -15,10 +16,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { feedFrom } from '../src/engines/onnx/free-dims.js';
+import { siblingModule, WorkerPool } from '../src/engines/pool.js';
 import { sessionOptions } from '../src/engines/onnx/session-options.js';
 import { loadOpenCv, type CV } from '../src/engines/opencv/load.js';
 import { jpegAddon } from '../src/image/jpeg-decoder.js';
 import { loadManifest } from '../src/models/manifest.js';
+import type { KernelWorkerData, TimeTask, WorkerTimes } from './kernel-worker.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..');
@@ -42,6 +45,12 @@ export interface KernelReport {
   kernels: Record<string, KernelTime>;
   /** The ONNX kernels again at the intra-op threads of a run that starts while another runs (CVSERVE_ONNX_BUSY_THREADS), where that is fewer. */
   busy?: { threads: number; kernels: Record<string, KernelTime> };
+  /**
+   * The ONNX kernels with every worker of a model running its own session at the same time, at the
+   * busy threads: what the workers can do together on this machine (cores share caches and memory).
+   * `ms` is the time per run that gives their summed rate: workers / Σ(1 / each worker's median).
+   */
+  atOnce?: { workers: number; threads: number; kernels: Record<string, KernelTime & { workerMs: number[] }> };
   /** Kernels that could not be measured (a missing model, a module not installed yet). */
   skipped: Record<string, string>;
 }
@@ -137,6 +146,55 @@ async function openCvKernels(report: KernelReport, modelsDir: string, imagesDir:
 
 type Ort = typeof import('onnxruntime-node');
 
+type OnnxKernel = [name: string, file: string, shape: number[], what: string, perCall?: number];
+
+/** YOLOX's space-to-depth feed, where the manifest declares one. */
+function yoloxSpaceToDepth(): { tensor: string } | undefined {
+  return loadManifest().models.find((m) => m.id === 'yolox-nano')?.input.spaceToDepth;
+}
+
+/** The ONNX kernels: the service's graphs, YOLOX fed past its Focus layer when the manifest says so. */
+function onnxModels(yolox: { tensor: string } | undefined): OnnxKernel[] {
+  return [
+    ['predict', 'mobilenetv2-12-int8.onnx', [1, 3, 224, 224], 'session.run, MobileNetV2 int8, batch 1'],
+    ['predict batch 8', 'mobilenetv2-12-int8.onnx', [8, 3, 224, 224], 'session.run, MobileNetV2 int8, batch 8', 8],
+    yolox
+      ? ['catdetection', 'yolox_nano.onnx', [1, 12, 208, 208], 'session.run, YOLOX-nano 416x416 fed past its Focus layer']
+      : ['catdetection', 'yolox_nano.onnx', [1, 3, 416, 416], 'session.run, YOLOX-nano 416x416'],
+    ['upscale cat300', 'espcn-x3.onnx', [4, 1, 224, 224], 'session.run, ESPCN x3, 4 tiles of 224 (a 300x400 image)', 4],
+  ];
+}
+
+/**
+ * Each ONNX kernel on `workers` worker threads at once, each with its own session of `threads`
+ * intra-op threads (bench/kernel-worker.ts), all timing their runs over the same window.
+ */
+async function onnxKernelsAtOnce(report: KernelReport, modelsDir: string, workers: number, threads: number, sel: Selection): Promise<void> {
+  const yolox = yoloxSpaceToDepth();
+  const into: NonNullable<KernelReport['atOnce']>['kernels'] = {};
+  for (const [name, file, shape, what, perCall] of onnxModels(yolox)) {
+    if (!wanted(sel, name)) continue;
+    const data: KernelWorkerData = { modelPath: path.join(modelsDir, file), shape, threads, feedFrom: name === 'catdetection' ? yolox?.tensor : undefined };
+    const pool = new WorkerPool({ name: `kernel ${name}`, filename: siblingModule(import.meta.url, 'kernel-worker'), size: workers, maxQueue: workers, workerData: data });
+    try {
+      await pool.ready();
+      const cpu0 = process.cpuUsage();
+      const task: TimeTask = { budgetMs: sel.budget, minIterations: 3 };
+      const results = await Promise.all(Array.from({ length: workers }, () => pool.run<WorkerTimes>(task)));
+      const cpu = process.cpuUsage(cpu0);
+      const workerMs = results.map((r) => [...r.times].sort((a, b) => a - b)[Math.floor(r.times.length / 2)]!);
+      const iterations = results.reduce((a, r) => a + r.times.length, 0);
+      const ms = workers / workerMs.reduce((a, t) => a + 1 / t, 0);
+      into[name] = { ms, cpuMs: (cpu.user + cpu.system) / 1000 / iterations, iterations, what: `${what}, ${workers} workers at once, ${threads} intra-op threads each`, perCall, workerMs };
+    } catch (err) {
+      report.skipped[`${name} at once`] = (err as Error).message;
+    } finally {
+      await pool.close();
+    }
+  }
+  report.atOnce = { workers, threads, kernels: into };
+}
+
 async function onnxKernels(report: KernelReport, modelsDir: string, threads: number, sel: Selection, into = report.kernels): Promise<void> {
   let ort: Ort;
   try {
@@ -149,15 +207,8 @@ async function onnxKernels(report: KernelReport, modelsDir: string, threads: num
   // The service's session options and graphs: int8 kernels as this CPU gets them, YOLOX fed past
   // its Focus layer when the manifest says so, so the limit is the service's own kernel's.
   const options = sessionOptions({ intraOpNumThreads: threads, memoryArena: true });
-  const yolox = loadManifest().models.find((m) => m.id === 'yolox-nano')?.input.spaceToDepth;
-  const models: [string, string, number[], string, number?][] = [
-    ['predict', 'mobilenetv2-12-int8.onnx', [1, 3, 224, 224], 'session.run, MobileNetV2 int8, batch 1'],
-    ['predict batch 8', 'mobilenetv2-12-int8.onnx', [8, 3, 224, 224], 'session.run, MobileNetV2 int8, batch 8', 8],
-    yolox
-      ? ['catdetection', 'yolox_nano.onnx', [1, 12, 208, 208], 'session.run, YOLOX-nano 416x416 fed past its Focus layer']
-      : ['catdetection', 'yolox_nano.onnx', [1, 3, 416, 416], 'session.run, YOLOX-nano 416x416'],
-    ['upscale cat300', 'espcn-x3.onnx', [4, 1, 224, 224], 'session.run, ESPCN x3, 4 tiles of 224 (a 300x400 image)', 4],
-  ];
+  const yolox = yoloxSpaceToDepth();
+  const models = onnxModels(yolox);
   for (const [name, file, shape, what, perCall] of models) {
     if (!wanted(sel, name)) continue;
     let session: Awaited<ReturnType<Ort['InferenceSession']['create']>>;
@@ -180,7 +231,7 @@ async function onnxKernels(report: KernelReport, modelsDir: string, threads: num
 }
 
 export async function measureKernels(
-  options: { quick?: boolean; budgetMs?: number; only?: string[]; threads?: number; busyThreads?: number; modelsDir?: string; imagesDir?: string } = {},
+  options: { quick?: boolean; budgetMs?: number; only?: string[]; threads?: number; busyThreads?: number; atOnceWorkers?: number; modelsDir?: string; imagesDir?: string } = {},
 ): Promise<KernelReport> {
   const cores = Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
   const threads = options.threads ?? cores;
@@ -194,6 +245,9 @@ export async function measureKernels(
     report.busy = { threads: options.busyThreads, kernels: {} };
     await onnxKernels(report, modelsDir, options.busyThreads, sel, report.busy.kernels);
   }
+  if (options.atOnceWorkers !== undefined && options.atOnceWorkers > 1) {
+    await onnxKernelsAtOnce(report, modelsDir, options.atOnceWorkers, Math.min(threads, options.busyThreads ?? threads), sel);
+  }
   return report;
 }
 
@@ -203,11 +257,13 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   const busyArg = args.find((a) => a.startsWith('--busy-threads='));
   const onlyArg = args.find((a) => a.startsWith('--only='));
   const budgetArg = args.find((a) => a.startsWith('--budget='));
+  const atOnceArg = args.find((a) => a.startsWith('--at-once='));
   const report = await measureKernels({
     quick: args.includes('--quick'),
     only: onlyArg ? onlyArg.slice('--only='.length).split(',') : undefined,
     budgetMs: budgetArg ? Number(budgetArg.split('=')[1]) : undefined,
     busyThreads: busyArg ? Number(busyArg.split('=')[1]) : undefined,
+    atOnceWorkers: atOnceArg ? Number(atOnceArg.split('=')[1]) : undefined,
     threads: threadsArg ? Number(threadsArg.split('=')[1]) : process.env.CVSERVE_ONNX_THREADS ? Number(process.env.CVSERVE_ONNX_THREADS) : undefined,
     modelsDir: process.env.CVSERVE_MODELS_DIR ? path.resolve(repoRoot, process.env.CVSERVE_MODELS_DIR) : undefined,
   });

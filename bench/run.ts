@@ -148,7 +148,7 @@ function kernelsFor(args: Args, only?: string): KernelReport | undefined {
   if (!only) console.log(`measuring kernel times (one thread${args.quick ? ', quick' : ''})...`);
   const busy = onnxBusyThreads(config);
   const select = only ? [`--only=${only}`, `--budget=${ADJACENT_BUDGET_MS}`] : args.quick ? ['--quick'] : [];
-  const out = execFileSync(process.execPath, ['--import', 'tsx', 'bench/kernels.ts', '--json', `--threads=${config.onnxThreads}`, `--busy-threads=${busy}`, ...select], {
+  const out = execFileSync(process.execPath, ['--import', 'tsx', 'bench/kernels.ts', '--json', `--threads=${config.onnxThreads}`, `--busy-threads=${busy}`, `--at-once=${config.onnxWorkers}`, ...select], {
     cwd: repoRoot,
     env: { ...process.env, CVSERVE_MODELS_DIR: path.join(shared, 'models') },
     maxBuffer: 1 << 24,
@@ -172,11 +172,19 @@ function adjacentKernels(before: KernelReport | undefined, after: KernelReport |
   const lone = faster(before?.kernels[name], after?.kernels[name]);
   if (!before || !lone) return undefined;
   const busy = before.busy ? faster(before.busy.kernels[name], after?.busy?.kernels[name]) : undefined;
-  return { ...before, kernels: { [name]: lone }, busy: before.busy && busy ? { threads: before.busy.threads, kernels: { [name]: busy } } : undefined };
+  const atOnce = before.atOnce ? faster(before.atOnce.kernels[name], after?.atOnce?.kernels[name]) : undefined;
+  return {
+    ...before,
+    kernels: { [name]: lone },
+    busy: before.busy && busy ? { threads: before.busy.threads, kernels: { [name]: busy } } : undefined,
+    atOnce: before.atOnce && atOnce ? { ...before.atOnce, kernels: { [name]: atOnce as KernelTime & { workerMs: number[] } } } : undefined,
+  };
 }
 
 /** The manifest's model behind each ONNX kernel, for its own worker count. */
 const KERNEL_MODEL: Record<string, string> = { predict: 'mobilenetv2-12-int8', catdetection: 'yolox-nano', 'upscale cat300': 'espcn-x3' };
+
+const isOnnxRow = (s: Scenario) => (s.pool ? s.pool === 'onnx' : ['/predict', '/catdetection', '/upscale'].includes(s.route));
 
 /**
  * Requests/s the workers could serve if each did nothing but the kernel. An ONNX model whose
@@ -186,8 +194,7 @@ const KERNEL_MODEL: Record<string, string> = { predict: 'mobilenetv2-12-int8', c
 function kernelLimit(s: Scenario, kernels: KernelReport | undefined, workers: { opencv: number; onnx: number }): number | undefined {
   const k = s.kernel ? kernels?.kernels[s.kernel] : undefined;
   if (!k) return undefined;
-  const isOnnx = s.pool ? s.pool === 'onnx' : ['/predict', '/catdetection', '/upscale'].includes(s.route);
-  if (!isOnnx) return (workers.opencv * 1000) / k.ms;
+  if (!isOnnxRow(s)) return (workers.opencv * 1000) / k.ms;
   const model = loadManifest().models.find((m) => m.id === KERNEL_MODEL[s.kernel!]);
   const n = model?.workers ?? workers.onnx;
   if (model?.threads !== undefined) {
@@ -199,9 +206,35 @@ function kernelLimit(s: Scenario, kernels: KernelReport | undefined, workers: { 
   return busy ? Math.max(1000 / k.ms, (n * 1000) / busy.ms) : (n * 1000) / k.ms;
 }
 
+/**
+ * kernelLimit with the busy-thread kernel timed on every worker at once (kernels.ts `atOnce`)
+ * instead of alone: what the workers reach together when each does nothing but the kernel.
+ * Undefined where that was not measured (one worker, a manifest thread count, a non-ONNX row).
+ */
+function atOnceLimit(s: Scenario, kernels: KernelReport | undefined, workers: { opencv: number; onnx: number }): number | undefined {
+  const k = s.kernel ? kernels?.kernels[s.kernel] : undefined;
+  const together = s.kernel ? kernels?.atOnce?.kernels[s.kernel] : undefined;
+  if (!k || !together || !isOnnxRow(s)) return undefined;
+  const model = loadManifest().models.find((m) => m.id === KERNEL_MODEL[s.kernel!]);
+  if (model?.threads !== undefined || (model?.workers ?? workers.onnx) !== kernels!.atOnce!.workers) return undefined;
+  return Math.max(1000 / k.ms, (kernels!.atOnce!.workers * 1000) / together.ms);
+}
+
+/** "77% of 143.9", and "(80% of 138.0 at once)" where the workers' kernels were also timed together. */
+function percentOfLimit(rps: number, limit: RowLimit): string {
+  const of = (l: number) => `${fmt((100 * rps) / l, 0)}% of ${fmt(l, 1)}`;
+  return limit.atOnce ? `${of(limit.limit)} (${of(limit.atOnce)} at once)` : of(limit.limit);
+}
+
 const fmt = (v: number, digits = 1) => (Number.isFinite(v) ? v.toFixed(digits) : '-');
 
-function printTable(rows: Row[], scenarios: Scenario[], limits: Map<string, number>): string {
+/** A row's kernel-bound limit (req/s), and the same with the workers' kernels timed at once where they were. */
+interface RowLimit {
+  limit: number;
+  atOnce?: number;
+}
+
+function printTable(rows: Row[], scenarios: Scenario[], limits: Map<string, RowLimit>): string {
   const header = ['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'peak RSS MB', 'CPU ms/req', 'x best peer', 'p99 vs peer', '% of limit', 'x before'];
   const lines: string[][] = [header];
   for (const s of scenarios) {
@@ -228,7 +261,7 @@ function printTable(rows: Row[], scenarios: Scenario[], limits: Map<string, numb
         fmt(r.cpuMsPerReq, r.cpuMsPerReq >= 100 ? 0 : 1),
         isCv && best ? `${fmt(r.rps / best.rps, 2)}x` : '',
         isCv && best ? (r.p99 <= best.p99 ? 'ok' : `${fmt(r.p99 / best.p99, 2)}x`) : '',
-        isCv && limit ? `${fmt((100 * r.rps) / limit, 0)}% of ${fmt(limit, 1)}` : '',
+        isCv && limit ? percentOfLimit(r.rps, limit) : '',
         isCv && before ? `${fmt(r.rps / before.rps, 2)}x` : '',
       ]);
     }
@@ -317,12 +350,12 @@ async function main(): Promise<void> {
     console.log(`targets: ${targets.map((t) => `${t.name} ${t.baseUrl}`).join(', ')}`);
 
     const rows: Row[] = [];
-    const limits = new Map<string, number>();
+    const limits = new Map<string, RowLimit>();
     const adjacentTimes: string[] = [];
     let turn = 0;
     for (const s of scenarios) {
       const limit = kernelLimit(s, kernels, workers);
-      if (limit) limits.set(s.id, limit);
+      if (limit) limits.set(s.id, { limit, atOnce: atOnceLimit(s, kernels, workers) });
       const serving = targets.filter((t) => t.routes.has(s.route));
       const order = serving.map((_, i) => serving[(i + turn) % serving.length]!);
       turn++;
@@ -357,9 +390,11 @@ async function main(): Promise<void> {
           const kernelAfter = kernelsFor(args, adjacent);
           const own = adjacentKernels(kernelBefore, kernelAfter, adjacent);
           const ownLimit = own ? kernelLimit(s, own, workers) : undefined;
-          if (ownLimit) limits.set(s.id, ownLimit);
+          if (ownLimit) limits.set(s.id, { limit: ownLimit, atOnce: atOnceLimit(s, own, workers) });
           const ms = (r?: KernelReport) => fmt(r?.busy?.kernels[adjacent]?.ms ?? r?.kernels[adjacent]?.ms ?? NaN, 2);
-          adjacentTimes.push(`  ${s.id.padEnd(26)} ${adjacent}: ${ms(kernelBefore)} ms before, ${ms(kernelAfter)} after; limit ${fmt(ownLimit ?? NaN)} (${fmt(limit ?? NaN)} from the start of the run)`);
+          const together = (r?: KernelReport) => fmt(r?.atOnce?.kernels[adjacent]?.ms ?? NaN, 2);
+          const atOnce = own?.atOnce ? `; at once ${together(kernelBefore)} and ${together(kernelAfter)} ms, limit ${fmt(atOnceLimit(s, own, workers) ?? NaN)}` : '';
+          adjacentTimes.push(`  ${s.id.padEnd(26)} ${adjacent}: ${ms(kernelBefore)} ms before, ${ms(kernelAfter)} after; limit ${fmt(ownLimit ?? NaN)} (${fmt(limit ?? NaN)} from the start of the run)${atOnce}`);
         }
       }
     }
@@ -367,8 +402,9 @@ async function main(): Promise<void> {
     const table = printTable(rows, scenarios, limits);
     console.log(`\n${table}\n`);
     if (kernels) {
-      console.log('kernel times (limit = workers / kernel time; ONNX with busy threads: the better of one run on all threads and every worker on the busy ones):');
-      for (const [name, k] of [...Object.entries(kernels.kernels), ...Object.entries(kernels.busy?.kernels ?? {}).map(([n, k]) => [`${n} busy`, k] as const)]) {
+      console.log('kernel times (limit = workers / kernel time; ONNX with busy threads: the better of one run on all threads and every worker on the busy ones; "at once": every worker running the busy kernel at the same time):');
+      const named = (suffix: string, ks: Record<string, KernelTime> = {}) => Object.entries(ks).map(([n, k]) => [`${n} ${suffix}`, k] as const);
+      for (const [name, k] of [...Object.entries(kernels.kernels), ...named('busy', kernels.busy?.kernels), ...named('at once', kernels.atOnce?.kernels)]) {
         console.log(`  ${name.padEnd(16)} ${fmt(k.ms, 2).padStart(8)} ms (cpu ${fmt(k.cpuMs, 2)} ms)  ${k.what}`);
       }
       for (const [name, why] of Object.entries(kernels.skipped)) console.log(`  ${name.padEnd(16)} skipped: ${why}`);
