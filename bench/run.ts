@@ -1,6 +1,6 @@
 /**
  * npm run bench -- [--vs-peer] [--duration 5] [--quick] [--only REGEX] [--no-build] [--no-kernels]
- *                  [--env NAME=VALUE ...] [--node-arg FLAG ...] [--cpu-prof] [--label TEXT]
+ *                  [--env NAME=VALUE ...] [--node-arg FLAG ...] [--cpu-prof] [--label TEXT] [--client raw|undici]
  *                  [--baseline GIT_REF [--baseline-env NAME=VALUE ...]]
  *
  * Builds cvserve, starts its production build on 127.0.0.1 (and with --vs-peer the Python peer, once
@@ -18,7 +18,7 @@ import { loadConfig } from '../src/config.js';
 import { onnxBusyThreads } from '../src/engines/engines.js';
 import { loadManifest } from '../src/models/manifest.js';
 import type { KernelReport, KernelTime } from './kernels.js';
-import { runLoad, type LoadResult } from './load.js';
+import { runLoad, type LoadClient, type LoadResult } from './load.js';
 import { frigateBody } from './deepstack.js';
 import { allScenarios, loadImages, multipartBody, type Scenario } from './scenarios.js';
 import { sampleRss, startCvServe, startPeer, treeCpuMs, waitIdle, type Target } from './targets.js';
@@ -45,10 +45,17 @@ interface Args {
   label?: string;
   /** Extra node flags for cvserve's server (not the baseline's). */
   nodeArgs: string[];
+  /** The load generator (load.ts): `raw` sockets, or `undici` as before issue 24's thirteenth look. */
+  client: LoadClient;
+}
+
+function loadClient(name: string): LoadClient {
+  if (name === 'raw' || name === 'undici') return name;
+  throw new Error(`--client is raw or undici, not ${name}`);
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { vsPeer: false, durationS: 5, warmupS: 2, quick: false, build: true, kernels: true, env: {}, cpuProf: false, baselineEnv: {}, nodeArgs: [] };
+  const a: Args = { vsPeer: false, durationS: 5, warmupS: 2, quick: false, build: true, kernels: true, env: {}, cpuProf: false, baselineEnv: {}, nodeArgs: [], client: 'raw' };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const next = () => {
@@ -67,6 +74,7 @@ function parseArgs(argv: string[]): Args {
       case '--cpu-prof': a.cpuProf = true; break;
       case '--label': a.label = next(); break;
       case '--node-arg': a.nodeArgs.push(next()); break;
+      case '--client': a.client = loadClient(next()); break;
       case '--baseline': a.baseline = next(); break;
       case '--baseline-env': {
         const [k, ...v] = next().split('=');
@@ -368,7 +376,7 @@ async function main(): Promise<void> {
         let answer: string;
         try {
           answer = await warmUp(p, s.connections);
-          if (args.warmupS > 0 && !answer.startsWith('HTTP ')) await runLoad({ ...p, connections: s.connections, durationS: args.warmupS * s.durationFactor });
+          if (args.warmupS > 0 && !answer.startsWith('HTTP ')) await runLoad({ ...p, client: args.client, connections: s.connections, durationS: args.warmupS * s.durationFactor });
         } catch (err) {
           answer = `failed: ${(err as Error).message}`;
         }
@@ -380,7 +388,7 @@ async function main(): Promise<void> {
         await waitIdle(t.process.pid!);
         const rss = sampleRss(t.process.pid!);
         const cpuBefore = treeCpuMs(t.process.pid!);
-        const result = await runLoad({ ...p, connections: s.connections, durationS: args.durationS * s.durationFactor });
+        const result = await runLoad({ ...p, client: args.client, connections: s.connections, durationS: args.durationS * s.durationFactor });
         const cpuMsPerReq = (treeCpuMs(t.process.pid!) - cpuBefore) / Math.max(1, result.ok);
         const peakRssMb = rss.stop();
         rows.push({ scenario: s.id, target: t.name, ...result, peakRssMb, cpuMsPerReq, answer });
