@@ -17,6 +17,7 @@ import { errorHandler } from './http/errors.js';
 import { healthRoutes, Lifecycle } from './http/health.js';
 import { ImageRequestReader } from './http/image-request.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
+import { expressMessageClasses, type MessageClasses } from './http/express-messages.js';
 import { withFastPing } from './http/fast-ping.js';
 import { requestId } from './http/request-id.js';
 import { serveResource } from './http/resource-route.js';
@@ -45,6 +46,8 @@ export interface CvServe {
   app: Express;
   /** What the HTTP server runs: the app behind the /ping fast path. */
   handler: RequestListener;
+  /** The request and response classes the HTTP server builds for the app (http/express-messages.ts). */
+  messageClasses: Partial<MessageClasses>;
   config: Config;
   resources: AnyResource[];
   engines: ServiceSet;
@@ -142,6 +145,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   return {
     app,
     handler: withFastPing(app, { securityHeaders: security, metrics, lifecycle }),
+    messageClasses: expressMessageClasses(app),
     config,
     resources,
     engines,

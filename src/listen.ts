@@ -1,4 +1,4 @@
-import { createServer, type RequestListener, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { createApp, type CvServe } from './app.js';
 import type { Config } from './config.js';
 import { answerClientErrorsAsJson } from './http/client-error.js';
@@ -14,7 +14,7 @@ import { createLogger } from './logger.js';
 export async function startServer(config: Config): Promise<{ server: Server; service: CvServe; shutdown: (reason: string) => Promise<void> }> {
   const log = createLogger(config);
   const service = await createApp(config, { logger: log });
-  const server = createHttpServer(service.handler, config);
+  const server = createHttpServer(service, config);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => {
@@ -59,10 +59,11 @@ export async function startServer(config: Config): Promise<{ server: Server; ser
  * out (408), idle keep-alive connections close, connections past the cap are dropped, parser
  * errors answer JSON, and `Expect: 100-continue` is answered from the declared size.
  */
-export function createHttpServer(handler: RequestListener, config: Config): Server {
+export function createHttpServer(service: Pick<CvServe, 'handler' | 'messageClasses'>, config: Config): Server {
+  const { handler } = service;
   // Node checks the header and body time limits every connectionsCheckingInterval (30 s by default):
   // checked every second, a 20 s limit fires at 20-21 s, not at up to 50.
-  const server = createServer({ connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs) }, handler);
+  const server = createServer({ connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs), ...service.messageClasses }, handler);
   server.headersTimeout = config.headersTimeoutMs;
   server.requestTimeout = config.bodyTimeoutMs;
   server.keepAliveTimeout = config.keepAliveTimeoutMs;

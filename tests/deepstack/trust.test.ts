@@ -61,7 +61,7 @@ describe('with API keys on, a /v1 body is not held for a request without a valid
       { resources: [standInDetector()] },
       { waitForWorkers: false },
     );
-    server = await wrap(createHttpServer(svc.handler, svc.config).listen(0, '127.0.0.1'));
+    server = await wrap(createHttpServer(svc, svc.config).listen(0, '127.0.0.1'));
   });
   after(async () => {
     await server.close();
@@ -110,7 +110,7 @@ describe('one answer per request', () => {
 
   before(async () => {
     svc = await createTestApp({ requestTimeoutMs: 200, bodyTimeoutMs: 1000 }, { resources: [standInDetector(), sizeResource()] }, { waitForWorkers: false });
-    server = await wrap(createHttpServer(svc.handler, svc.config).listen(0, '127.0.0.1'));
+    server = await wrap(createHttpServer(svc, svc.config).listen(0, '127.0.0.1'));
   });
   after(async () => {
     await server.close();
