@@ -17,7 +17,7 @@ import { errorHandler } from './http/errors.js';
 import { healthRoutes, Lifecycle } from './http/health.js';
 import { ImageRequestReader } from './http/image-request.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
-import { expressMessageClasses, type MessageClasses } from './http/express-messages.js';
+import { adoptMessageClasses, type MessageClasses } from './http/express-messages.js';
 import { withFastPing } from './http/fast-ping.js';
 import { requestId } from './http/request-id.js';
 import { serveResource } from './http/resource-route.js';
@@ -47,7 +47,7 @@ export interface CvServe {
   /** What the HTTP server runs: the app behind the /ping fast path. */
   handler: RequestListener;
   /** The request and response classes the HTTP server builds for the app (http/express-messages.ts). */
-  messageClasses: Partial<MessageClasses>;
+  messageClasses: MessageClasses;
   config: Config;
   resources: AnyResource[];
   engines: ServiceSet;
@@ -78,6 +78,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   await initResources(deepstack.resources, { config, engines, log });
 
   const app = express();
+  const messageClasses = adoptMessageClasses(app);
   app.disable('x-powered-by');
   // No ETag on res.send answers: Express hashes every body for it (SHA-1 of a 0.5 MB edge map: about
   // 1 ms of main-thread CPU), and answers to posted images are never revalidated. Static files
@@ -145,7 +146,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   return {
     app,
     handler: withFastPing(app, { securityHeaders: security, metrics, lifecycle }),
-    messageClasses: expressMessageClasses(app),
+    messageClasses,
     config,
     resources,
     engines,
