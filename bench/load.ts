@@ -74,9 +74,9 @@ const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * Closed-loop load: `connections` clients, each sending the next request as soon as its answer
  * (body included) arrives, each latency measured around its own request. The load runs on the same
  * cores as the server, so its own CPU is charged to the server's rate: the default client writes a
- * prebuilt request on a plain socket and only frames the answer (answer-reader.ts), 0.23 ms of CPU
- * for a Frigate frame's exchange against undici's 0.62-0.72 (bench/NOTES.md, issue 24's thirteenth
- * look). `client: 'undici'` keeps the previous client for comparison. autocannon was dropped long
+ * prebuilt request on a plain socket and only frames the answer (answer-reader.ts), 0.21-0.25 ms of
+ * CPU for a Frigate frame's exchange against undici's 0.53-0.72 (bench/NOTES.md, issue 24's
+ * thirteenth look). `client: 'undici'` keeps the previous client for comparison. autocannon was dropped long
  * ago: against servers that close the connection after each answer (gunicorn's sync workers,
  * Flask's dev server) it wrote the next request into the closing socket and paired answers with
  * the wrong start times; both clients here open a new connection once the server says it closes.
