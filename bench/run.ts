@@ -373,6 +373,10 @@ async function main(): Promise<void> {
         // lets V8 shrink its heaps and drop code the row then compiles again.
         const adjacent = limit && !args.quick && t.name === 'cvserve' ? s.kernel : undefined;
         const kernelBefore = adjacent ? kernelsFor(args, adjacent) : undefined;
+        // kernelsFor blocks this event loop for seconds: a kept-alive connection the server closed
+        // meanwhile (its keep-alive timeout) must be seen closed before the warm-up's fetch picks it
+        // ("other side closed" on the first row of an --only run with a baseline), so one turn of the loop.
+        if (kernelBefore) await new Promise((r) => setTimeout(r, 50));
         let answer: string;
         try {
           answer = await warmUp(p, s.connections);
