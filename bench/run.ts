@@ -9,7 +9,8 @@
  * ratio to the better peer mode, and how close cvserve gets to its kernel-bound limit. The same goes
  * to bench/results/<time>.json. All traffic stays on 127.0.0.1.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -150,19 +151,27 @@ async function warmUp(p: Prepared, connections: number): Promise<string> {
   return first;
 }
 
-function kernelsFor(args: Args, only?: string): KernelReport | undefined {
+/**
+ * bench/kernels.ts in a child process, its JSON report. Awaited, not run synchronously: a blocked
+ * event loop misses the servers closing idle kept-alive connections meanwhile, and the next fetch
+ * then picks a closed one ("other side closed" on the first row of an --only run with a baseline).
+ */
+async function kernelsFor(args: Args, only?: string): Promise<KernelReport | undefined> {
   if (!args.kernels) return undefined;
   const config = loadConfig({ ...process.env, ...args.env });
   if (!only) console.log(`measuring kernel times (one thread${args.quick ? ', quick' : ''})...`);
   const busy = onnxBusyThreads(config);
   const select = only ? [`--only=${only}`, `--budget=${ADJACENT_BUDGET_MS}`] : args.quick ? ['--quick'] : [];
-  const out = execFileSync(process.execPath, ['--import', 'tsx', 'bench/kernels.ts', '--json', `--threads=${config.onnxThreads}`, `--busy-threads=${busy}`, `--at-once=${config.onnxWorkers}`, ...select], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/kernels.ts', '--json', `--threads=${config.onnxThreads}`, `--busy-threads=${busy}`, `--at-once=${config.onnxWorkers}`, ...select], {
     cwd: repoRoot,
     env: { ...process.env, CVSERVE_MODELS_DIR: path.join(shared, 'models') },
-    maxBuffer: 1 << 24,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  return JSON.parse(out.toString()) as KernelReport;
+  const out: Buffer[] = [];
+  child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+  if (code !== 0) throw new Error(`bench/kernels.ts failed (${signal ?? `exit code ${code}`})`);
+  return JSON.parse(Buffer.concat(out).toString()) as KernelReport;
 }
 
 /** How long a row's own kernel is timed just before cvserve's warm-up for the row and just after its run. */
@@ -326,7 +335,7 @@ async function main(): Promise<void> {
     if (b.status !== 0) throw new Error('npm run build failed');
   }
 
-  const kernels = kernelsFor(args);
+  const kernels = await kernelsFor(args);
   const config = loadConfig({ ...process.env, ...args.env });
   const workers = { opencv: config.opencvWorkers, onnx: config.onnxWorkers };
   const images = await loadImages(path.join(shared, 'images'));
@@ -372,11 +381,7 @@ async function main(): Promise<void> {
         // Before the warm-up: the server would otherwise start the row after seconds of idling, which
         // lets V8 shrink its heaps and drop code the row then compiles again.
         const adjacent = limit && !args.quick && t.name === 'cvserve' ? s.kernel : undefined;
-        const kernelBefore = adjacent ? kernelsFor(args, adjacent) : undefined;
-        // kernelsFor blocks this event loop for seconds: a kept-alive connection the server closed
-        // meanwhile (its keep-alive timeout) must be seen closed before the warm-up's fetch picks it
-        // ("other side closed" on the first row of an --only run with a baseline), so one turn of the loop.
-        if (kernelBefore) await new Promise((r) => setTimeout(r, 50));
+        const kernelBefore = adjacent ? await kernelsFor(args, adjacent) : undefined;
         let answer: string;
         try {
           answer = await warmUp(p, s.connections);
@@ -399,7 +404,7 @@ async function main(): Promise<void> {
         console.log(`  ${s.id.padEnd(22)} ${t.name.padEnd(12)} ${fmt(result.rps).padStart(8)} req/s  p50 ${fmt(result.p50)} ms  p99 ${fmt(result.p99)} ms  errors ${result.errors}  cpu ${fmt(cpuMsPerReq)} ms/req  [${answer}]`);
         await waitIdle(t.process.pid!);
         if (adjacent) {
-          const kernelAfter = kernelsFor(args, adjacent);
+          const kernelAfter = await kernelsFor(args, adjacent);
           const own = adjacentKernels(kernelBefore, kernelAfter, adjacent);
           const ownLimit = own ? kernelLimit(s, own, workers) : undefined;
           if (ownLimit) limits.set(s.id, { limit: ownLimit, atOnce: atOnceLimit(s, own, workers) });
