@@ -1,5 +1,5 @@
 /**
- * npm run bench -- [--vs-peer] [--duration 5] [--quick] [--only REGEX] [--no-build] [--no-kernels]
+ * npm run bench -- [--vs-peer] [--duration 5] [--rounds 1] [--quick] [--only REGEX] [--no-build] [--no-kernels]
  *                  [--env NAME=VALUE ...] [--node-arg FLAG ...] [--cpu-prof] [--label TEXT] [--client raw|undici]
  *                  [--baseline GIT_REF [--baseline-env NAME=VALUE ...]]
  *
@@ -7,7 +7,9 @@
  * under gunicorn -w 2 and once under Flask's dev server), runs every scenario against each server in
  * turn (rotating who goes first), and prints one table: requests/s, p50, p99, errors, peak RSS, the
  * ratio to the better peer mode, and how close cvserve gets to its kernel-bound limit. The same goes
- * to bench/results/<time>.json. All traffic stays on 127.0.0.1.
+ * to bench/results/<time>.json. All traffic stays on 127.0.0.1. With `--rounds N` every row runs N
+ * times over (the targets rotating each round) and the table shows medians, each ratio taken within
+ * its round (bench/table.ts).
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -19,9 +21,10 @@ import { loadConfig } from '../src/config.js';
 import { onnxBusyThreads } from '../src/engines/engines.js';
 import { loadManifest } from '../src/models/manifest.js';
 import type { KernelReport, KernelTime } from './kernels.js';
-import { runLoad, type LoadClient, type LoadResult } from './load.js';
+import { runLoad, type LoadClient } from './load.js';
 import { frigateBody } from './deepstack.js';
 import { allScenarios, loadImages, multipartBody, type Scenario } from './scenarios.js';
+import { BASELINE_NAME, fmt, printTable, type Row, type RowLimit } from './table.js';
 import { sampleRss, startCvServe, startPeer, treeCpuMs, waitIdle, type Target } from './targets.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -31,6 +34,8 @@ const shared = path.resolve(repoRoot, '..', 'shared');
 interface Args {
   vsPeer: boolean;
   durationS: number;
+  /** How many times each row runs against every target, one round after another (medians in the table). */
+  rounds: number;
   /** Seconds of load at the row's concurrency before it is measured, for every target (steady state, not a cold start). */
   warmupS: number;
   quick: boolean;
@@ -56,7 +61,7 @@ function loadClient(name: string): LoadClient {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { vsPeer: false, durationS: 5, warmupS: 2, quick: false, build: true, kernels: true, env: {}, cpuProf: false, baselineEnv: {}, nodeArgs: [], client: 'raw' };
+  const a: Args = { vsPeer: false, durationS: 5, rounds: 1, warmupS: 2, quick: false, build: true, kernels: true, env: {}, cpuProf: false, baselineEnv: {}, nodeArgs: [], client: 'raw' };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const next = () => {
@@ -67,6 +72,7 @@ function parseArgs(argv: string[]): Args {
     switch (arg) {
       case '--vs-peer': a.vsPeer = true; break;
       case '--duration': a.durationS = Number(next()); break;
+      case '--rounds': a.rounds = Number(next()); break;
       case '--warmup': a.warmupS = Number(next()); break;
       case '--quick': a.quick = true; break;
       case '--only': a.only = new RegExp(next()); break;
@@ -95,18 +101,10 @@ function parseArgs(argv: string[]): Args {
   if (a.quick && !argv.includes('--warmup')) a.warmupS = 0;
   if (!(a.warmupS >= 0)) throw new Error('--warmup must be 0 or more seconds');
   if (!(a.durationS > 0)) throw new Error('--duration must be a positive number of seconds');
+  if (!Number.isInteger(a.rounds) || a.rounds < 1) throw new Error('--rounds must be a whole number, 1 or more');
   return a;
 }
 
-interface Row extends LoadResult {
-  scenario: string;
-  target: string;
-  peakRssMb: number;
-  /** Server CPU time (all its threads and processes) per answered request, during the run: noise-resistant. */
-  cpuMsPerReq: number;
-  /** One answer, for checking that the servers agree. */
-  answer: string;
-}
 
 /** A short description of one answer: box count, top label, or image type and size. */
 async function describeAnswer(res: Response): Promise<string> {
@@ -237,63 +235,6 @@ function atOnceLimit(s: Scenario, kernels: KernelReport | undefined, workers: { 
   return Math.max(1000 / k.ms, (kernels!.atOnce!.workers * 1000) / together.ms);
 }
 
-/** "77% of 143.9", and "(80% of 138.0 at once)" where the workers' kernels were also timed together. */
-function percentOfLimit(rps: number, limit: RowLimit): string {
-  const of = (l: number) => `${fmt((100 * rps) / l, 0)}% of ${fmt(l, 1)}`;
-  return limit.atOnce ? `${of(limit.limit)} (${of(limit.atOnce)} at once)` : of(limit.limit);
-}
-
-const fmt = (v: number, digits = 1) => (Number.isFinite(v) ? v.toFixed(digits) : '-');
-
-/** A row's kernel-bound limit (req/s), and the same with the workers' kernels timed at once where they were. */
-interface RowLimit {
-  limit: number;
-  atOnce?: number;
-}
-
-function printTable(rows: Row[], scenarios: Scenario[], limits: Map<string, RowLimit>): string {
-  const header = ['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'peak RSS MB', 'CPU ms/req', 'x best peer', 'p99 vs peer', '% of limit', 'x before'];
-  const lines: string[][] = [header];
-  for (const s of scenarios) {
-    const group = rows.filter((r) => r.scenario === s.id);
-    if (group.length === 0) continue;
-    const peers = group.filter((r) => !r.target.startsWith('cvserve') && r.ok > 0);
-    const before = group.find((r) => r.target === BASELINE_NAME && r.ok > 0);
-    const best = peers.sort((a, b) => b.rps - a.rps)[0];
-    for (const r of group) {
-      if (r.ok === 0 && r.answer && !r.answer.includes('B') && /^(HTTP|failed)/.test(r.answer)) {
-        lines.push([s.id, r.target, '-', '-', '-', String(r.errors), '-', '-', '', '', `unavailable: ${r.answer.slice(0, 40)}`, '']);
-        continue;
-      }
-      const isCv = r.target === 'cvserve';
-      const limit = limits.get(s.id);
-      lines.push([
-        s.id,
-        r.target,
-        fmt(r.rps, r.rps >= 100 ? 0 : 1),
-        fmt(r.p50, r.p50 >= 100 ? 0 : 1),
-        fmt(r.p99, r.p99 >= 100 ? 0 : 1),
-        String(r.errors),
-        fmt(r.peakRssMb, 0),
-        fmt(r.cpuMsPerReq, r.cpuMsPerReq >= 100 ? 0 : 1),
-        isCv && best ? `${fmt(r.rps / best.rps, 2)}x` : '',
-        isCv && best ? (r.p99 <= best.p99 ? 'ok' : `${fmt(r.p99 / best.p99, 2)}x`) : '',
-        isCv && limit ? percentOfLimit(r.rps, limit) : '',
-        isCv && before ? `${fmt(r.rps / before.rps, 2)}x` : '',
-      ]);
-    }
-  }
-  const widths = header.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
-  const text = lines
-    .map((l, n) => {
-      const line = l.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-      return n === 0 ? `${line}\n${widths.map((w) => '-'.repeat(w)).join('  ')}` : line;
-    })
-    .join('\n');
-  return text;
-}
-
-const BASELINE_NAME = 'cvserve-before';
 
 /**
  * The given ref's tree, exported with `git archive` into /tmp (the repository is not touched),
@@ -374,49 +315,53 @@ async function main(): Promise<void> {
       const limit = kernelLimit(s, kernels, workers);
       if (limit) limits.set(s.id, { limit, atOnce: atOnceLimit(s, kernels, workers) });
       const serving = targets.filter((t) => t.routes.has(s.route));
-      const order = serving.map((_, i) => serving[(i + turn) % serving.length]!);
-      turn++;
-      for (const t of order) {
-        const p = prepare(t, s, images);
-        // Before the warm-up: the server would otherwise start the row after seconds of idling, which
-        // lets V8 shrink its heaps and drop code the row then compiles again.
-        const adjacent = limit && !args.quick && t.name === 'cvserve' ? s.kernel : undefined;
-        const kernelBefore = adjacent ? await kernelsFor(args, adjacent) : undefined;
-        let answer: string;
-        try {
-          answer = await warmUp(p, s.connections);
-          if (args.warmupS > 0 && !answer.startsWith('HTTP ')) await runLoad({ ...p, client: args.client, connections: s.connections, durationS: args.warmupS * s.durationFactor });
-        } catch (err) {
-          answer = `failed: ${(err as Error).message}`;
-        }
-        if (answer.startsWith('HTTP ') || answer.startsWith('failed')) {
-          console.log(`  ${s.id.padEnd(22)} ${t.name.padEnd(12)} skipped: ${answer}`);
-          rows.push({ scenario: s.id, target: t.name, rps: 0, p50: NaN, p99: NaN, mean: NaN, ok: 0, errors: 1, statusCodes: {}, durationS: 0, peakRssMb: NaN, cpuMsPerReq: NaN, answer });
-          continue;
-        }
-        await waitIdle(t.process.pid!);
-        const rss = sampleRss(t.process.pid!);
-        const cpuBefore = treeCpuMs(t.process.pid!);
-        const result = await runLoad({ ...p, client: args.client, connections: s.connections, durationS: args.durationS * s.durationFactor });
-        const cpuMsPerReq = (treeCpuMs(t.process.pid!) - cpuBefore) / Math.max(1, result.ok);
-        const peakRssMb = rss.stop();
-        rows.push({ scenario: s.id, target: t.name, ...result, peakRssMb, cpuMsPerReq, answer });
-        console.log(`  ${s.id.padEnd(22)} ${t.name.padEnd(12)} ${fmt(result.rps).padStart(8)} req/s  p50 ${fmt(result.p50)} ms  p99 ${fmt(result.p99)} ms  errors ${result.errors}  cpu ${fmt(cpuMsPerReq)} ms/req  [${answer}]`);
-        await waitIdle(t.process.pid!);
-        if (adjacent) {
-          const kernelAfter = await kernelsFor(args, adjacent);
-          const own = adjacentKernels(kernelBefore, kernelAfter, adjacent);
-          const ownLimit = own ? kernelLimit(s, own, workers) : undefined;
-          if (ownLimit) limits.set(s.id, { limit: ownLimit, atOnce: atOnceLimit(s, own, workers) });
-          const ms = (r?: KernelReport) => fmt(r?.busy?.kernels[adjacent]?.ms ?? r?.kernels[adjacent]?.ms ?? NaN, 2);
-          const together = (r?: KernelReport) => fmt(r?.atOnce?.kernels[adjacent]?.ms ?? NaN, 2);
-          const atOnce = own?.atOnce ? `; at once ${together(kernelBefore)} and ${together(kernelAfter)} ms, limit ${fmt(atOnceLimit(s, own, workers) ?? NaN)}` : '';
-          adjacentTimes.push(`  ${s.id.padEnd(26)} ${adjacent}: ${ms(kernelBefore)} ms before, ${ms(kernelAfter)} after; limit ${fmt(ownLimit ?? NaN)} (${fmt(limit ?? NaN)} from the start of the run)${atOnce}`);
+      for (let round = 0; round < args.rounds; round++) {
+        const order = serving.map((_, i) => serving[(i + turn) % serving.length]!);
+        turn++;
+        const label = args.rounds > 1 ? `${s.id} #${round + 1}` : s.id;
+        for (const t of order) {
+          const p = prepare(t, s, images);
+          // Before the warm-up: the server would otherwise start the row after seconds of idling, which
+          // lets V8 shrink its heaps and drop code the row then compiles again.
+          const adjacent = limit && !args.quick && t.name === 'cvserve' ? s.kernel : undefined;
+          const kernelBefore = adjacent ? await kernelsFor(args, adjacent) : undefined;
+          let answer: string;
+          try {
+            answer = await warmUp(p, s.connections);
+            if (args.warmupS > 0 && !answer.startsWith('HTTP ')) await runLoad({ ...p, client: args.client, connections: s.connections, durationS: args.warmupS * s.durationFactor });
+          } catch (err) {
+            answer = `failed: ${(err as Error).message}`;
+          }
+          if (answer.startsWith('HTTP ') || answer.startsWith('failed')) {
+            console.log(`  ${label.padEnd(22)} ${t.name.padEnd(12)} skipped: ${answer}`);
+            rows.push({ scenario: s.id, target: t.name, round, rps: 0, p50: NaN, p99: NaN, mean: NaN, ok: 0, errors: 1, statusCodes: {}, durationS: 0, peakRssMb: NaN, cpuMsPerReq: NaN, answer });
+            continue;
+          }
+          await waitIdle(t.process.pid!);
+          const rss = sampleRss(t.process.pid!);
+          const cpuBefore = treeCpuMs(t.process.pid!);
+          const result = await runLoad({ ...p, client: args.client, connections: s.connections, durationS: args.durationS * s.durationFactor });
+          const cpuMsPerReq = (treeCpuMs(t.process.pid!) - cpuBefore) / Math.max(1, result.ok);
+          const peakRssMb = rss.stop();
+          const row: Row = { scenario: s.id, target: t.name, round, ...result, peakRssMb, cpuMsPerReq, answer };
+          rows.push(row);
+          console.log(`  ${label.padEnd(22)} ${t.name.padEnd(12)} ${fmt(result.rps).padStart(8)} req/s  p50 ${fmt(result.p50)} ms  p99 ${fmt(result.p99)} ms  errors ${result.errors}  cpu ${fmt(cpuMsPerReq)} ms/req  [${answer}]`);
+          await waitIdle(t.process.pid!);
+          if (adjacent) {
+            const kernelAfter = await kernelsFor(args, adjacent);
+            const own = adjacentKernels(kernelBefore, kernelAfter, adjacent);
+            const ownLimit = own ? kernelLimit(s, own, workers) : undefined;
+            if (ownLimit) row.limit = { limit: ownLimit, atOnce: atOnceLimit(s, own, workers) };
+            const ms = (r?: KernelReport) => fmt(r?.busy?.kernels[adjacent]?.ms ?? r?.kernels[adjacent]?.ms ?? NaN, 2);
+            const together = (r?: KernelReport) => fmt(r?.atOnce?.kernels[adjacent]?.ms ?? NaN, 2);
+            const atOnce = own?.atOnce ? `; at once ${together(kernelBefore)} and ${together(kernelAfter)} ms, limit ${fmt(atOnceLimit(s, own, workers) ?? NaN)}` : '';
+            adjacentTimes.push(`  ${label.padEnd(26)} ${adjacent}: ${ms(kernelBefore)} ms before, ${ms(kernelAfter)} after; limit ${fmt(ownLimit ?? NaN)} (${fmt(limit ?? NaN)} from the start of the run)${atOnce}`);
+          }
         }
       }
     }
 
-    const table = printTable(rows, scenarios, limits);
+    const table = printTable(rows, scenarios.map((s) => s.id), limits);
     console.log(`\n${table}\n`);
     if (kernels) {
       console.log('kernel times (limit = workers / kernel time; ONNX with busy threads: the better of one run on all threads and every worker on the busy ones; "at once": every worker running the busy kernel at the same time):');
