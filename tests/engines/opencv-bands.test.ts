@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { OpenCvEngine } from '../../src/engines/opencv/engine.js';
-import { planScaleRanges, pyramidPixels, scaleLevels } from '../../src/engines/opencv/split.js';
+import { planScaleRanges, planScaleSplit, planScaleTasks, pyramidPixels, scaleLevels } from '../../src/engines/opencv/split.js';
 import { assertSameBoxes, CAT_CASCADE, FACE_CASCADE, modelsDir, reference, rgbOf } from '../resources/haar-reference.js';
 
 const DEFAULTS = { scaleFactor: 1.1, minNeighbors: 5, minSize: 25 };
@@ -27,6 +27,28 @@ describe('a Haar search larger than one call may hold is split into bounded call
       }
       assert.equal(levels.reduce((a, l) => a + l.pixels, 0), pyramidPixels(w, h, window, sf, 25));
     }
+  });
+
+  test("one task per part: each holds the bounded ranges inside one part of the split, in order", () => {
+    const window: [number, number] = [20, 20];
+    for (const [w, h, sf, parts, maxPixels] of [
+      [2372, 1334, 1.1, 2, 4_000_000],
+      [2372, 1334, 1.1, 1, 4_000_000],
+      [2372, 1334, 1.02, 3, 2_000_000],
+      [640, 482, 1.1, 2, 150_000],
+    ] as const) {
+      const ranges = planScaleRanges(w, h, window, sf, 25, { parts, maxPixels });
+      const split = planScaleSplit(w, h, window, sf, 25, parts);
+      const tasks = planScaleTasks(w, h, window, sf, 25, { parts, maxPixels });
+      const label = `${w}x${h}@${sf} in ${parts}`;
+      assert.deepEqual(tasks.flat(), ranges, `${label}: every range once, in order`);
+      assert.equal(tasks.length, split.length, `${label}: one task per part`);
+      tasks.forEach((task, i) => {
+        assert.equal(task[0]!.minSize, split[i]!.minSize, `${label}: task ${i} starts its part`);
+        assert.equal(task.at(-1)!.maxSize, split[i]!.maxSize, `${label}: task ${i} ends its part`);
+      });
+    }
+    assert.equal(planScaleTasks(2372, 1334, window, 1.1, 25, { parts: 2, maxPixels: 4_000_000 })[0]!.length, 2, "car.jpg: the first part's two ranges are one task");
   });
 
   test('car.jpg at scaleFactor 1.01 (the search that ran the worker out of memory) is 106 M pyramid pixels', () => {
@@ -58,14 +80,16 @@ describe('a Haar search larger than one call may hold is split into bounded call
         assert.ok(calls >= 3, `the search is split (${calls} calls)`);
         const before = banded.stats().completed;
         const one = await whole.detect(rgb, options);
-        const split = await banded.detect(rgb, options);
-        assert.equal(banded.stats().completed - before, calls, 'one pool task per call');
+        const timed = await banded.detectTimed(rgb, options);
+        assert.equal(timed.calls, calls, 'one detectMultiScale call per range');
+        assert.equal(banded.stats().completed - before, 1, 'one pool task: the pixels cross once');
+        const split = timed.boxes;
         assert.deepEqual(split, one);
         assertSameBoxes(split, expected, 0.9);
       });
     }
 
-    test('the calls go one after another: one copy of the pixels waits at a time, not one per call', async () => {
+    test('the calls are one task: one copy of the pixels waits, not one per call', async () => {
       const rgb = await rgbOf('test_face_processing.jpg');
       const pending = banded.detect(rgb, { cascade: FACE_CASCADE, ...DEFAULTS, window: [20, 20] });
       const stats = banded.stats();

@@ -2,7 +2,7 @@ import type { RawImage } from '../../image/types.js';
 import { siblingModule, WorkerPool, type PoolStats } from '../pool.js';
 import type { OpenCvBuild } from './load.js';
 import type { Box, CannyEngine, CannyJpegResult, CannyResult, DetectOptions, DetectResult, OpenCvInfo } from './protocol.js';
-import { groupRectangles, planScaleRanges, type Rect, type ScaleRange } from './split.js';
+import { groupRectangles, planScaleTasks, type Rect, type ScaleRange } from './split.js';
 
 export type { Box, CannyEngine, DetectOptions } from './protocol.js';
 
@@ -91,8 +91,8 @@ export class OpenCvEngine {
   /** detect() plus the time spent in detectMultiScale inside the worker. */
   async detectTimed(image: RawImage, options: DetectOptions, signal?: AbortSignal): Promise<DetectResult> {
     const { cascade, scaleFactor, minNeighbors, minSize } = options;
-    const { ranges, lanes } = this.scaleRanges(image, options);
-    if (ranges.length > 1) return this.detectSplit(image, options, ranges, lanes, signal);
+    const tasks = this.scaleTasks(image, options);
+    if (tasks.length > 1 || tasks[0]!.length > 1) return this.detectInRanges(image, options, tasks, signal);
     const [pixels, transferList] = ownCopy(image);
     const result = await this.pool.run<DetectResult>({ op: 'detect', image: pixels, cascade, scaleFactor, minNeighbors, minSize }, { signal, transferList });
     if (result.window) this.windows.set(cascade, result.window);
@@ -100,50 +100,41 @@ export class OpenCvEngine {
   }
 
   /**
-   * The calls one detection is made of: one, or several scale ranges, to share it among idle
-   * workers (images of splitMinPixels and more) and to keep each call's pyramid within
-   * MAX_PYRAMID_PIXELS_PER_CALL; `lanes`: how many of them may be in flight at once (the idle
-   * workers shared, else one).
+   * The tasks one detection is made of, each a list of scale ranges one worker searches in turn:
+   * one task of one range, or ranges that keep each call's pyramid within
+   * MAX_PYRAMID_PIXELS_PER_CALL, shared out as one task per idle worker when the image is large
+   * enough (splitMinPixels) and nothing waits.
    */
-  private scaleRanges(image: RawImage, options: DetectOptions): { ranges: ScaleRange[]; lanes: number } {
+  private scaleTasks(image: RawImage, options: DetectOptions): ScaleRange[][] {
     const window = options.window ?? this.windows.get(options.cascade);
-    const whole = { ranges: [{ minSize: options.minSize, maxSize: 0 }], lanes: 1 };
-    if (!window) return whole;
+    if (!window) return [[{ minSize: options.minSize, maxSize: 0 }]];
     const threshold = this.options.splitMinPixels ?? 0;
     // Only spare capacity is shared: under load every worker already has a request of its own.
     const stats = this.pool.stats();
     const idle = stats.size - stats.running;
     const share = threshold > 0 && image.width * image.height >= threshold && idle >= 2 && stats.queued === 0;
-    const lanes = share ? idle : 1;
-    const ranges = planScaleRanges(image.width, image.height, window, options.scaleFactor, options.minSize, {
-      parts: lanes,
+    return planScaleTasks(image.width, image.height, window, options.scaleFactor, options.minSize, {
+      parts: share ? idle : 1,
       maxPixels: this.options.maxPyramidPixelsPerCall ?? MAX_PYRAMID_PIXELS_PER_CALL,
     });
-    return { ranges, lanes };
   }
 
   /**
-   * One detection as several scale ranges, each returning raw candidates (minNeighbors 0), grouped
-   * once here exactly as detectMultiScale groups them. At most `lanes` ranges are in flight: each
-   * holds its own copy of the pixels until a worker takes it, so ranges cut only to bound the
-   * wasm heap go one after another (one copy at a time), not all queued at once.
+   * One detection as scale ranges, each searched with minNeighbors 0 for its raw candidates, which
+   * are grouped once here exactly as detectMultiScale groups them. Each task goes to a worker with
+   * its own copy of the pixels and searches its ranges one after another, on one gray copy.
    */
-  private async detectSplit(image: RawImage, options: DetectOptions, ranges: ScaleRange[], lanes: number, signal?: AbortSignal): Promise<DetectResult> {
+  private async detectInRanges(image: RawImage, options: DetectOptions, tasks: ScaleRange[][], signal?: AbortSignal): Promise<DetectResult> {
     const { cascade, scaleFactor, minNeighbors } = options;
-    const parts: DetectResult[] = new Array(ranges.length);
-    let next = 0;
-    const lane = async (): Promise<void> => {
-      while (next < ranges.length) {
-        const i = next++;
-        const r = ranges[i]!;
+    const parts = await Promise.all(
+      tasks.map((ranges) => {
         const [pixels, transferList] = ownCopy(image);
-        parts[i] = await this.pool.run<DetectResult>({ op: 'detect', image: pixels, cascade, scaleFactor, minNeighbors: 0, minSize: r.minSize, maxSize: r.maxSize }, { signal, transferList });
-      }
-    };
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(lanes, ranges.length)) }, lane));
-    const candidates: Rect[] = parts.flatMap((p) => p.boxes.map(([x1, y1, x2, y2]): Rect => [x1, y1, x2 - x1, y2 - y1]));
-    const boxes = groupRectangles(candidates, minNeighbors).map(([x, y, w, h]): Box => [x, y, x + w, y + h]);
-    return { boxes, detectMs: Math.max(...parts.map((p) => p.detectMs)), window: parts[0]?.window, parts: parts.length };
+        return this.pool.run<DetectResult>({ op: 'detect', image: pixels, cascade, scaleFactor, minNeighbors: 0, minSize: ranges[0]!.minSize, ranges }, { signal, transferList });
+      }),
+    );
+    const boxes = grouped(parts.flatMap((p) => p.boxes), minNeighbors);
+    const calls = parts.reduce((n, p) => n + (p.calls ?? 1), 0);
+    return { boxes, detectMs: Math.max(...parts.map((p) => p.detectMs)), window: parts[0]?.window, calls, ...(parts.length > 1 ? { parts: parts.length } : {}) };
   }
 
   stats(): PoolStats {
@@ -153,6 +144,12 @@ export class OpenCvEngine {
   close(): Promise<void> {
     return this.pool.close();
   }
+}
+
+/** Raw candidates grouped exactly as detectMultiScale groups them. */
+function grouped(candidates: Box[], minNeighbors: number): Box[] {
+  const rects = candidates.map(([x1, y1, x2, y2]): Rect => [x1, y1, x2 - x1, y2 - y1]);
+  return groupRectangles(rects, minNeighbors).map(([x, y, w, h]): Box => [x, y, x + w, y + h]);
 }
 
 /** Whether the pixels are their ArrayBuffer's only content (so moving it moves nothing else). */

@@ -1,4 +1,5 @@
 import type { RawImage } from '../../image/types.js';
+import type { ScaleRange } from './split.js';
 
 /** Who computes an edge map in an OpenCV worker: cvserve's addon (native/jpeg/canny.c) or OpenCV.js. */
 export type CannyEngine = 'native' | 'opencv';
@@ -51,6 +52,12 @@ export interface DetectOptions {
 export interface DetectTask extends DetectOptions {
   op: 'detect';
   image: RawImage;
+  /**
+   * Scale ranges searched one detectMultiScale call after another on the one gray copy, every call's
+   * boxes returned together (with minNeighbors 0, raw candidates for the caller to group once).
+   * Unset: one call over minSize..maxSize.
+   */
+  ranges?: ScaleRange[];
 }
 
 /** Which OpenCV build the worker loaded, as the loaded module itself reports it. */
@@ -81,4 +88,6 @@ export interface DetectResult {
   window?: [number, number];
   /** How many workers shared this detection (a scale split); absent for one. */
   parts?: number;
+  /** How many detectMultiScale calls the worker made for its task (its ranges); absent for one. */
+  calls?: number;
 }

@@ -115,6 +115,28 @@ export function planScaleRanges(
 }
 
 /**
+ * planScaleRanges' ranges grouped into one list per part: the ranges one worker searches in one
+ * task (the pixels cross to it once). The heap cuts never move the cost cuts (a range is cut for
+ * its pixels without resetting the cost counted so far), so each range falls inside one part of
+ * the plan made without them.
+ */
+export function planScaleTasks(
+  width: number,
+  height: number,
+  window: [number, number],
+  scaleFactor: number,
+  minSize: number,
+  limits: { parts: number; maxPixels: number },
+): ScaleRange[][] {
+  const ranges = planScaleRanges(width, height, window, scaleFactor, minSize, limits);
+  const parts = planScaleRanges(width, height, window, scaleFactor, minSize, { parts: limits.parts, maxPixels: Infinity });
+  const within = (r: ScaleRange, part: ScaleRange) => part.maxSize === 0 || (r.maxSize !== 0 && r.maxSize <= part.maxSize);
+  const tasks: ScaleRange[][] = parts.map(() => []);
+  for (const r of ranges) tasks[parts.findIndex((part) => within(r, part))]!.push(r);
+  return tasks.filter((t) => t.length > 0);
+}
+
+/**
  * Splits the search into `parts` ranges of window sizes with about equal estimated cost. Ranges are
  * disjoint and together cover every scale; fewer ranges come back when there are too few scales.
  */

@@ -154,16 +154,18 @@ function detect(cv: CV, task: DetectTask): DetectResult {
     src.data.set(image.data);
     toGray(cv, src, image.channels, gray);
     // No equalizeHist: it costs the frontal-face cascade a face and adds a false positive (see MANIFEST).
-    const start = performance.now();
-    const maxSize = task.maxSize ?? 0; // 0: up to the image size
-    classifier.detectMultiScale(gray, rects, task.scaleFactor, task.minNeighbors, 0, new cv.Size(task.minSize, task.minSize), new cv.Size(maxSize, maxSize));
-    const detectMs = performance.now() - start;
+    const calls = task.ranges ?? [{ minSize: task.minSize, maxSize: task.maxSize ?? 0 }]; // maxSize 0: up to the image size
     const boxes: Box[] = [];
-    for (let i = 0; i < rects.size(); i++) {
-      const r = rects.get(i);
-      boxes.push([r.x, r.y, r.x + r.width, r.y + r.height]);
+    const start = performance.now();
+    for (const range of calls) {
+      classifier.detectMultiScale(gray, rects, task.scaleFactor, task.minNeighbors, 0, new cv.Size(range.minSize, range.minSize), new cv.Size(range.maxSize, range.maxSize));
+      for (let i = 0; i < rects.size(); i++) {
+        const r = rects.get(i);
+        boxes.push([r.x, r.y, r.x + r.width, r.y + r.height]);
+      }
     }
-    return { boxes, detectMs, window: windows.get(task.cascade) };
+    const detectMs = performance.now() - start;
+    return { boxes, detectMs, window: windows.get(task.cascade), ...(task.ranges ? { calls: calls.length } : {}) };
   } finally {
     src.delete();
     gray.delete();
