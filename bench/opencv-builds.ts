@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { brotliDecompressSync } from 'node:zlib';
 import sharp from 'sharp';
 import { loadOpenCv, OPENCV_BUILDS, vendorOpenCvDir, warmUpOpenCv, type CV, type OpenCvBuild } from '../src/engines/opencv/load.js';
+import { median } from './table.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..');
@@ -24,11 +25,6 @@ const imagesDir = path.join(sharedDir, 'images');
 
 const FACE = 'haarcascade_frontalface_alt.xml';
 const CAT = 'haarcascade_frontalcatface_extended.xml';
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 async function grayOf(cv: CV, file: string): Promise<CV> {
   const { data, info } = await sharp(path.join(imagesDir, file)).rotate().removeAlpha().raw().toBuffer({ resolveWithObject: true });

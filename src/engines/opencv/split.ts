@@ -129,6 +129,7 @@ export function planScaleTasks(
   limits: { parts: number; maxPixels: number },
 ): ScaleRange[][] {
   const ranges = planScaleRanges(width, height, window, scaleFactor, minSize, limits);
+  if (limits.parts <= 1) return [ranges];
   const parts = planScaleRanges(width, height, window, scaleFactor, minSize, { parts: limits.parts, maxPixels: Infinity });
   const within = (r: ScaleRange, part: ScaleRange) => part.maxSize === 0 || (r.maxSize !== 0 && r.maxSize <= part.maxSize);
   const tasks: ScaleRange[][] = parts.map(() => []);
