@@ -125,12 +125,12 @@ export const SETTINGS = {
     shownDefault: 'min(cores, 2)',
     doc: 'ONNX Runtime worker threads per model (a manifest entry\'s `workers` overrides it): how many runs of one model go at once.',
   },
-  onnxThreads: { env: 'CVSERVE_ONNX_THREADS', schema: int(1, 256), default: String(cores), shownDefault: 'cores', doc: 'Intra-op threads of an ONNX run that starts while no other worker runs the same model (a lone request uses every core).' },
+  onnxThreads: { env: 'CVSERVE_ONNX_THREADS', schema: int(1, 256), default: String(cores), shownDefault: 'cores', doc: 'Intra-op threads of an ONNX run that starts while no other worker runs the same model, nor did at its last two starts (a lone request uses every core).' },
   onnxBusyThreads: {
     env: 'CVSERVE_ONNX_BUSY_THREADS',
     schema: z.union([z.literal('auto'), int(1, 256)]),
     default: 'auto',
-    doc: 'Intra-op threads of an ONNX run that starts while another worker runs the same model: each worker then holds a second session with this many threads (equal to CVSERVE_ONNX_THREADS: one session). auto: CVSERVE_ONNX_THREADS / CVSERVE_ONNX_WORKERS, at least 1.',
+    doc: 'Intra-op threads of an ONNX run that starts while another worker runs the same model, or within two starts of one that did: each worker then holds a second session with this many threads (equal to CVSERVE_ONNX_THREADS: one session). auto: CVSERVE_ONNX_THREADS / CVSERVE_ONNX_WORKERS, at least 1.',
   },
   onnxBatchMax: {
     env: 'CVSERVE_ONNX_BATCH_MAX',

@@ -61,7 +61,7 @@ export function createMetrics(deps: { engines: ServiceSet; resources: readonly A
   poolGauge(registry, pools, 'cvserve_pool_up', '1 when every worker has started and one at least serves', (s) => (s.up ? 1 : 0));
   poolCounter(registry, pools, 'cvserve_pool_rejected_total', 'Tasks refused with 503 because the queue was full', (s) => s.rejected);
   poolCounter(registry, pools, 'cvserve_pool_dropped_total', 'Queued tasks dropped because the client left or the deadline passed', (s) => s.dropped);
-  poolCounter(registry, pools, 'cvserve_onnx_runs_total', 'ONNX model runs by session: all-threads (it ran alone), busy-threads (another worker of the model was running; CVSERVE_ONNX_BUSY_THREADS)', (s) => s.runs ?? {}, 'session');
+  poolCounter(registry, pools, 'cvserve_onnx_runs_total', 'ONNX model runs by session: all-threads (it ran alone), busy-threads (another worker of the model was running, now or at one of its last two starts; CVSERVE_ONNX_BUSY_THREADS)', (s) => s.runs ?? {}, 'session');
   poolCounter(registry, pools, 'cvserve_pool_busy_seconds_total', 'Worker time spent on tasks; rate / size is the utilisation', (s) => s.busySeconds);
   poolCounter(registry, pools, 'cvserve_pool_tasks_total', 'Tasks finished by a worker', (s) => ({ completed: s.completed, failed: s.failed }), 'outcome');
   poolCounter(registry, pools, 'cvserve_pool_worker_restarts_total', 'Workers replaced: retired (heap cap, wasm trap) or crashed', (s) => ({ retired: s.retired, crashed: s.crashed }), 'reason');

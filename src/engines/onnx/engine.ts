@@ -126,7 +126,7 @@ export class OnnxEngine {
       maxQueue: this.options.maxQueue,
       workerData,
     });
-    const model: LoadedModel = { pool, running: cells && new Int32Array(cells), ready: Promise.resolve(), loadMs: [], threads, runs: { 'all-threads': 0, 'busy-threads': 0 } };
+    const model: LoadedModel = { pool, running: cells && RunningCells.slots(cells), ready: Promise.resolve(), loadMs: [], threads, runs: { 'all-threads': 0, 'busy-threads': 0 } };
     const batchMax = this.options.batchMax ?? 1;
     if (spec.batchable && batchMax > 1) {
       model.batcher = new DynamicBatcher(

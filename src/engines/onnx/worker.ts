@@ -94,8 +94,9 @@ async function load(): Promise<LoadResult> {
 
 /**
  * A lone run gets all the session's threads (a single request is fast); one that starts while
- * another worker runs gets the busy session's (one thread each: two runs at once on two cores cost
- * less CPU than two turns of a two-thread run, which is what throughput under load is made of).
+ * another worker runs, or within the model's last few starts after one did (running-cells.ts),
+ * gets the busy session's (one thread each: two runs at once on two cores cost less CPU than two
+ * turns of a two-thread run, which is what throughput under load is made of).
  */
 async function run(task: Extract<OnnxTask, { op: 'run' }>): Promise<unknown> {
   const { lone, busy } = await sessions;
