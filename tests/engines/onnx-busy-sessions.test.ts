@@ -117,9 +117,9 @@ describe('ONNX workers with a busy session (CVSERVE_ONNX_BUSY_THREADS)', () => {
       cells.fill(0);
     }
     // The next two starts find it quiet but still share the cores (under load the other worker is between frames).
-    const after = [];
-    for (let i = 0; i < 3; i++) after.push((await adaptive.runTimed('yolox', copy(feeds))).threads);
-    assert.deepEqual(after, [1, 1, 2], 'alone again after two quiet starts');
+    const threads = [];
+    for (let i = 0; i < 3; i++) threads.push((await adaptive.runTimed('yolox', copy(feeds))).threads);
+    assert.deepEqual(threads, [1, 1, 2], 'alone again after two quiet starts');
     assert.deepEqual(adaptive.stats()[0]!.runs, { 'all-threads': 2, 'busy-threads': 3 });
   });
 
