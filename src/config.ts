@@ -150,6 +150,12 @@ export const SETTINGS = {
     default: '0',
     doc: 'How long a batch waits for more requests while an ONNX worker is free. 0: never; batches still form from requests that arrive while every worker is busy.',
   },
+  onnxPrefetch: {
+    env: 'CVSERVE_ONNX_PREFETCH',
+    schema: int(0, 8),
+    default: '1',
+    doc: 'Runs a busy ONNX worker holds besides the one it runs, for models with more than one worker, so it starts the next as soon as it finishes instead of waiting for the main thread to hand it over (on a loaded 2-core machine the main thread often waits for a core while the other one idles). A held run\'s tensors move to its worker without a copy, so it stays there: it fails with 503 if that worker dies before starting it. It counts against CVSERVE_ONNX_MAX_QUEUE. A model with one worker (ESPCN, the text models) never holds one: its runs use every core already. 0: workers take runs one at a time.',
+  },
   onnxMaxQueue: { env: 'CVSERVE_ONNX_MAX_QUEUE', schema: int(0, 100_000), default: '64', doc: 'Tasks waiting per ONNX model before requests get 503 + Retry-After.' },
   responseCacheMb: {
     env: 'CVSERVE_RESPONSE_CACHE_MB',

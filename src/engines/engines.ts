@@ -43,6 +43,7 @@ export function createEngines(config: Config): Engines {
       threads: config.onnxThreads,
       busyThreads: onnxBusyThreads(config),
       maxQueue: config.onnxMaxQueue,
+      prefetch: config.onnxPrefetch,
       modelsDir: config.modelsDir,
       batchMax: config.onnxBatchMax,
       batchWaitMs: config.onnxBatchWaitMs,

@@ -22,11 +22,17 @@ export interface WorkerPoolOptions {
   maxHeapBytes?: number;
   /**
    * Tasks a busy worker may hold besides the one it runs (0 or unset: none), so it starts the next
-   * one without waiting for the main thread to hand it over. A held task is sent as a copy (its
-   * transfer list is kept), so that until it starts it can still move: to a worker that falls idle,
-   * or back to the queue when its worker is replaced.
+   * one without waiting for the main thread to hand it over.
    */
   prefetch?: number;
+  /**
+   * How a held task's transfer list reaches its worker. `copy` (the default): its buffers are copied
+   * and the originals kept, so until it starts the task can still move: to a worker that falls idle,
+   * or back to the queue when its worker is replaced. `transfer`: they move, as a running task's do,
+   * so nothing is copied, nor left for either thread's collector; the task then stays with its
+   * worker, and fails with ENGINE_FAILED if that worker is replaced before it starts.
+   */
+  heldBuffers?: 'copy' | 'transfer';
 }
 
 export interface RunOptions {
@@ -503,12 +509,13 @@ export class WorkerPool {
     job.id = id;
     Atomics.store(slot.claims, claim, id);
     const runsNow = slot.handed.length === 0;
-    slot.handed.push({ id, claim, job, transferred: runsNow && (job.transferList?.length ?? 0) > 0 });
+    const moves = runsNow || this.options.heldBuffers === 'transfer';
+    slot.handed.push({ id, claim, job, transferred: moves && (job.transferList?.length ?? 0) > 0 });
     if (runsNow) job.started = performance.now();
     slot.state = 'busy';
     slot.worker!.ref();
     try {
-      slot.worker!.postMessage({ type: 'task', id, task: job.task, claim } satisfies TaskMessage, runsNow ? job.transferList : undefined);
+      slot.worker!.postMessage({ type: 'task', id, task: job.task, claim } satisfies TaskMessage, moves ? job.transferList : undefined);
     } catch (err) {
       // Not cloneable: the caller's fault, and the worker never saw it.
       Atomics.store(slot.claims, claim, 0);

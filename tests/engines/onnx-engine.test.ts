@@ -147,3 +147,32 @@ describe('OnnxEngine with the CPU memory arena off (CVSERVE_ONNX_MEMORY_ARENA=of
     }
   });
 });
+
+describe('OnnxEngine with prefetch (CVSERVE_ONNX_PREFETCH)', () => {
+  const engines: OnnxEngine[] = [];
+  after(() => Promise.all(engines.map((e) => e.close())));
+
+  /** One run more than the model has workers, started together: where the last one is before any reply can land. */
+  async function lastRun(workers: number, prefetch: number): Promise<{ running: number; queued: number; feedBytes: number }> {
+    const engine = new OnnxEngine({ workers, threads: 1, maxQueue: 1, modelsDir: MODELS_DIR, prefetch });
+    engines.push(engine);
+    await engine.load({ id: 'mobilenet', path: MOBILENET, warmup: mobilenetWarmup });
+    const feeds = Array.from({ length: workers + 1 }, (_, i) => pattern(1, i + 1));
+    const runs = feeds.map((data) => engine.run('mobilenet', { input: { data, dims: [1, 3, 224, 224] } }));
+    // Microtasks only: the runs reach the pool, and no worker reply (a macrotask) can be handled yet.
+    for (let i = 0; i < 20; i++) await Promise.resolve();
+    const { running, queued } = engine.stats()[0]!;
+    const feedBytes = feeds.at(-1)!.byteLength;
+    await Promise.all(runs);
+    return { running, queued, feedBytes };
+  }
+
+  test('a busy worker holds the next run, its feed moved to it (no copy); without prefetch it queues', async () => {
+    assert.deepEqual(await lastRun(2, 1), { running: 3, queued: 0, feedBytes: 0 });
+    assert.deepEqual(await lastRun(2, 0), { running: 2, queued: 1, feedBytes: pattern(1, 1).byteLength });
+  });
+
+  test('a model with one worker holds none: its runs use every thread', async () => {
+    assert.deepEqual(await lastRun(1, 1), { running: 1, queued: 1, feedBytes: pattern(1, 1).byteLength });
+  });
+});

@@ -14,7 +14,7 @@ const FIXTURE = new URL('./fixtures/pool-task.ts', import.meta.url);
 const BROKEN = new URL('./fixtures/broken-task.ts', import.meta.url);
 
 const pools: WorkerPool[] = [];
-function pool(options: { size?: number; maxQueue?: number; maxHeapBytes?: number; filename?: URL; workerData?: unknown; prefetch?: number } = {}): WorkerPool {
+function pool(options: { size?: number; maxQueue?: number; maxHeapBytes?: number; filename?: URL; workerData?: unknown; prefetch?: number; heldBuffers?: 'copy' | 'transfer' } = {}): WorkerPool {
   const p = new WorkerPool({ name: 'fixture', filename: options.filename ?? FIXTURE, size: options.size ?? 1, maxQueue: options.maxQueue ?? 4, ...options });
   pools.push(p);
   return p;
@@ -347,6 +347,57 @@ describe('WorkerPool with prefetch', { timeout: 600_000 }, () => {
     await closing;
     assert.equal((await running).held, first.index);
     assert.equal(gates.isEntered(second.index), false, 'the held task never ran');
+  });
+
+  it('with heldBuffers transfer, moves a held task\'s buffer to its worker at once (no copy), intact', async () => {
+    const p = pool({ size: 1, prefetch: 1, heldBuffers: 'transfer' });
+    await p.ready();
+    const gates = new WorkerGates();
+    const first = gates.task();
+    const running = p.run(first.task);
+    await gates.entered(first.index);
+    const bytes = new Uint8Array([1, 2, 3, 250]);
+    const held = p.run<{ value: Uint8Array }>({ op: 'echo', value: bytes }, { transferList: [bytes.buffer] });
+    assert.deepEqual([p.stats().running, p.stats().queued], [2, 0], 'the task is held by the worker');
+    assert.equal(bytes.buffer.byteLength, 0, 'the buffer left the main thread');
+    gates.open(first.index);
+    await running;
+    assert.deepEqual([...(await held).value], [1, 2, 3, 250]);
+  });
+
+  it('with heldBuffers transfer, a held task stays with its worker when another falls idle', async () => {
+    const p = pool({ size: 2, prefetch: 1, heldBuffers: 'transfer' });
+    await p.ready();
+    const gates = new WorkerGates();
+    const long = gates.task();
+    const short = gates.task();
+    const longRun = p.run<{ threadId: number }>(long.task);
+    const shortRun = p.run<{ threadId: number }>(short.task);
+    await Promise.all([gates.entered(long.index), gates.entered(short.index)]);
+    // Both workers hold one task: the first of them, which runs `long`, gets this one.
+    const bytes = new Uint8Array([9]);
+    let heldDone = false;
+    const heldRun = p.run<{ threadId: number }>({ op: 'echo', value: bytes }, { transferList: [bytes.buffer] }).finally(() => (heldDone = true));
+    gates.open(short.index);
+    const { threadId: freed } = await shortRun;
+    // Had the held task moved to the freed worker, it would have answered before this probe.
+    assert.equal((await run<{ threadId: number }>(p, { op: 'thread' })).threadId, freed, 'the idle worker takes new work');
+    assert.equal(heldDone, false, 'the held task waits for its own worker');
+    gates.open(long.index);
+    const { threadId: longThread } = await longRun;
+    assert.equal((await heldRun).threadId, longThread);
+  });
+
+  it('with heldBuffers transfer, fails a held task with ENGINE_FAILED when its worker dies first, and serves on', async () => {
+    const p = pool({ size: 1, prefetch: 1, heldBuffers: 'transfer' });
+    await p.ready();
+    const crashing = run(p, { op: 'uncaught' });
+    const bytes = new Uint8Array([7]);
+    const held = p.run({ op: 'echo', value: bytes }, { transferList: [bytes.buffer] });
+    await rejectsWith(crashing, 'ENGINE_FAILED');
+    await rejectsWith(held, 'ENGINE_FAILED');
+    assert.equal((await run(p, { op: 'echo', value: 'after' })).value, 'after');
+    assert.deepEqual([p.stats().crashed, p.stats().failed], [1, 2]);
   });
 
   it('refuses a prefetch it cannot honour', () => {

@@ -21,6 +21,12 @@ export interface OnnxEngineOptions {
   busyThreads?: number;
   /** Tasks allowed to wait per model before QUEUE_FULL. */
   maxQueue: number;
+  /**
+   * Runs a busy worker of a model with several workers holds besides the one it runs
+   * (CVSERVE_ONNX_PREFETCH), so it starts the next without waiting for the main thread. A held run's
+   * tensors move to its worker (no copy): it stays there.
+   */
+  prefetch?: number;
   modelsDir: string;
   /** Dynamic batching for models with a free batch dimension: most items per session.run (1: off). */
   batchMax?: number;
@@ -125,6 +131,9 @@ export class OnnxEngine {
       size: workers,
       maxQueue: this.options.maxQueue,
       workerData,
+      // A lone worker's runs take every thread: the main thread's hand-over leaves no core idle, and a held run would only compete with it.
+      prefetch: workers > 1 ? this.options.prefetch : 0,
+      heldBuffers: 'transfer',
     });
     const model: LoadedModel = { pool, running: cells && RunningCells.slots(cells), ready: Promise.resolve(), loadMs: [], threads, runs: { 'all-threads': 0, 'busy-threads': 0 } };
     const batchMax = this.options.batchMax ?? 1;
